@@ -1,0 +1,265 @@
+//! Common and Combined Log Format, and the variants servers actually write.
+//!
+//! The layout is found by anchoring on the bracketed time, not by counting
+//! fields: what stands before it is `[vhost] client... ident user` (the client
+//! may be an X-Forwarded-For chain with spaces, or quoted), what follows is
+//! `"request" status bytes ["referer" "user-agent"] [extras]`. Extras that
+//! carry timing are understood: `0.123` (nginx `$request_time`, seconds),
+//! `12ms` (Traefik), and a lone trailing integer (Apache `%D`, microseconds);
+//! a quoted address list right after the user agent (nginx's `main` format's
+//! `$http_x_forwarded_for`) names the originating client.
+
+use std::time::Duration;
+
+use super::{
+    LineParser, Parsed, closing_quote, first_client, parse_secs, parse_status, parse_u64, present,
+    set_target, split_request_line, strip_port, text, tokens,
+};
+use crate::capture::Exchange;
+use crate::model::Timestamp;
+
+pub struct Clf;
+
+impl LineParser for Clf {
+    fn parse(&mut self, line: &[u8]) -> Parsed {
+        match parse_line(line) {
+            Ok(x) => Parsed::Exchange(Box::new(x)),
+            Err(reason) => Parsed::Skip(reason),
+        }
+    }
+}
+
+fn parse_line(line: &[u8]) -> Result<Exchange, &'static str> {
+    let open = memchr::memmem::find(line, b" [").ok_or("not a common/combined log line")?;
+    let close = open
+        + 2
+        + memchr::memchr(b']', &line[open + 2..]).ok_or("not a common/combined log line")?;
+    let time = Timestamp::parse_clf(&line[open + 2..close])
+        .ok_or("not a common/combined log line (bad time)")?;
+    let mut x = Exchange {
+        time,
+        ..Exchange::default()
+    };
+    prefix(&line[..open], &mut x)?;
+
+    let rest = line.get(close + 1..).ok_or("truncated line")?;
+    let rest = rest
+        .strip_prefix(b" \"")
+        .ok_or("not a common/combined log line")?;
+    let end = closing_quote(rest, 0);
+    let request = &rest[..end];
+    let after = rest.get(end + 1..).unwrap_or_default();
+    let (method, target) = split_request_line(request)?;
+    x.method = text(method);
+    set_target(&mut x, target)?;
+
+    let fields = tokens(after);
+    let mut fields = fields.into_iter();
+    x.status = parse_status(fields.next().ok_or("no status")?)?;
+    x.response_bytes = match fields.next() {
+        Some(b) => present(b)
+            .map(|b| parse_u64(b).ok_or("bad byte count"))
+            .transpose()?,
+        None => None,
+    };
+    let remaining: Vec<&[u8]> = fields.collect();
+    // Combined adds "referer" "user-agent": only quoted fields count as such.
+    let quoted = after_status_quoted(after);
+    let (combined, extras) = if quoted >= 2 && remaining.len() >= 2 {
+        (true, &remaining[2..])
+    } else {
+        (false, &remaining[..])
+    };
+    if combined && let Some(ua) = present(remaining[1]) {
+        x.headers.push(("user-agent".into(), text(ua)));
+    }
+    if combined && let Some(referer) = present(remaining[0]) {
+        x.headers.push(("referer".into(), text(referer)));
+    }
+    extras_into(extras, combined && quoted >= 3, &mut x);
+    Ok(x)
+}
+
+/// `[vhost] client-or-chain... ident user` before the time.
+fn prefix(p: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
+    let groups = prefix_groups(p);
+    if groups.len() < 3 {
+        return Err("not a common/combined log line");
+    }
+    let (addrs, id) = groups.split_at(groups.len() - 2);
+    if let Some(user) = present(id[1]) {
+        x.user = Some(text(user));
+    }
+    let client = match addrs {
+        [first, rest @ ..]
+            if addrs.len() > 2 || (addrs.len() == 2 && !looks_like_address(first)) =>
+        {
+            x.host = Some(strip_port(&text(first)).to_ascii_lowercase());
+            rest[0]
+        }
+        [first, ..] => first,
+        [] => unreachable!("at least three groups"),
+    };
+    x.client = first_client(client);
+    Ok(())
+}
+
+/// Space-separated groups, where `a, b, c` (a comma chain) and `"..."` are one.
+fn prefix_groups(p: &[u8]) -> Vec<&[u8]> {
+    let toks = tokens(p);
+    let mut out: Vec<&[u8]> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        let start = toks[i];
+        let mut j = i;
+        while toks[j].ends_with(b",") && j + 1 < toks.len() {
+            j += 1;
+        }
+        if j == i {
+            out.push(start);
+        } else {
+            // Re-slice the original bytes from the first token to the last.
+            let begin = start.as_ptr() as usize - p.as_ptr() as usize;
+            let last = toks[j];
+            let end = last.as_ptr() as usize - p.as_ptr() as usize + last.len();
+            out.push(&p[begin..end]);
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// An IP address, an address chain, `localhost` or `unix:`: things a client
+/// field holds and a virtual host does not.
+fn looks_like_address(t: &[u8]) -> bool {
+    t.contains(&b',')
+        || t == b"unix:"
+        || t == b"localhost"
+        || text(t).parse::<std::net::IpAddr>().is_ok()
+}
+
+/// How many quoted fields follow the status.
+fn after_status_quoted(after: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < after.len() {
+        match after[i] {
+            b' ' => i += 1,
+            b'"' => {
+                n += 1;
+                i = closing_quote(after, i + 1) + 1;
+            }
+            _ => {
+                while i < after.len() && after[i] != b' ' {
+                    i += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+fn extras_into(extras: &[&[u8]], first_quoted: bool, x: &mut Exchange) {
+    if first_quoted
+        && let Some(first) = extras.first()
+        && looks_like_address(first.split(|&b| b == b',').next().unwrap_or_default())
+    {
+        x.client = first_client(first).or(x.client.take());
+    }
+    let ms = extras.iter().find_map(|t| {
+        let n = t.strip_suffix(b"ms")?;
+        parse_secs(n).map(|d| d / 1000)
+    });
+    let secs = || {
+        extras
+            .iter()
+            .filter(|t| t.contains(&b'.'))
+            .find_map(|t| parse_secs(t))
+    };
+    let micros = || match extras {
+        [only] => parse_u64(only).map(Duration::from_micros),
+        _ => None,
+    };
+    x.duration = ms.or_else(secs).or_else(micros);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Exchange {
+        parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    #[test]
+    fn combined() {
+        let x = p(
+            r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x.png?a=1 HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (X)""#,
+        );
+        assert_eq!(x.method, "GET");
+        assert_eq!(x.path, "/presentations/x.png");
+        assert_eq!(x.query.as_deref(), Some("a=1"));
+        assert_eq!(x.status, Some(200));
+        assert_eq!(x.response_bytes, Some(203023));
+        assert_eq!(x.client.as_deref(), Some("83.149.9.216"));
+        assert_eq!(x.header("user-agent"), Some("Mozilla/5.0 (X)"));
+        assert_eq!(x.time.to_rfc3339(), "2015-05-17T10:05:03Z");
+    }
+
+    #[test]
+    fn common_with_dash_bytes() {
+        let x = p(r#"::1 - - [26/Dec/2016:16:16:29 +0200] "GET /favicon.ico HTTP/1.1" 404 -"#);
+        assert_eq!(x.client.as_deref(), Some("::1"));
+        assert_eq!(x.response_bytes, None);
+        assert!(parse_line(br#"::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -"#).is_err());
+    }
+
+    #[test]
+    fn vhost_and_chains() {
+        let x = p(
+            r#"example.com 10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "UA""#,
+        );
+        assert_eq!(x.host.as_deref(), Some("example.com"));
+        assert_eq!(x.client.as_deref(), Some("10.0.0.2"));
+        let x = p(
+            r#"example.com:80 "10.5.102.222, 175.16.199.1, 204.246.1.1" 10.2.1.185 - - [22/Jan/2016:13:18:29 +0000] "GET /assets/xxxx?q=100 HTTP/1.1" 200 25507 "-" "Amazon CloudFront""#,
+        );
+        assert_eq!(x.host.as_deref(), Some("example.com"));
+        assert_eq!(x.client.as_deref(), Some("10.5.102.222"));
+        let x = p(
+            r#"localhost:443 178.20.184.42 1j0vhgd jsmith [26/Jul/2023:00:01:26 -0700] "GET /secure/R.jspa?x=1 HTTP/2.0" 200 17163 "-" "Mozilla/5.0" 116075"#,
+        );
+        assert_eq!(x.host.as_deref(), Some("localhost"));
+        assert_eq!(x.user.as_deref(), Some("jsmith"));
+        assert_eq!(x.duration, Some(Duration::from_micros(116075)));
+    }
+
+    #[test]
+    fn trailing_timings() {
+        let x = p(
+            r#"1.2.3.4 - - [10/Oct/2023:08:32:31 +0000] "GET / HTTP/1.1" 200 10 "-" "UA" 0.250 0.240"#,
+        );
+        assert_eq!(x.duration, Some(Duration::from_millis(250)));
+        let x = p(
+            r#"172.17.0.1 - - [08/Dec/2021:09:16:05 +0000] "GET /a HTTP/1.1" 200 414 "-" "-" 500 "test@docker" "http://172.17.0.3:80" 7ms"#,
+        );
+        assert_eq!(x.duration, Some(Duration::from_millis(7)));
+        let x = p(
+            r#"10.0.0.9 - - [10/Oct/2023:08:32:31 +0000] "GET / HTTP/1.1" 200 10 "-" "UA" "203.0.113.7, 10.0.0.1""#,
+        );
+        assert_eq!(x.client.as_deref(), Some("203.0.113.7"));
+    }
+
+    #[test]
+    fn junk_is_skipped() {
+        for l in [
+            &b"hello"[..],
+            br#"1.2.3.4 - - [29/Jul/2023:10:26:06 -0700] "Gh0st\xAD\x00" 400 157 "-" "-""#,
+            br#"1.2.3.4 - - [29/Jul/2023:10:26:06 -0700] "" 400 0 "-" "-""#,
+            br#"1.2.3.4 - - [bad time] "GET / HTTP/1.1" 200 1"#,
+            br#"1.2.3.4 - - [29/Jul/2023:10:26:06 -0700] "GET / HTTP/1.1" abc 1"#,
+        ] {
+            assert!(parse_line(l).is_err(), "{}", String::from_utf8_lossy(l));
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The access-log family: one line, one request.
+//!
+//! Each format is a [`LineParser`]; the line loop, the per-line skip
+//! accounting and the request-line and URL helpers are shared here. Lines are
+//! handled as bytes: logs carry escaped binary junk, and a line that is not
+//! valid UTF-8 is still a request worth reading.
+
+mod aws;
+mod clf;
+pub mod json;
+mod log_format;
+mod w3c;
+
+use std::io::{self, BufRead};
+
+pub use log_format::LogFormat;
+
+use super::{CaptureError, Exchange, Format, InputStats, ReadOptions};
+
+/// Lines longer than this are skipped (a log line is a few hundred bytes; a
+/// megabyte without a newline is not a log).
+const MAX_LINE: usize = 1 << 20;
+
+/// What a parser made of one line.
+pub enum Parsed {
+    Exchange(Box<Exchange>),
+    /// Not a record: a comment, a directive, a header line.
+    Ignore,
+    /// A record that could not be used, and why.
+    Skip(&'static str),
+}
+
+/// One access-log format.
+pub trait LineParser: Send {
+    fn parse(&mut self, line: &[u8]) -> Parsed;
+}
+
+fn parser_for(format: Format, opts: &ReadOptions) -> Box<dyn LineParser> {
+    match format {
+        Format::Clf => Box::new(clf::Clf),
+        Format::LogFormat => Box::new(
+            opts.log_format
+                .clone()
+                .unwrap_or_else(|| LogFormat::parse(log_format::COMBINED).expect("built-in")),
+        ),
+        Format::Alb => Box::new(aws::Alb),
+        Format::Elb => Box::new(aws::Elb),
+        Format::Cloudfront => Box::new(w3c::W3c::cloudfront()),
+        Format::W3c => Box::new(w3c::W3c::default()),
+        Format::Json => Box::new(json::JsonLines::new(opts.json_fields.clone())),
+        Format::Har | Format::Pcap => unreachable!("not a line format"),
+    }
+}
+
+/// How well `lines` fit `format` (for format detection): two points for a
+/// line that parses, one for a line that has the format's structure but bad
+/// content (a junk request line in a well-formed combined line), none for a
+/// line of another structure — those skip with reasons starting "not ".
+pub fn sniff(format: Format, lines: &[&[u8]]) -> usize {
+    let mut p = parser_for(format, &ReadOptions::default());
+    lines
+        .iter()
+        .map(|l| match p.parse(l) {
+            Parsed::Exchange(_) => 2,
+            Parsed::Skip(reason) if !reason.starts_with("not ") => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Reads a line-oriented log to the end.
+pub fn read(
+    format: Format,
+    opts: &ReadOptions,
+    path: &str,
+    reader: &mut dyn BufRead,
+    stats: &mut InputStats,
+    emit: &mut dyn FnMut(Exchange),
+) -> Result<(), CaptureError> {
+    let mut parser = parser_for(format, opts);
+    let mut lines = Lines::new(reader);
+    let io_err = |source| CaptureError::Io {
+        path: path.to_string(),
+        source,
+    };
+    while let Some((n, line)) = lines.next().map_err(io_err)? {
+        let line = match line {
+            Line::TooLong => {
+                stats.records += 1;
+                stats.skip(n, "line longer than 1 MiB");
+                continue;
+            }
+            Line::Text(l) => l,
+        };
+        let line = if n == 1 {
+            super::detect::strip_bom(line)
+        } else {
+            line
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parser.parse(line) {
+            Parsed::Exchange(x) => {
+                stats.records += 1;
+                stats.accepted += 1;
+                emit(*x);
+            }
+            Parsed::Ignore => {}
+            Parsed::Skip(reason) => {
+                stats.records += 1;
+                stats.skip(n, reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+enum Line<'a> {
+    Text(&'a [u8]),
+    TooLong,
+}
+
+/// Splits a reader into lines (`\n` or `\r\n`), bounding each line's length.
+struct Lines<'r> {
+    reader: &'r mut dyn BufRead,
+    buf: Vec<u8>,
+    number: u64,
+}
+
+impl<'r> Lines<'r> {
+    fn new(reader: &'r mut dyn BufRead) -> Self {
+        Lines {
+            reader,
+            buf: Vec::with_capacity(4096),
+            number: 0,
+        }
+    }
+
+    fn next(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let avail = match self.reader.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                if !any {
+                    return Ok(None);
+                }
+                break;
+            }
+            any = true;
+            let (chunk, used, end) = match memchr::memchr(b'\n', avail) {
+                Some(i) => (&avail[..i], i + 1, true),
+                None => (avail, avail.len(), false),
+            };
+            if !too_long {
+                if self.buf.len() + chunk.len() > MAX_LINE {
+                    too_long = true;
+                    self.buf.clear();
+                } else {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+            self.reader.consume(used);
+            if end {
+                break;
+            }
+        }
+        self.number += 1;
+        if too_long {
+            return Ok(Some((self.number, Line::TooLong)));
+        }
+        let line = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
+        Ok(Some((self.number, Line::Text(line))))
+    }
+}
+
+// ---- helpers shared by the formats ----
+
+/// Bytes to text, replacing invalid UTF-8.
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `-` and empty mean "not recorded" in every log format.
+pub(crate) fn present(b: &[u8]) -> Option<&[u8]> {
+    (!b.is_empty() && b != b"-").then_some(b)
+}
+
+/// Splits `METHOD TARGET [PROTOCOL]`.
+pub(crate) fn split_request_line(req: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    if req.is_empty() || req == b"-" {
+        return Err("no request line");
+    }
+    let mut parts = req.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let method = parts.next().ok_or("no request line")?;
+    let target = parts.next().ok_or("malformed request line")?;
+    if let Some(proto) = parts.next()
+        && (!proto.starts_with(b"HTTP/") || parts.next().is_some())
+    {
+        return Err("malformed request line");
+    }
+    if !is_method(method) {
+        return Err("malformed request line");
+    }
+    Ok((method, target))
+}
+
+/// An HTTP method token as servers log them: 1 to 24 upper-case letters,
+/// digits, `-` or `_`.
+pub(crate) fn is_method(m: &[u8]) -> bool {
+    (1..=24).contains(&m.len())
+        && m[0].is_ascii_uppercase()
+        && m.iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
+}
+
+/// Fills scheme, host, path and query from a request target: origin form
+/// (`/a?b`), absolute form (`http://h:80/a?b`), or a path missing its `/`.
+pub(crate) fn set_target(x: &mut Exchange, target: &[u8]) -> Result<(), &'static str> {
+    if target.is_empty() || target.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20) {
+        return Err("malformed request target");
+    }
+    let mut rest = target;
+    if let Some(i) = memchr::memmem::find(target, b"://")
+        && i > 0
+        && i < 8
+        && target[..i].iter().all(u8::is_ascii_alphabetic)
+    {
+        x.scheme = Some(text(&target[..i]).to_ascii_lowercase());
+        let after = &target[i + 3..];
+        let end = after
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(after.len());
+        if end > 0 {
+            x.host = Some(strip_port(&text(&after[..end])).to_ascii_lowercase());
+        }
+        rest = &after[end..];
+    }
+    let rest = match memchr::memchr(b'#', rest) {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    let (path, query) = match memchr::memchr(b'?', rest) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    x.path = if path.first() == Some(&b'/') || path == b"*" {
+        text(path)
+    } else {
+        format!("/{}", text(path))
+    };
+    x.query = query.filter(|q| !q.is_empty()).map(text);
+    Ok(())
+}
+
+/// `host:port` → `host`; `[::1]:80` → `::1`; a bare IPv6 stays whole.
+pub(crate) fn strip_port(hostport: &str) -> &str {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match hostport.rfind(':') {
+        Some(i) if hostport[..i].find(':').is_none() => &hostport[..i],
+        _ => hostport,
+    }
+}
+
+/// The originating client of a comma-separated address chain (the
+/// X-Forwarded-For convention: client first), without a port.
+pub(crate) fn first_client(list: &[u8]) -> Option<String> {
+    let first = list.split(|&b| b == b',').next()?;
+    let first = text(first);
+    let first = strip_port(first.trim().trim_matches('"'));
+    (!first.is_empty() && first != "-").then(|| first.to_string())
+}
+
+/// Splits on spaces, keeping `"quoted strings"` (with `\"` escapes) whole,
+/// their quotes removed. A quote only opens a field at its start.
+pub(crate) fn tokens(line: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(32);
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        if line[i] == b'"' {
+            let start = i + 1;
+            let end = closing_quote(line, start);
+            out.push(&line[start..end]);
+            i = end + 1;
+        } else {
+            let start = i;
+            while i < line.len() && line[i] != b' ' {
+                i += 1;
+            }
+            out.push(&line[start..i]);
+        }
+    }
+    out
+}
+
+/// The index of the `"` closing a field that starts at `from` (or the end):
+/// a quote not escaped by a backslash and followed by a space or the end.
+pub(crate) fn closing_quote(line: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(off) = memchr::memchr(b'"', &line[i..]) {
+        let q = i + off;
+        let escaped = q > from && line[q - 1] == b'\\' && !(q > from + 1 && line[q - 2] == b'\\');
+        if !escaped && (q + 1 == line.len() || line[q + 1] == b' ') {
+            return q;
+        }
+        i = q + 1;
+    }
+    line.len()
+}
+
+pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+pub(crate) fn parse_status(b: &[u8]) -> Result<Option<u16>, &'static str> {
+    match present(b) {
+        None => Ok(None),
+        Some(s) => match parse_u64(s) {
+            // 0 is what some servers log for a request with no response.
+            Some(0) => Ok(None),
+            Some(n @ 100..=999) => Ok(Some(n as u16)),
+            _ => Err("bad status code"),
+        },
+    }
+}
+
+/// Seconds with a fraction (`0.123`) as a duration; negative (`-1`, ALB's
+/// "no answer") and malformed values are `None`.
+pub(crate) fn parse_secs(b: &[u8]) -> Option<std::time::Duration> {
+    let s = std::str::from_utf8(b).ok()?;
+    let v: f64 = s.parse().ok()?;
+    (v.is_finite() && (0.0..1e7).contains(&v)).then(|| std::time::Duration::from_secs_f64(v))
+}
+
+/// Percent-decodes for display values (user agents in CloudFront logs).
+pub(crate) fn decode_percent(s: &[u8]) -> String {
+    percent_encoding::percent_decode(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let mut x = Exchange::default();
+        set_target(&mut x, b"http://www.Example.com:80/a/b?c=1#frag").unwrap();
+        assert_eq!(x.host.as_deref(), Some("www.example.com"));
+        assert_eq!(x.path, "/a/b");
+        assert_eq!(x.query.as_deref(), Some("c=1"));
+        let mut x = Exchange::default();
+        set_target(&mut x, b"dolore/do").unwrap();
+        assert_eq!(x.path, "/dolore/do");
+        assert!(set_target(&mut x, b"/a\x01b").is_err());
+    }
+
+    #[test]
+    fn request_lines() {
+        assert!(split_request_line(b"GET / HTTP/1.1").is_ok());
+        assert!(split_request_line(b"GET /").is_ok());
+        assert_eq!(split_request_line(b"-"), Err("no request line"));
+        assert!(split_request_line(b"hello").is_err());
+        assert!(split_request_line(b"lv|'|'|VHJv HTTP/1.1").is_err());
+        assert!(split_request_line(b"GET / HTTP/1.1 extra").is_err());
+    }
+
+    #[test]
+    fn token_split() {
+        let t = tokens(br#"a "b c" "d \" e" f"#);
+        assert_eq!(t, vec![&b"a"[..], b"b c", br#"d \" e"#, b"f"]);
+        assert_eq!(
+            tokens(br#"x "unterminated"#),
+            vec![&b"x"[..], b"unterminated"]
+        );
+    }
+
+    #[test]
+    fn clients() {
+        assert_eq!(
+            first_client(b"10.0.0.2, 10.0.0.1").as_deref(),
+            Some("10.0.0.2")
+        );
+        assert_eq!(
+            first_client(b"192.168.1.10:44740").as_deref(),
+            Some("192.168.1.10")
+        );
+        assert_eq!(
+            first_client(b"2a02:cf40::1").as_deref(),
+            Some("2a02:cf40::1")
+        );
+        assert_eq!(first_client(b"[::1]:80").as_deref(), Some("::1"));
+    }
+}

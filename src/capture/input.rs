@@ -1,0 +1,99 @@
+//! Opening inputs: files, stdin, gzip detected by its magic bytes.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
+
+use flate2::read::MultiGzDecoder;
+
+use super::{CaptureError, Source};
+
+/// How much of an input is read ahead to detect its format.
+const HEAD_BYTES: usize = 64 * 1024;
+const BUF_BYTES: usize = 256 * 1024;
+
+/// An opened input: its first bytes (already decompressed) for detection, and
+/// the whole stream.
+pub struct Input {
+    pub name: String,
+    pub head: Vec<u8>,
+    rest: Box<dyn Read + Send>,
+}
+
+impl Input {
+    /// The whole input, head included, buffered.
+    pub fn into_reader(self) -> Box<dyn BufRead + Send> {
+        Box::new(BufReader::with_capacity(
+            BUF_BYTES,
+            Cursor::new(self.head).chain(self.rest),
+        ))
+    }
+
+    /// An input from bytes in memory (tests, fuzzing).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Input, CaptureError> {
+        Input::from_read(name.to_string(), Box::new(Cursor::new(bytes)))
+    }
+
+    fn from_read(name: String, mut raw: Box<dyn Read + Send>) -> Result<Input, CaptureError> {
+        let io_err = |source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        };
+        let head = read_head(&mut raw).map_err(io_err)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            let mut gz: Box<dyn Read + Send> =
+                Box::new(MultiGzDecoder::new(Cursor::new(head).chain(raw)));
+            let head = read_head(&mut gz).map_err(|e| CaptureError::Invalid {
+                path: name.clone(),
+                message: format!("broken gzip stream: {e}"),
+            })?;
+            return Ok(Input {
+                name,
+                head,
+                rest: Box::new(GzErrors(gz)),
+            });
+        }
+        Ok(Input {
+            name,
+            head,
+            rest: raw,
+        })
+    }
+}
+
+/// Opens a file or stdin, decompressing gzip transparently.
+pub fn open(source: &Source) -> Result<Input, CaptureError> {
+    let name = source.display();
+    let raw: Box<dyn Read + Send> = match source {
+        Source::Stdin => Box::new(io::stdin()),
+        Source::File(path) => Box::new(File::open(path).map_err(|source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        })?),
+    };
+    Input::from_read(name, raw)
+}
+
+fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    r.take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Marks errors from inside a gzip stream as bad data, so a corrupt `.gz` is
+/// reported as the input's fault.
+struct GzErrors(Box<dyn Read + Send>);
+
+impl Read for GzErrors {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidInput {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("broken gzip stream: {e}"),
+                )
+            } else {
+                e
+            }
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! The command line: commands and flags. Doc comments are the help text.
+//!
+//! Values are parsed here, at the boundary (durations, rules, formats), so a
+//! mistake is a usage error naming the flag, never a silent default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::capture::Format;
+use crate::capture::access_log::LogFormat;
+use crate::capture::access_log::json::FieldMap;
+use crate::model::identity::{SessionKeyRule, TenantRule};
+use crate::model::template::SlotRule;
+
+/// reprise replays production-shaped HTTP traffic against staging.
+#[derive(Debug, Parser)]
+#[command(name = "reprise", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read recorded traffic (HAR, access logs) and build a model of it.
+    Import(Box<ImportArgs>),
+    /// Summarise a model: tenants, endpoints, sessions, arrivals, think times.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Captures to read: HAR files, access logs (`.gz` read transparently),
+    /// `-` for standard input. Several inputs merge into one model.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Where to write the model (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// The input format, instead of detecting it from the content.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// An nginx `log_format` (`$remote_addr ... "$request" $status`) or
+    /// Apache `LogFormat` (`%h %l %u %t \"%r\" %>s %b`) string describing the
+    /// access log.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+
+    /// Where fields are in JSON-lines logs that are not Caddy, Traefik or
+    /// Envoy: `time=ts,method=req.method,uri=req.uri,status=code,duration=took:ms,client=ip,header.X-Tenant=tenant`.
+    #[arg(long, value_name = "MAP", value_parser = parse_field_map)]
+    pub json_fields: Option<FieldMap>,
+
+    /// How to find a request's tenant; repeat for a list, first match wins:
+    /// header:NAME, jwt:CLAIM, host:subdomain, path:N, query:NAME, cookie:NAME.
+    /// Without any, tenant-like headers, claims, parameters, paths and
+    /// subdomains are looked for automatically.
+    #[arg(long = "tenant", value_name = "RULE", value_parser = parse_tenant_rule)]
+    pub tenants: Vec<TenantRule>,
+
+    /// How to group requests into sessions; repeat for a list, first match
+    /// wins: auth, header:NAME, cookie:NAME, jwt:CLAIM, query:NAME, user, ip,
+    /// ip+ua. Default: auth (bearer subject, session cookie, API key), then
+    /// the logged user, then client address + user agent.
+    #[arg(long = "session-key", value_name = "RULE", value_parser = parse_session_rule)]
+    pub session_keys: Vec<SessionKeyRule>,
+
+    /// Idle time that ends a session.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub session_gap: Duration,
+
+    /// Keep static assets (images, stylesheets, scripts, fonts).
+    #[arg(long)]
+    pub keep_assets: bool,
+
+    /// A templating rule: path segments (and query values) matching REGEX
+    /// become `{NAME}` slots. Repeatable; tried before the built-in kinds.
+    #[arg(long = "slot", value_name = "NAME=REGEX", value_parser = parse_slot_rule)]
+    pub slots: Vec<SlotRule>,
+
+    /// Keep a header that would be left out (not Authorization, Cookie or
+    /// Set-Cookie: credentials are obtained fresh at replay).
+    #[arg(long = "keep-header", value_name = "NAME", value_parser = parse_keep_header)]
+    pub keep_headers: Vec<String>,
+
+    /// Only requests whose path matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub include: Option<regex::Regex>,
+
+    /// Leave out requests whose path matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub exclude: Option<regex::Regex>,
+
+    /// Only these methods (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub methods: Vec<String>,
+
+    /// Most endpoints in a model; requests to further endpoints are counted
+    /// and left out.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub max_endpoints: usize,
+
+    /// Most distinct values kept per value pool.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_pool_values: usize,
+
+    /// Most session shapes kept per tenant.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_shapes: usize,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model file.
+    pub model: PathBuf,
+
+    /// Machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many endpoints and shapes to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 500ms, 30s, 5m, 1h30m"))
+}
+
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    LogFormat::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_field_map(s: &str) -> Result<FieldMap, String> {
+    s.parse::<FieldMap>().map_err(|e| e.to_string())
+}
+
+fn parse_tenant_rule(s: &str) -> Result<TenantRule, String> {
+    s.parse()
+        .map_err(|e: crate::model::identity::RuleError| e.to_string())
+}
+
+fn parse_session_rule(s: &str) -> Result<SessionKeyRule, String> {
+    s.parse()
+        .map_err(|e: crate::model::identity::RuleError| e.to_string())
+}
+
+fn parse_slot_rule(s: &str) -> Result<SlotRule, String> {
+    s.parse()
+}
+
+fn parse_keep_header(s: &str) -> Result<String, String> {
+    let h = s.trim().to_ascii_lowercase();
+    if h.is_empty()
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("`{s}` is not a header name"));
+    }
+    if crate::model::redact::CREDENTIAL_HEADERS.contains(&h.as_str()) {
+        return Err(format!(
+            "{s} carries credentials and is never kept; replay obtains fresh ones (see docs/auth.md)"
+        ));
+    }
+    Ok(h)
+}

@@ -1,0 +1,19 @@
+//! reprise: recorded traffic → a model of real usage → replayed against
+//! staging.
+//!
+//! The pipeline, one module per stage, dependencies pointing one way:
+//!
+//! - [`capture`]: readers (HAR, access logs) turn inputs into `Exchange`s.
+//! - [`model`]: the pivot types, and the modeller that builds a `Model` from
+//!   exchanges (tenants, sessions, templated endpoints, value pools).
+//! - [`inspect`]: a human (or JSON) summary of a model.
+//! - [`cli`], [`config`], [`app`]: flags → typed options → the stages wired
+//!   for each command. Only `app` uses `anyhow`; the core never sees clap.
+
+pub mod app;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod inspect;
+pub mod model;
+pub mod output;

@@ -1,0 +1,359 @@
+//! The model: what recorded traffic looks like, in a form that can be
+//! replayed. These are the pivot types of reprise — readers feed them,
+//! planners and replayers read them — so they are plain serde data with no
+//! I/O. `build` makes a model from exchanges; docs/model.md documents every
+//! field.
+
+pub mod build;
+pub mod identity;
+pub mod redact;
+pub mod sketch;
+pub mod template;
+pub mod time;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use build::{ModelOptions, Modeller};
+pub use sketch::Distribution;
+pub use template::SlotKind;
+pub use time::Timestamp;
+
+/// The model file format version this build reads and writes.
+pub const MODEL_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub version: u32,
+    pub capture: CaptureInfo,
+    pub settings: Settings,
+    /// Endpoints, referred to elsewhere by their index in this list.
+    pub endpoints: Vec<Endpoint>,
+    pub tenants: Vec<Tenant>,
+    pub redactions: Vec<Redaction>,
+}
+
+/// What was read to make the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    /// First and last request start.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    #[serde(rename = "span_ms", with = "time::as_millis")]
+    pub span: Duration,
+    /// Requests and sessions in the model (after filters).
+    pub requests: u64,
+    pub sessions: u64,
+    /// Requests per bucket over the whole capture.
+    pub requests_series: Series,
+    /// Hosts the capture's requests were sent to (the replay refuses them as
+    /// targets unless allowed).
+    pub hosts: Vec<String>,
+    pub sources: Vec<SourceInfo>,
+    /// Requests read but left out, by reason (static assets, websockets, ...).
+    pub filtered: BTreeMap<String, u64>,
+}
+
+/// One input file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub name: String,
+    pub format: String,
+    /// Lines or entries that were records (not blank, not directives).
+    pub records: u64,
+    pub accepted: u64,
+    pub skipped: BTreeMap<String, u64>,
+    /// The first few skipped records: `file:line: reason`.
+    pub first_skips: Vec<String>,
+}
+
+/// The options the model was built with; replay reads the tenant rules to
+/// put tenants back where the capture had them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub tenant_rules: Vec<String>,
+    /// Whether the tenant rules were chosen automatically.
+    pub tenant_rules_automatic: bool,
+    pub session_key: Vec<String>,
+    #[serde(rename = "session_gap_ms", with = "time::as_millis")]
+    pub session_gap: Duration,
+    pub keep_assets: bool,
+    pub slot_rules: Vec<String>,
+    pub kept_headers: Vec<String>,
+}
+
+/// A count per time bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub start: Timestamp,
+    pub bucket_ms: u64,
+    pub counts: Vec<u64>,
+}
+
+impl Series {
+    pub fn bucket(&self) -> Duration {
+        Duration::from_millis(self.bucket_ms)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// A method and templated path, with what was recorded of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub method: String,
+    /// `/orders/{id}/items/{id}`
+    pub path: String,
+    pub slots: Vec<PathSlot>,
+    pub query: Vec<QueryParam>,
+    /// Request headers worth replaying (credentials never among them).
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<BodyTemplate>,
+    pub requests: u64,
+    /// Recorded response status codes and their counts.
+    pub status: BTreeMap<String, u64>,
+    /// Recorded total time, where the capture had it.
+    pub latency_ms: Option<Distribution>,
+    /// Recorded time to first byte (server wait), where the capture had it.
+    pub ttfb_ms: Option<Distribution>,
+}
+
+impl Endpoint {
+    /// `GET /orders/{id}`
+    pub fn name(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// A templated path segment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathSlot {
+    /// Index among the `/`-separated parts of the path.
+    pub segment: usize,
+    pub kind: SlotKind,
+    /// The value pool it draws from (per tenant).
+    pub pool: String,
+}
+
+/// A query parameter of an endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryParam {
+    /// As recorded (percent-encoded).
+    pub name: String,
+    pub kind: SlotKind,
+    pub pool: String,
+    /// Share of the endpoint's requests that carried it.
+    pub presence: f64,
+}
+
+/// A recorded request body, with the values that vary made into slots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BodyTemplate {
+    Json {
+        mime: String,
+        value: Value,
+        /// Values drawn from pools, by JSON pointer.
+        slots: Vec<BodySlot>,
+        /// JSON pointers of values removed as secrets (now `null`).
+        redacted: Vec<String>,
+    },
+    /// `application/x-www-form-urlencoded` or `multipart/form-data`.
+    Form {
+        mime: String,
+        params: Vec<FormParam>,
+        /// Slots by parameter index (`/3`).
+        slots: Vec<BodySlot>,
+        /// Names of parameters whose values were removed as secrets.
+        redacted: Vec<String>,
+    },
+    Text {
+        mime: String,
+        text: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BodySlot {
+    pub pointer: String,
+    pub pool: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FormParam {
+    pub name: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// One tenant's traffic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    /// The rule that found this tenant (`header:x-tenant-id`), or none for
+    /// the default tenant.
+    pub matched_by: Option<String>,
+    pub sessions: u64,
+    pub requests: u64,
+    /// Share of all sessions and of all requests.
+    pub session_share: f64,
+    pub request_share: f64,
+    /// Sessions started per bucket.
+    pub arrivals: Series,
+    /// Sessions by number of requests.
+    pub session_lengths: BTreeMap<u32, u64>,
+    /// Think time between a response and the next request of a session.
+    pub think_ms: Option<Distribution>,
+    /// The most common exact endpoint sequences.
+    pub shapes: Vec<Shape>,
+    /// Sessions whose sequence is not among `shapes`.
+    pub other_shape_sessions: u64,
+    /// P(next endpoint | current): `from: null` is a session's start, `to:
+    /// null` its end.
+    pub transitions: Vec<Transition>,
+    /// Requests per endpoint index.
+    pub endpoints: BTreeMap<usize, u64>,
+    /// Recorded values per pool, most frequent first.
+    pub pools: BTreeMap<String, Pool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Endpoint indices, in order.
+    pub steps: Vec<usize>,
+    pub sessions: u64,
+    /// The sessions were longer than the longest shape kept; they go on by
+    /// the transition model.
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: Option<usize>,
+    pub to: Option<usize>,
+    pub count: u64,
+    pub think_ms: Option<Distribution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub kind: SlotKind,
+    /// `[value, count]`, most frequent first.
+    pub values: Vec<(String, u64)>,
+    /// Occurrences of values beyond the pool's cap.
+    pub other: u64,
+}
+
+/// What was kept out of the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Redaction {
+    /// `header`, `query`, `body-field`, `form-field`, `body`, `path`.
+    pub kind: String,
+    pub name: String,
+    pub count: u64,
+}
+
+/// Why a model file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: not a reprise model: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: model version {found}, this reprise reads version {MODEL_VERSION}")]
+    Version { path: String, found: u32 },
+    #[error("{path}: inconsistent model: {message}")]
+    Inconsistent { path: String, message: String },
+}
+
+impl Model {
+    /// Reads and checks a model file.
+    pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Model::from_json(&p, &bytes)
+    }
+
+    pub fn from_json(path: &str, bytes: &[u8]) -> Result<Model, ModelError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            version: u32,
+        }
+        let syntax = |e: serde_json::Error| {
+            let msg = e.to_string();
+            ModelError::Syntax {
+                path: path.into(),
+                line: e.line(),
+                column: e.column(),
+                message: msg
+                    .rsplit_once(" at line ")
+                    .map_or(msg.clone(), |(m, _)| m.to_string()),
+            }
+        };
+        let probe: Probe = serde_json::from_slice(bytes).map_err(syntax)?;
+        if probe.version != MODEL_VERSION {
+            return Err(ModelError::Version {
+                path: path.into(),
+                found: probe.version,
+            });
+        }
+        let model: Model = serde_json::from_slice(bytes).map_err(syntax)?;
+        model.check().map_err(|message| ModelError::Inconsistent {
+            path: path.into(),
+            message,
+        })?;
+        Ok(model)
+    }
+
+    /// Cross-references hold: every endpoint index points at an endpoint.
+    fn check(&self) -> Result<(), String> {
+        let n = self.endpoints.len();
+        let bad = |i: usize| i >= n;
+        for t in &self.tenants {
+            let refs = t
+                .shapes
+                .iter()
+                .flat_map(|s| s.steps.iter().copied())
+                .chain(
+                    t.transitions
+                        .iter()
+                        .flat_map(|tr| tr.from.into_iter().chain(tr.to)),
+                )
+                .chain(t.endpoints.keys().copied());
+            if let Some(i) = refs.into_iter().find(|i| bad(*i)) {
+                return Err(format!(
+                    "tenant {} refers to endpoint {i}, there are {n}",
+                    t.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model as pretty JSON (the file format).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a model always serialises");
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,410 @@
+//! Path templating: `/orders/8812/items/3` → `/orders/{id}/items/{id}`.
+//!
+//! Path segments (and query values) that are identifiers — numbers, UUIDs,
+//! hex ids and hashes, e-mail addresses, dates, long opaque tokens, codes like
+//! `sku-12345` — become typed slots; their recorded values go to value pools
+//! named after the resource they follow (`orders.id`), so `/orders/{id}` and
+//! `/orders/{id}/items` draw order ids from the same pool. User rules
+//! (`--slot NAME=REGEX`) are tried first.
+
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The type of a templated value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlotKind {
+    Id,
+    Uuid,
+    Hash,
+    Hex,
+    Email,
+    Date,
+    Token,
+    /// Letters and digits mixed (`sku-12345`, `AA-409111`, `200x200`).
+    Code,
+    /// Free text (search terms, percent-encoded words); query values that
+    /// are none of the above.
+    Text,
+    /// The tenant itself, placed where the capture had it.
+    Tenant,
+    /// A credential-looking value (a JWT in a path): never pooled; replay
+    /// makes up a value of the same shape.
+    Secret,
+    /// A user rule's name.
+    Custom(String),
+}
+
+impl SlotKind {
+    pub fn name(&self) -> &str {
+        match self {
+            SlotKind::Id => "id",
+            SlotKind::Uuid => "uuid",
+            SlotKind::Hash => "hash",
+            SlotKind::Hex => "hex",
+            SlotKind::Email => "email",
+            SlotKind::Date => "date",
+            SlotKind::Token => "token",
+            SlotKind::Code => "code",
+            SlotKind::Text => "text",
+            SlotKind::Tenant => "tenant",
+            SlotKind::Secret => "secret",
+            SlotKind::Custom(n) => n,
+        }
+    }
+
+    fn from_name(s: &str) -> SlotKind {
+        match s {
+            "id" => SlotKind::Id,
+            "uuid" => SlotKind::Uuid,
+            "hash" => SlotKind::Hash,
+            "hex" => SlotKind::Hex,
+            "email" => SlotKind::Email,
+            "date" => SlotKind::Date,
+            "token" => SlotKind::Token,
+            "code" => SlotKind::Code,
+            "text" => SlotKind::Text,
+            "tenant" => SlotKind::Tenant,
+            "secret" => SlotKind::Secret,
+            other => SlotKind::Custom(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for SlotKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for SlotKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for SlotKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SlotKind::from_name(&String::deserialize(d)?))
+    }
+}
+
+/// A user templating rule: `NAME=REGEX`, matched against whole segments.
+#[derive(Clone, Debug)]
+pub struct SlotRule {
+    pub name: String,
+    regex: Regex,
+    source: String,
+}
+
+impl FromStr for SlotRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SlotRule, String> {
+        let (name, re) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--slot `{s}`: expected NAME=REGEX"))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "--slot `{s}`: the name must be letters, digits, - or _"
+            ));
+        }
+        let regex = Regex::new(&format!("^(?:{re})$")).map_err(|e| format!("--slot `{s}`: {e}"))?;
+        Ok(SlotRule {
+            name: name.to_string(),
+            regex,
+            source: s.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for SlotRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// What kind of identifier `seg` is, if it is one.
+pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
+    if let Some(r) = rules.iter().find(|r| r.regex.is_match(seg)) {
+        return Some(SlotKind::Custom(r.name.clone()));
+    }
+    let b = seg.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    if digits == b.len() {
+        return Some(SlotKind::Id);
+    }
+    if is_uuid(b) {
+        return Some(SlotKind::Uuid);
+    }
+    if is_jwt(seg) {
+        return Some(SlotKind::Secret);
+    }
+    if is_date(b) {
+        return Some(SlotKind::Date);
+    }
+    if is_email(seg) {
+        return Some(SlotKind::Email);
+    }
+    if b.iter().all(u8::is_ascii_hexdigit) {
+        if b.len() >= 16 {
+            return Some(SlotKind::Hash);
+        }
+        if b.len() >= 6 && digits > 0 && letters > 0 {
+            return Some(SlotKind::Hex);
+        }
+    }
+    // Numbers with separators: 6,681965 / 1.2.3 / 12-34.
+    if digits >= 2 && b.iter().all(|c| c.is_ascii_digit() || b"-_.,:".contains(c)) {
+        return Some(SlotKind::Id);
+    }
+    let token_chars = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || b"-_=.~".contains(c));
+    if token_chars && is_slug(seg) {
+        return None;
+    }
+    if b.len() >= 20 && token_chars && digits > 0 && letters > 0 {
+        return Some(SlotKind::Token);
+    }
+    if token_chars && digits >= 3 && letters > 0 && b.len() <= 40 {
+        return Some(SlotKind::Code);
+    }
+    if has_encoded_text(b) {
+        return Some(SlotKind::Text);
+    }
+    None
+}
+
+/// Words joined by `-`, `_` or `.` (`ssl-latency.html`,
+/// `logstash-monitorama-2013`): a name a person chose, not an identifier.
+fn is_slug(seg: &str) -> bool {
+    let words = seg
+        .split(['-', '_', '.'])
+        .filter(|w| w.len() >= 3 && w.bytes().all(|c| c.is_ascii_lowercase()))
+        .count();
+    words >= 2
+}
+
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn is_date(b: &[u8]) -> bool {
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
+}
+
+fn is_email(s: &str) -> bool {
+    let s = s.replace("%40", "@");
+    match s.split_once('@') {
+        Some((user, domain)) => {
+            !user.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        }
+        None => false,
+    }
+}
+
+/// Three base64url parts, the first a JSON header (`eyJ`).
+pub fn is_jwt(s: &str) -> bool {
+    s.starts_with("eyJ") && s.split('.').count() == 3 && s.len() > 30
+}
+
+/// Percent-encoded non-ASCII or spaces: words, not an identifier the path
+/// is built from.
+fn has_encoded_text(b: &[u8]) -> bool {
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && w[1].is_ascii_hexdigit()
+            && w[2].is_ascii_hexdigit()
+            && (w[1] >= b'8' || w[1..] == *b"20")
+    })
+}
+
+/// A templated path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Templated {
+    /// `/orders/{id}/items/{id}`
+    pub path: String,
+    pub slots: Vec<Slot>,
+}
+
+/// One slot of a templated path and the value it had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Index among the `/`-separated parts of the path (0 is before the
+    /// leading slash).
+    pub segment: usize,
+    pub kind: SlotKind,
+    pub pool: String,
+    pub value: String,
+}
+
+/// Templates `path`. `tenant_segment` is the (1-based, non-empty) segment
+/// that held the tenant, if the tenant came from the path. Matrix parameters
+/// (`;jsessionid=...`) are dropped.
+pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRule]) -> Templated {
+    let mut out = String::with_capacity(path.len());
+    let mut slots = Vec::new();
+    let mut prev_static: Option<&str> = None;
+    let mut nonempty = 0;
+    for (i, raw) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let seg = raw.split(';').next().unwrap_or(raw);
+        if seg.is_empty() {
+            continue;
+        }
+        nonempty += 1;
+        let kind = if tenant_segment == Some(nonempty) {
+            Some(SlotKind::Tenant)
+        } else {
+            classify(seg, rules)
+        };
+        match kind {
+            Some(kind) => {
+                out.push('{');
+                out.push_str(kind.name());
+                out.push('}');
+                let base = format!("{}.{}", prev_static.unwrap_or("root"), kind.name());
+                let n = slots
+                    .iter()
+                    .filter(|s: &&Slot| s.pool == base || s.pool.starts_with(&format!("{base}#")))
+                    .count();
+                let pool = if n == 0 {
+                    base
+                } else {
+                    format!("{base}#{}", n + 1)
+                };
+                slots.push(Slot {
+                    segment: i,
+                    kind,
+                    pool,
+                    value: seg.to_string(),
+                });
+            }
+            None => {
+                out.push_str(seg);
+                prev_static = Some(seg);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Templated { path: out, slots }
+}
+
+/// Static assets (images, stylesheets, scripts, fonts, media), by file
+/// extension or response type.
+pub fn is_asset(path: &str, response_type: Option<&str>) -> bool {
+    const EXT: [&str; 24] = [
+        "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "css", "js", "mjs",
+        "map", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg", "wav", "swf",
+    ];
+    let last = path.rsplit('/').next().unwrap_or("");
+    if let Some((_, ext)) = last.rsplit_once('.')
+        && EXT.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    {
+        return true;
+    }
+    let Some(t) = response_type else { return false };
+    let t = t.trim().to_ascii_lowercase();
+    [
+        "image/",
+        "font/",
+        "video/",
+        "audio/",
+        "text/css",
+        "application/javascript",
+        "text/javascript",
+        "application/font",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(p: &str) -> String {
+        template_path(p, None, &[]).path
+    }
+
+    #[test]
+    fn identifiers_become_slots() {
+        assert_eq!(t("/orders/8812/items/3"), "/orders/{id}/items/{id}");
+        assert_eq!(t("/u/123e4567-e89b-12d3-a456-426614174000"), "/u/{uuid}");
+        assert_eq!(t("/c/5f2b6c0e9d1a4b3c2d1e0f9a"), "/c/{hash}");
+        assert_eq!(t("/c/a1b2c3"), "/c/{hex}");
+        assert_eq!(t("/users/bob@example.com/"), "/users/{email}/");
+        assert_eq!(t("/reports/2024-05-01"), "/reports/{date}");
+        assert_eq!(t("/r/Ab3dEf9hIj2LmN0pQr5tUv"), "/r/{token}");
+        assert_eq!(t("/issue/AA-409111"), "/issue/{code}");
+        assert_eq!(t("/hello/world/6,681965"), "/hello/world/{id}");
+        assert_eq!(t("/filter/b113"), "/filter/{code}");
+        assert_eq!(t("/html5/oauth2"), "/html5/oauth2");
+        assert_eq!(
+            t("/blog/disabling-battery-in-ubuntu-vms.html"),
+            "/blog/disabling-battery-in-ubuntu-vms.html"
+        );
+        assert_eq!(
+            t("/p/logstash-monitorama-2013/"),
+            "/p/logstash-monitorama-2013/"
+        );
+        assert_eq!(t("/api/v2/health"), "/api/v2/health");
+        assert_eq!(t("/about/facade"), "/about/facade");
+        assert_eq!(t("/"), "/");
+        assert_eq!(t(""), "/");
+        assert_eq!(t("/login;jsessionid=ABC"), "/login");
+    }
+
+    #[test]
+    fn pools_follow_the_resource() {
+        let x = template_path("/orders/8812/items/3", None, &[]);
+        let pools: Vec<_> = x
+            .slots
+            .iter()
+            .map(|s| (s.pool.as_str(), s.value.as_str(), s.segment))
+            .collect();
+        assert_eq!(pools, vec![("orders.id", "8812", 2), ("items.id", "3", 4)]);
+        let y = template_path("/compare/1/2", None, &[]);
+        assert_eq!(y.slots[1].pool, "compare.id#2");
+    }
+
+    #[test]
+    fn tenant_and_custom_rules() {
+        let rules = vec!["sku=[A-Z]{3}[0-9]{2}".parse::<SlotRule>().unwrap()];
+        let x = template_path("/t/acme/products/ABC12", Some(2), &rules);
+        assert_eq!(x.path, "/t/{tenant}/products/{sku}");
+        assert!("=x".parse::<SlotRule>().is_err());
+        assert!("a=(".parse::<SlotRule>().is_err());
+    }
+
+    #[test]
+    fn assets() {
+        assert!(is_asset("/static/app.JS", None));
+        assert!(is_asset("/x", Some("image/png")));
+        assert!(!is_asset("/api/items", Some("application/json")));
+    }
+}

@@ -1,0 +1,115 @@
+//! Writing files safely and numbers readably.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a
+/// rename, so a reader never sees half a file. `-` writes to standard output.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if path == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        return out.flush();
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// 1234567 → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration for people: `850ms`, `12.5s`, `4m 10s`, `3h 02m`, `2d 4h`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    let s = d.as_secs();
+    if ms < 1.0 {
+        format!("{:.0}µs", ms * 1000.0)
+    } else if ms < 1000.0 {
+        if ms < 10.0 {
+            format!("{ms:.2}ms")
+        } else {
+            format!("{ms:.0}ms")
+        }
+    } else if s < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{}h {:02}m", s / 3600, s / 60 % 60)
+    } else {
+        format!("{}d {}h", s / 86_400, s / 3600 % 24)
+    }
+}
+
+/// Milliseconds for people.
+pub fn human_ms(ms: f64) -> String {
+    human_duration(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+}
+
+/// A percentage with one decimal.
+pub fn percent(part: u64, whole: u64) -> String {
+    format!("{:.1}%", 100.0 * part as f64 / whole.max(1) as f64)
+}
+
+/// A sparkline of `values` in at most `width` characters (values are summed
+/// into wider bins when there are more).
+pub fn sparkline(values: &[u64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    if values.is_empty() || width == 0 {
+        return String::new();
+    }
+    let per = values.len().div_ceil(width);
+    let bins: Vec<u64> = values.chunks(per).map(|c| c.iter().sum()).collect();
+    let max = bins.iter().copied().max().unwrap_or(0).max(1);
+    bins.iter()
+        .map(|&v| {
+            if v == 0 {
+                ' '
+            } else {
+                BARS[((v * 7) / max) as usize]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
+        assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), " ▁▂▄█");
+    }
+}
