@@ -17,7 +17,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::identity::{self, SessionKeyRule, TenantRule, decode, query_pairs};
-use super::redact::{self, HeaderUse, Redactions, Secrets, header_use, is_secret_name};
+use super::redact::{
+    self, HeaderUse, Redactions, SecretIndex, Secrets, header_use, is_secret_name,
+};
 use super::sketch::{self, Reservoir, SeriesBuilder, ValueCounter};
 use super::template::{self, SlotKind, SlotRule, Templated};
 use super::*;
@@ -103,6 +105,7 @@ pub struct Modeller {
     filtered: BTreeMap<usize, BTreeMap<&'static str, u64>>,
     per_input: BTreeMap<usize, InputTally>,
     redactions: Redactions,
+    secret_index: SecretIndex,
 }
 
 /// What one input contributed, for the import report.
@@ -120,11 +123,21 @@ struct EndpointB {
     slots: Vec<PathSlot>,
     query: BTreeMap<String, (SlotKind, u64)>,
     headers: BTreeMap<String, String>,
-    body: Option<BodyTemplate>,
+    /// The first body, templated when the model is written (when the pools
+    /// and the secrets of the whole capture are known).
+    body: Option<PendingBody>,
     requests: u64,
     status: BTreeMap<u16, u64>,
     latency: Reservoir,
     ttfb: Reservoir,
+}
+
+struct PendingBody {
+    body: Body,
+    secrets: Secrets,
+    /// This request's own slot values → pool.
+    known: HashMap<String, String>,
+    tenant: u32,
 }
 
 struct TenantB {
@@ -178,6 +191,7 @@ impl Modeller {
             filtered: BTreeMap::new(),
             per_input: BTreeMap::new(),
             redactions: Redactions::default(),
+            secret_index: SecretIndex::default(),
         }
     }
 
@@ -263,6 +277,7 @@ impl Modeller {
         }
         let (tenant_name, rule) = self.tenant_of(&x);
         let secrets = Secrets::of(&x, &self.opts.keep_headers);
+        self.secret_index.add(&secrets);
         let tenant_segment = match rule.map(|r| &self.rules.as_ref().expect("decided")[r]) {
             Some(TenantRule::PathSegment(n)) => Some(*n),
             _ => None,
@@ -445,9 +460,12 @@ impl Modeller {
         if e.body.is_none()
             && let Some(body) = &x.body
         {
-            let known = slot_values(t, query);
-            let tenant = &self.tenants[tid as usize];
-            e.body = body_template(body, secrets, &known, &tenant.pool_of, &mut self.redactions);
+            e.body = Some(PendingBody {
+                body: body.clone(),
+                secrets: secrets.clone(),
+                known: slot_values(t, query),
+                tenant: tid,
+            });
         }
     }
 
@@ -609,10 +627,21 @@ impl Modeller {
         for (new, old) in order.iter().enumerate() {
             remap[*old as usize] = new;
         }
-        let endpoints = order
+        let mut endpoints: Vec<Endpoint> = order
             .iter()
-            .map(|&i| self.endpoints[i as usize].to_model())
+            .map(|&i| {
+                let e = &self.endpoints[i as usize];
+                let body = e.body.as_ref().and_then(|p| {
+                    let tainted = |v: &str| p.secrets.taints(v) || self.secret_index.taints(v);
+                    let pool_of = &self.tenants[p.tenant as usize].pool_of;
+                    body_template(&p.body, &tainted, &p.known, pool_of, &mut self.redactions)
+                });
+                e.to_model(body)
+            })
             .collect();
+        for e in &mut endpoints {
+            scrub_endpoint(e, &self.secret_index, &mut self.redactions);
+        }
         let total_sessions: u64 = self.tenants.iter().map(|t| t.sessions).sum();
         let total_requests: u64 = self.tenants.iter().map(|t| t.requests).sum();
         let mut tenants: Vec<Tenant> = self
@@ -628,6 +657,9 @@ impl Modeller {
                 )
             })
             .collect();
+        for (i, t) in tenants.iter_mut().enumerate() {
+            scrub_tenant(t, i, &self.secret_index, &mut self.redactions);
+        }
         tenants.sort_by(|a, b| a.name.cmp(&b.name));
         let mut filtered: BTreeMap<String, u64> = BTreeMap::new();
         for m in self.filtered.values() {
@@ -710,7 +742,7 @@ fn source_info(s: &InputStats) -> SourceInfo {
 }
 
 impl EndpointB {
-    fn to_model(&self) -> Endpoint {
+    fn to_model(&self, body: Option<BodyTemplate>) -> Endpoint {
         Endpoint {
             method: self.method.clone(),
             path: self.path.clone(),
@@ -726,7 +758,7 @@ impl EndpointB {
                 })
                 .collect(),
             headers: self.headers.clone(),
-            body: self.body.clone(),
+            body,
             requests: self.requests,
             status: self
                 .status
@@ -929,7 +961,7 @@ fn identifier_like(v: &str) -> bool {
 
 fn body_template(
     body: &Body,
-    secrets: &Secrets,
+    tainted: &dyn Fn(&str) -> bool,
     known: &HashMap<String, String>,
     pool_of: &HashMap<String, String>,
     red: &mut Redactions,
@@ -951,7 +983,7 @@ fn body_template(
                 || trimmed.starts_with('{')
                 || trimmed.starts_with('[');
             if json_like && let Ok(mut value) = serde_json::from_str::<Value>(text) {
-                let redacted = redact::redact_json(&mut value, secrets, red);
+                let redacted = redact::redact_json(&mut value, tainted, red);
                 let mut slots = Vec::new();
                 json_slots(&value, String::new(), &pool_for, &mut slots);
                 return Some(BodyTemplate::Json {
@@ -970,7 +1002,7 @@ fn body_template(
                         content_type: None,
                     })
                     .collect::<Vec<_>>();
-                return Some(form_template(mime, &params, secrets, &pool_for, red));
+                return Some(form_template(mime, &params, tainted, &pool_for, red));
             }
             let lower = text.to_ascii_lowercase();
             let suspicious = [
@@ -984,7 +1016,7 @@ fn body_template(
             ]
             .iter()
             .any(|w| lower.contains(w));
-            if suspicious || secrets.taints(text) {
+            if suspicious || tainted(text) {
                 red.count("body", mime);
                 return None;
             }
@@ -993,7 +1025,7 @@ fn body_template(
                 text: text.clone(),
             })
         }
-        Body::Params { mime, params } => Some(form_template(mime, params, secrets, &pool_for, red)),
+        Body::Params { mime, params } => Some(form_template(mime, params, tainted, &pool_for, red)),
     }
 }
 
@@ -1036,7 +1068,7 @@ fn json_slots(
 fn form_template(
     mime: &str,
     params: &[crate::capture::Param],
-    secrets: &Secrets,
+    tainted: &dyn Fn(&str) -> bool,
     pool_for: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> BodyTemplate {
@@ -1044,7 +1076,7 @@ fn form_template(
     let mut slots = Vec::new();
     let mut redacted = Vec::new();
     for (i, p) in params.iter().enumerate() {
-        let secret = is_secret_name(&p.name) || secrets.taints(&p.value);
+        let secret = is_secret_name(&p.name) || tainted(&p.value);
         let value = if secret {
             red.count("form-field", &p.name);
             redacted.push(p.name.clone());
@@ -1074,5 +1106,57 @@ fn form_template(
         params: out,
         slots,
         redacted,
+    }
+}
+
+/// Removes from an endpoint what turned out to be a secret only later in the
+/// capture: header values, and literal path segments (made `{secret}` slots).
+fn scrub_endpoint(e: &mut Endpoint, index: &SecretIndex, red: &mut Redactions) {
+    e.headers.retain(|name, v| {
+        let keep = !index.taints(v);
+        if !keep {
+            red.count("header", name);
+        }
+        keep
+    });
+    let mut changed = false;
+    let parts: Vec<String> = e
+        .path
+        .split('/')
+        .enumerate()
+        .map(|(i, seg)| {
+            if seg.starts_with('{') || !index.taints(seg) {
+                return seg.to_string();
+            }
+            red.count("path", "secret");
+            e.slots.push(PathSlot {
+                segment: i,
+                kind: SlotKind::Secret,
+                pool: "secret".into(),
+            });
+            changed = true;
+            "{secret}".to_string()
+        })
+        .collect();
+    if changed {
+        e.path = parts.join("/");
+        e.slots.sort_by_key(|s| s.segment);
+    }
+}
+
+/// Drops pool values (and renames a tenant) that are known secrets.
+fn scrub_tenant(t: &mut Tenant, i: usize, index: &SecretIndex, red: &mut Redactions) {
+    for (name, pool) in &mut t.pools {
+        pool.values.retain(|(v, _)| {
+            let keep = !index.taints(v);
+            if !keep {
+                red.count("pool-value", name);
+            }
+            keep
+        });
+    }
+    if index.taints(&t.name) {
+        red.count("tenant-name", "secret");
+        t.name = format!("tenant-{}", i + 1);
     }
 }

@@ -6,7 +6,8 @@
 //! contains one is written anywhere, whatever field it turns up in. What was
 //! removed is counted by kind and name for the model's `redactions` section.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde_json::Value;
 
@@ -133,7 +134,7 @@ pub fn header_use(name: &str, kept: &[String]) -> HeaderUse {
 }
 
 /// The secret values one exchange carries.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Secrets(Vec<String>);
 
 /// Secrets shorter than this are not looked for inside other values (a
@@ -150,7 +151,11 @@ impl Secrets {
             }
             s.add(value);
             if name == "cookie" {
-                cookie_pairs(value).for_each(|(_, v)| s.add(v));
+                cookie_pairs(value)
+                    .filter(|(k, v)| {
+                        is_secret_name(k) || k.to_ascii_lowercase().contains("sid") || v.len() >= 16
+                    })
+                    .for_each(|(_, v)| s.add(v));
             }
             if let Some((_, cred)) = value.trim().split_once(' ') {
                 s.add(cred);
@@ -167,7 +172,54 @@ impl Secrets {
                 }
             }
         }
+        s.add_from_body(x);
         s
+    }
+
+    /// Values of secret-named fields in JSON and form bodies.
+    fn add_from_body(&mut self, x: &Exchange) {
+        match &x.body {
+            Some(crate::capture::Body::Params { params, .. }) => {
+                for p in params.iter().filter(|p| is_secret_name(&p.name)) {
+                    self.add(&p.value);
+                }
+            }
+            Some(crate::capture::Body::Text { text, .. }) if text.len() <= 1 << 20 => {
+                let t = text.trim_start();
+                if t.starts_with('{') || t.starts_with('[') {
+                    if let Ok(v) = serde_json::from_str::<Value>(text) {
+                        self.add_json(&v);
+                    }
+                } else if t.contains('=') {
+                    for (k, v) in query_pairs(t) {
+                        if is_secret_name(&decode(k)) {
+                            self.add(&decode(v));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_json(&mut self, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    match c {
+                        Value::String(s) if is_secret_name(k) => self.add(s),
+                        Value::Number(n) if is_secret_name(k) => self.add(&n.to_string()),
+                        _ => self.add_json(c),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|c| self.add_json(c)),
+            _ => {}
+        }
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
     }
 
     pub fn add(&mut self, v: &str) {
@@ -183,6 +235,51 @@ impl Secrets {
             .iter()
             .any(|s| v == s || (s.len() >= MIN_SEARCHED && v.contains(s.as_str())))
             || is_jwt(v.trim())
+    }
+}
+
+/// Every secret seen anywhere in the capture, as hashes, so that a value
+/// recorded before its secrecy became known (an API key in a note, before
+/// the request that sent it as `X-Api-Key`) is still caught when the model is
+/// written. Values are matched whole or as words of a longer text.
+#[derive(Default, Debug)]
+pub struct SecretIndex {
+    hashes: HashSet<u64>,
+}
+
+/// Shortest secret kept in the index (shorter ones would match ordinary
+/// words); most secrets kept (a hash each).
+const MIN_INDEXED: usize = 8;
+const MAX_INDEXED: usize = 2_000_000;
+
+fn hash(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Characters that never occur inside a token, key or password-like word.
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || "\"',;&=()<>{}[]\\".contains(c)
+}
+
+impl SecretIndex {
+    pub fn add(&mut self, secrets: &Secrets) {
+        for v in secrets.values() {
+            if v.len() >= MIN_INDEXED && self.hashes.len() < MAX_INDEXED {
+                self.hashes.insert(hash(v));
+            }
+        }
+    }
+
+    /// Whether `v`, or a word of it, is a known secret.
+    pub fn taints(&self, v: &str) -> bool {
+        if self.hashes.is_empty() {
+            return false;
+        }
+        self.hashes.contains(&hash(v.trim()))
+            || v.split(is_separator)
+                .any(|w| w.len() >= MIN_INDEXED && self.hashes.contains(&hash(w)))
     }
 }
 
@@ -202,16 +299,20 @@ impl Redactions {
 /// Replaces secret-named fields of a JSON value with `null`, anywhere in it,
 /// and any value tainted by a known secret; returns the JSON pointers of what
 /// was replaced.
-pub fn redact_json(v: &mut Value, secrets: &Secrets, red: &mut Redactions) -> Vec<String> {
+pub fn redact_json(
+    v: &mut Value,
+    tainted: &dyn Fn(&str) -> bool,
+    red: &mut Redactions,
+) -> Vec<String> {
     let mut out = Vec::new();
-    walk(v, String::new(), secrets, red, &mut out);
+    walk(v, String::new(), tainted, red, &mut out);
     out
 }
 
 fn walk(
     v: &mut Value,
     ptr: String,
-    secrets: &Secrets,
+    tainted: &dyn Fn(&str) -> bool,
     red: &mut Redactions,
     out: &mut Vec<String>,
 ) {
@@ -225,16 +326,16 @@ fn walk(
                     *child = Value::Null;
                     out.push(p);
                 } else {
-                    walk(child, p, secrets, red, out);
+                    walk(child, p, tainted, red, out);
                 }
             }
         }
         Value::Array(a) => {
             for (i, child) in a.iter_mut().enumerate() {
-                walk(child, format!("{ptr}/{i}"), secrets, red, out);
+                walk(child, format!("{ptr}/{i}"), tainted, red, out);
             }
         }
-        Value::String(s) if secrets.taints(s) => {
+        Value::String(s) if tainted(s) => {
             red.count("body-field", ptr.rsplit('/').next().unwrap_or(""));
             *v = Value::Null;
             out.push(ptr);
@@ -277,10 +378,23 @@ mod tests {
         let mut s = Secrets::default();
         s.add("sk_live_ABCDEF");
         let mut red = Redactions::default();
-        let ptrs = redact_json(&mut v, &s, &mut red);
+        let ptrs = redact_json(&mut v, &|v| s.taints(v), &mut red);
         assert_eq!(ptrs, vec!["/password", "/nested/refresh_token", "/note"]);
         assert_eq!(v["email"], "a@b.c");
         assert!(v["password"].is_null());
+    }
+
+    #[test]
+    fn index_finds_secrets_in_words() {
+        let mut s = Secrets::default();
+        s.add("sk_live_ABCDEF12");
+        s.add("short");
+        let mut idx = SecretIndex::default();
+        idx.add(&s);
+        assert!(idx.taints("sk_live_ABCDEF12"));
+        assert!(idx.taints("my key is \"sk_live_ABCDEF12\", ok"));
+        assert!(!idx.taints("short"));
+        assert!(!idx.taints("sk_live_ABCDEF1"));
     }
 
     #[test]

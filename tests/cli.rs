@@ -1,0 +1,241 @@
+//! The command line: exit codes, messages that name the place, stdin and
+//! gzip, determinism, merging inputs.
+
+use std::io::Write;
+
+use crate::util::synth::{self, Truth};
+use crate::util::{import, reprise, text};
+
+fn synthetic_log(dir: &std::path::Path) -> std::path::PathBuf {
+    let events = synth::generate(&Truth::standard());
+    let p = dir.join("access.log");
+    std::fs::write(&p, synth::access_log(&events)).unwrap();
+    p
+}
+
+fn fails_with(args: &[&str], code: i32, needle: &str) {
+    let out = reprise().args(args).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let log = log.to_str().unwrap();
+    let out = dir.path().join("m.json");
+    let out = out.to_str().unwrap();
+    fails_with(&["import"], 2, "INPUT");
+    fails_with(
+        &["import", "no-such-file.log", "-o", out],
+        2,
+        "no-such-file.log",
+    );
+    fails_with(
+        &["import", log, "-o", out, "--tenant", "bogus:x"],
+        2,
+        "header:NAME",
+    );
+    fails_with(
+        &["import", log, "-o", out, "--tenant", "path:0"],
+        2,
+        "path:N",
+    );
+    fails_with(
+        &["import", log, "-o", out, "--session-gap", "soon"],
+        2,
+        "not a duration",
+    );
+    fails_with(
+        &[
+            "import",
+            log,
+            "-o",
+            out,
+            "--log-format",
+            "$remote_addr $status",
+        ],
+        2,
+        "--log-format: no time field",
+    );
+    fails_with(
+        &["import", log, "-o", out, "--keep-header", "Authorization"],
+        2,
+        "never kept",
+    );
+    fails_with(
+        &["import", log, "-o", out, "--json-fields", "method=m"],
+        2,
+        "--json-fields",
+    );
+    fails_with(&["import", log, "-o", out, "--slot", "x=("], 2, "--slot");
+    fails_with(&["import", log, "-o", out, "--format", "bogus"], 2, "bogus");
+    fails_with(&["import", "-", "-", "-o", out], 2, "only once");
+    fails_with(&["frobnicate"], 2, "frobnicate");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let out = out.to_str().unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, [0u8, 159, 146, 150, 7, 7, 7, 255, 0, 1]).unwrap();
+    fails_with(
+        &["import", junk.to_str().unwrap(), "-o", out],
+        2,
+        "junk.bin: cannot tell what format",
+    );
+    let garbage = dir.path().join("garbage.log");
+    std::fs::write(&garbage, "hello\nworld\n").unwrap();
+    fails_with(
+        &[
+            "import",
+            garbage.to_str().unwrap(),
+            "-o",
+            out,
+            "--format",
+            "clf",
+        ],
+        2,
+        "garbage.log: nothing usable in 2 records",
+    );
+    let broken = dir.path().join("broken.har");
+    std::fs::write(
+        &broken,
+        "{\"log\": {\"entries\": [\n{\"request\": tru}\n]}}",
+    )
+    .unwrap();
+    fails_with(
+        &["import", broken.to_str().unwrap(), "-o", out],
+        2,
+        "broken.har:2:",
+    );
+    let gz = dir.path().join("bad.log.gz");
+    std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    fails_with(
+        &["import", gz.to_str().unwrap(), "-o", out],
+        2,
+        "bad.log.gz",
+    );
+    // A model file that is not one.
+    let notmodel = dir.path().join("not-model.json");
+    std::fs::write(&notmodel, "{\"version\": 1,\n \"capture\": 3}").unwrap();
+    fails_with(
+        &["inspect", notmodel.to_str().unwrap()],
+        2,
+        "not-model.json:2:",
+    );
+    std::fs::write(&notmodel, "{\"version\": 9}").unwrap();
+    fails_with(
+        &["inspect", notmodel.to_str().unwrap()],
+        2,
+        "model version 9",
+    );
+}
+
+#[test]
+fn stdin_and_gzip_give_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let (plain, _, _) = import(dir.path(), &[log.to_str().unwrap()]);
+    let gz = dir.path().join("access.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&std::fs::read(&log).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let (zipped, _, _) = import(dir.path(), &[gz.to_str().unwrap()]);
+    assert_eq!(plain.tenants, zipped.tenants);
+    assert_eq!(plain.endpoints, zipped.endpoints);
+    let out = dir.path().join("stdin.json");
+    let status = reprise()
+        .args(["import", "-q", "-", "-o"])
+        .arg(&out)
+        .pipe_stdin(&log)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let from_stdin = reprise::model::Model::load(&out).unwrap();
+    assert_eq!(from_stdin.tenants, plain.tenants);
+    assert_eq!(from_stdin.capture.sources[0].name, "<stdin>");
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let (_, a, _) = import(dir.path(), &[log.to_str().unwrap()]);
+    let (_, b, _) = import(dir.path(), &[log.to_str().unwrap()]);
+    assert!(a == b, "two imports of one input differ");
+}
+
+#[test]
+fn split_inputs_merge_into_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let all = std::fs::read_to_string(&log).unwrap();
+    // Two "servers" behind a balancer, each logging every other request.
+    let (mut a, mut b) = (String::new(), String::new());
+    for (i, l) in all.lines().enumerate() {
+        let side = if i % 2 == 0 { &mut a } else { &mut b };
+        side.push_str(l);
+        side.push('\n');
+    }
+    let (pa, pb) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    std::fs::write(&pa, a).unwrap();
+    std::fs::write(&pb, b).unwrap();
+    let (whole, _, _) = import(dir.path(), &[log.to_str().unwrap()]);
+    let (merged, _, _) = import(dir.path(), &[pa.to_str().unwrap(), pb.to_str().unwrap()]);
+    assert_eq!(merged.capture.requests, whole.capture.requests);
+    assert_eq!(
+        merged.capture.sessions, whole.capture.sessions,
+        "sessions span both files"
+    );
+    let shapes =
+        |m: &reprise::model::Model| m.tenants.iter().map(|t| t.shapes.len()).collect::<Vec<_>>();
+    assert_eq!(shapes(&merged), shapes(&whole));
+}
+
+#[test]
+fn inspect_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    import(dir.path(), &[log.to_str().unwrap()]);
+    let out = reprise()
+        .arg("inspect")
+        .arg(dir.path().join("model.json"))
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success());
+    for want in [
+        "tenants    by path:2",
+        "acme",
+        "globex",
+        "initech",
+        "top endpoints",
+        "GET /t/{tenant}/api/products/{id}",
+        "top session shapes",
+        "arrivals",
+        "think p50",
+    ] {
+        assert!(s.contains(want), "inspect lacks {want:?}:\n{s}");
+    }
+    let out = reprise()
+        .args(["inspect", "--json"])
+        .arg(dir.path().join("model.json"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tenants"].as_array().unwrap().len(), 3);
+    assert_eq!(v["sessions"], 1200);
+}

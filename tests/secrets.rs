@@ -1,0 +1,165 @@
+//! Planted secrets never reach the model or what `inspect` prints.
+
+use crate::util::synth::jwt;
+use crate::util::{import, reprise, text};
+
+/// Distinctive values planted in every place a capture carries credentials.
+fn planted() -> Vec<String> {
+    vec![
+        jwt(r#"{"sub":"planted-subject","org_id":"acme","secret":"x"}"#),
+        "PLANTEDcookieVALUE42".into(),
+        "PLANTEDcsrf9911".into(),
+        "hunter2-PLANTED-pw".into(),
+        "sk_live_PLANTEDapikey77".into(),
+        "PLANTEDqueryTOKEN55".into(),
+        "PLANTEDrefresh0099".into(),
+        "PLANTEDbasicpass".into(),
+        "PLANTEDformpw31".into(),
+        "PLANTEDauthhdr66".into(),
+    ]
+}
+
+fn har_with_secrets(p: &[String]) -> String {
+    let basic = base64_basic(&format!("alice:{}", p[7]));
+    serde_json::to_string_pretty(&serde_json::json!({"log": {"entries": [
+        {
+            "startedDateTime": "2024-05-01T10:00:00.000Z", "time": 50,
+            "request": {
+                "method": "POST", "url": format!("https://app.example.com/api/login?access_token={}", p[5]),
+                "headers": [
+                    {"name": "Authorization", "value": format!("Bearer {}", p[0])},
+                    {"name": "Cookie", "value": format!("sessionid={}; theme=dark", p[1])},
+                    {"name": "X-CSRF-Token", "value": p[2]},
+                    {"name": "X-Auth-Token", "value": p[9]},
+                    {"name": "Content-Type", "value": "application/json"}
+                ],
+                "postData": {"mimeType": "application/json", "text": serde_json::json!({
+                    "email": "alice@example.com", "password": p[3],
+                    "nested": {"refresh_token": p[6], "note": format!("key {}", p[4])}
+                }).to_string()}
+            },
+            "response": {"status": 200, "headers": [{"name": "Set-Cookie", "value": format!("sessionid={}; HttpOnly", p[1])}],
+                         "content": {"mimeType": "application/json"}}
+        },
+        {
+            "startedDateTime": "2024-05-01T10:00:05.000Z", "time": 30,
+            "request": {
+                "method": "GET", "url": format!("https://app.example.com/api/orders/17?api_key={}&page=2", p[4]),
+                "headers": [{"name": "Authorization", "value": format!("Basic {basic}")}, {"name": "X-Api-Key", "value": p[4]}]
+            },
+            "response": {"status": 200}
+        },
+        {
+            "startedDateTime": "2024-05-01T10:00:09.000Z", "time": 30,
+            "request": {
+                "method": "POST", "url": format!("https://app.example.com/reset/{}", p[0]),
+                "headers": [{"name": "Cookie", "value": format!("sessionid={}", p[1])}],
+                "postData": {"mimeType": "application/x-www-form-urlencoded",
+                             "params": [{"name": "user", "value": "alice"}, {"name": "password", "value": p[8]}]}
+            },
+            "response": {"status": 302}
+        }
+    ]}}))
+    .unwrap()
+}
+
+fn base64_basic(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn assert_clean(what: &str, haystack: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(
+            !haystack.contains(s.as_str()),
+            "{what} contains the planted secret {s}"
+        );
+    }
+}
+
+#[test]
+fn planted_secrets_stay_out_of_har_models() {
+    let p = planted();
+    let dir = tempfile::tempdir().unwrap();
+    let har = dir.path().join("secrets.har");
+    std::fs::write(&har, har_with_secrets(&p)).unwrap();
+    let (model, raw, out) = import(dir.path(), &[har.to_str().unwrap()]);
+    assert_clean("model.json", &raw, &p);
+    assert_clean(
+        "import output",
+        &(text(&out.stdout) + &text(&out.stderr)),
+        &p,
+    );
+    // The redactions section says what was removed.
+    let red: Vec<(String, String)> = model
+        .redactions
+        .iter()
+        .map(|r| (r.kind.clone(), r.name.clone()))
+        .collect();
+    for want in [
+        ("header", "authorization"),
+        ("header", "cookie"),
+        ("header", "x-csrf-token"),
+        ("header", "x-api-key"),
+        ("query", "access_token"),
+        ("query", "api_key"),
+        ("body-field", "password"),
+        ("form-field", "password"),
+        ("path", "token"),
+    ] {
+        assert!(
+            red.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {red:?}"
+        );
+    }
+    // Non-secret context survives: the page parameter, the e-mail, the theme
+    // is not a credential but rides in Cookie, which is dropped as a whole.
+    assert!(raw.contains("alice@example.com"));
+    assert!(raw.contains("query.page"));
+    for args in [vec!["inspect"], vec!["inspect", "--json"]] {
+        let out = reprise()
+            .args(&args)
+            .arg(dir.path().join("model.json"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_clean("inspect", &(text(&out.stdout) + &text(&out.stderr)), &p);
+    }
+}
+
+#[test]
+fn planted_secrets_stay_out_of_log_models() {
+    let p = planted();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let lines = [
+        format!(
+            r#"10.0.0.1 - - [01/May/2024:10:00:00 +0000] "GET /api/items?api_key={}&q=shoes HTTP/1.1" 200 10 "-" "curl/8" "{}""#,
+            p[4], p[1]
+        ),
+        format!(
+            r#"10.0.0.1 - - [01/May/2024:10:00:02 +0000] "GET /api/items/42?token={}&access_token={} HTTP/1.1" 200 10 "-" "curl/8" "{}""#,
+            p[5], p[0], p[1]
+        ),
+        format!(
+            r#"10.0.0.1 - - [01/May/2024:10:00:03 +0000] "GET /verify/{} HTTP/1.1" 200 10 "-" "curl/8" "-""#,
+            p[0]
+        ),
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let (_, raw, out) = import(
+        dir.path(),
+        &[
+            log.to_str().unwrap(),
+            "--log-format",
+            r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$cookie_sessionid""#,
+        ],
+    );
+    assert_clean("model.json", &raw, &p);
+    assert_clean(
+        "import output",
+        &(text(&out.stdout) + &text(&out.stderr)),
+        &p,
+    );
+    assert!(raw.contains("shoes"), "ordinary query values are kept");
+}

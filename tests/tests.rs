@@ -1,0 +1,8 @@
+//! The integration suite: one binary, a module per area.
+
+mod cli;
+mod corpus;
+mod fuzz;
+mod ground_truth;
+mod secrets;
+mod util;
