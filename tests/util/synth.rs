@@ -21,10 +21,12 @@ pub const ORDER: Step = ("POST", "/api/orders");
 pub const TRACK: Step = ("GET", "/api/orders/{order}");
 pub const LOGIN: Step = ("POST", "/api/login");
 
+/// A tenant's session shapes and how many sessions of each.
+pub type ShapeMix = Vec<(Vec<Step>, u32)>;
+
 /// What a synthetic capture is made of.
 pub struct Truth {
-    /// Tenant → (shape → sessions).
-    pub tenants: Vec<(&'static str, Vec<(Vec<Step>, u32)>)>,
+    pub tenants: Vec<(&'static str, ShapeMix)>,
     pub think_median: Duration,
     pub think_sigma: f64,
     pub seed: u64,
