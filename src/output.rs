@@ -33,6 +33,74 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Pretty JSON with two-space indentation, except that arrays of numbers
+/// and short arrays of strings stay on one line: series of counts and
+/// `[value, count]` pairs read (and diff) better that way.
+pub fn pretty_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v, 0);
+    out.push('\n');
+    out
+}
+
+fn is_flat(a: &[serde_json::Value]) -> bool {
+    use serde_json::Value;
+    let scalars = a.iter().all(|x| matches!(x, Value::Number(_) | Value::Null | Value::Bool(_)))
+        || (a.len() <= 4 && a.iter().all(|x| !x.is_array() && !x.is_object()));
+    scalars && !a.is_empty()
+}
+
+fn write_value(out: &mut String, v: &serde_json::Value, depth: usize) {
+    use serde_json::Value;
+    let indent = |out: &mut String, d: usize| {
+        out.push('\n');
+        for _ in 0..d {
+            out.push_str("  ");
+        }
+    };
+    match v {
+        Value::Array(a) if a.is_empty() => out.push_str("[]"),
+        Value::Object(m) if m.is_empty() => out.push_str("{}"),
+        Value::Array(a) if is_flat(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&x.to_string());
+            }
+            out.push(']');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                write_value(out, x, depth + 1);
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                write_value(out, x, depth + 1);
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// 1234567 → `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -111,5 +179,9 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
         assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), " ▁▂▄█");
+        let v: serde_json::Value = serde_json::from_str(r#"{"a":[1,2,3],"b":[["x",1],["y",2]],"c":{"d":[]}}"#).unwrap();
+        let p = pretty_json(&v);
+        assert_eq!(p, "{\n  \"a\": [1, 2, 3],\n  \"b\": [\n    [\"x\", 1],\n    [\"y\", 2]\n  ],\n  \"c\": {\n    \"d\": []\n  }\n}\n");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&p).unwrap(), v);
     }
 }

@@ -352,8 +352,7 @@ impl Model {
 
     /// The model as pretty JSON (the file format).
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("a model always serialises");
-        s.push('\n');
-        s
+        let v = serde_json::to_value(self).expect("a model always serialises");
+        crate::output::pretty_json(&v)
     }
 }
