@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 
 use crate::capture::{self, CaptureError, InputStats, Merged};
-use crate::cli::{Cli, Command, ImportArgs, InspectArgs};
+use crate::cli::{Cli, Command, DemoTargetArgs, ImportArgs, InspectArgs};
 use crate::config::{ImportConfig, UsageError};
+use crate::demo::{DemoTarget, TargetConfig};
 use crate::inspect;
 use crate::model::{Model, ModelError, Modeller};
 use crate::output::{human_duration, thousands, write_atomic};
@@ -26,7 +27,49 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Import(a) => import(*a),
         Command::Inspect(a) => inspect_model(a),
+        Command::DemoTarget(a) => demo_target(a),
     }
+}
+
+/// The async runtime for commands that need one: as many workers as CPUs
+/// this process may run on (`available_parallelism` honours the affinity
+/// mask, so `taskset -c 0` gives one worker).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn demo_target(a: DemoTargetArgs) -> Result<u8> {
+    if a.workers == 0 || !(a.service_scale.is_finite() && a.service_scale >= 0.0) {
+        return Err(UsageError(
+            "--workers must be at least 1 and --service-scale a non-negative number".into(),
+        )
+        .into());
+    }
+    let cfg = TargetConfig {
+        workers: a.workers,
+        queue: a.queue,
+        service_scale: a.service_scale,
+        token_ttl: a.token_ttl,
+        require_auth: a.require_auth,
+        password: a.password,
+    };
+    runtime()?.block_on(async {
+        let target = DemoTarget::start(a.listen, cfg)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        println!("demo target listening on {}", target.url());
+        let _ = std::io::stdout().flush();
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        target.stop().await;
+        Ok(exit::OK)
+    })
 }
 
 /// The exit code for an error: bad usage or input is 2, anything else 1.

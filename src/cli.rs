@@ -28,6 +28,40 @@ pub enum Command {
     Import(Box<ImportArgs>),
     /// Summarise a model: tenants, endpoints, sessions, arrivals, think times.
     Inspect(InspectArgs),
+    /// Run the built-in demo target: a small multi-tenant API with a limited
+    /// worker pool, to replay against.
+    DemoTarget(DemoTargetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoTargetArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// Requests served at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub workers: usize,
+
+    /// Requests waiting for a worker before further ones are refused (503).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub queue: usize,
+
+    /// Multiplies the simulated service times (2 is twice as slow).
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub service_scale: f64,
+
+    /// Lifetime of the tokens `POST /api/login` issues.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Refuse requests without a valid bearer token (401).
+    #[arg(long)]
+    pub require_auth: bool,
+
+    /// The password every demo user logs in with.
+    #[arg(long, default_value = crate::demo::target::DEFAULT_PASSWORD, value_name = "PASSWORD")]
+    pub password: String,
 }
 
 #[derive(Debug, Args)]

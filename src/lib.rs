@@ -7,6 +7,7 @@
 //! - [`model`]: the pivot types, and the modeller that builds a `Model` from
 //!   exchanges (tenants, sessions, templated endpoints, value pools).
 //! - [`inspect`]: a human (or JSON) summary of a model.
+//! - [`demo`]: the built-in multi-tenant target to replay against.
 //! - [`cli`], [`config`], [`app`]: flags → typed options → the stages wired
 //!   for each command. Only `app` uses `anyhow`; the core never sees clap.
 
@@ -14,6 +15,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod inspect;
 pub mod model;
 pub mod output;

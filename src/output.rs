@@ -45,7 +45,9 @@ pub fn pretty_json(v: &serde_json::Value) -> String {
 
 fn is_flat(a: &[serde_json::Value]) -> bool {
     use serde_json::Value;
-    let scalars = a.iter().all(|x| matches!(x, Value::Number(_) | Value::Null | Value::Bool(_)))
+    let scalars = a
+        .iter()
+        .all(|x| matches!(x, Value::Number(_) | Value::Null | Value::Bool(_)))
         || (a.len() <= 4 && a.iter().all(|x| !x.is_array() && !x.is_object()));
     scalars && !a.is_empty()
 }
@@ -179,9 +181,13 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
         assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), " ▁▂▄█");
-        let v: serde_json::Value = serde_json::from_str(r#"{"a":[1,2,3],"b":[["x",1],["y",2]],"c":{"d":[]}}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"a":[1,2,3],"b":[["x",1],["y",2]],"c":{"d":[]}}"#).unwrap();
         let p = pretty_json(&v);
-        assert_eq!(p, "{\n  \"a\": [1, 2, 3],\n  \"b\": [\n    [\"x\", 1],\n    [\"y\", 2]\n  ],\n  \"c\": {\n    \"d\": []\n  }\n}\n");
+        assert_eq!(
+            p,
+            "{\n  \"a\": [1, 2, 3],\n  \"b\": [\n    [\"x\", 1],\n    [\"y\", 2]\n  ],\n  \"c\": {\n    \"d\": []\n  }\n}\n"
+        );
         assert_eq!(serde_json::from_str::<serde_json::Value>(&p).unwrap(), v);
     }
 }

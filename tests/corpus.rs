@@ -188,3 +188,32 @@ fn corpus_details_survive_into_the_model() {
     assert_eq!(both.capture.sources.len(), 2);
     assert_eq!(both.capture.requests, 14 + 5);
 }
+
+#[test]
+fn bundled_captures_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::util::repo("captures/demo-shop-nginx.log");
+    let (m, _, _) = crate::util::import(dir.path(), &[log.to_str().unwrap()]);
+    assert_eq!(m.capture.requests, 1_884);
+    assert_eq!(m.settings.tenant_rules, vec!["host:subdomain"]);
+    let names: Vec<&str> = m.tenants.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["acme", "globex", "initech", "umbrella"]);
+    assert_eq!(m.endpoints.len(), 7);
+    let har = crate::util::repo("captures/demo-shop.har.gz");
+    let (h, raw, _) = crate::util::import(dir.path(), &[har.to_str().unwrap()]);
+    assert_eq!(
+        h.capture.requests, 1_884,
+        "the HAR holds the same requests as the log"
+    );
+    assert_eq!(h.settings.tenant_rules[0], "header:x-tenant-id");
+    assert!(!raw.contains("eyJ"), "no token survives");
+    // Both views of the same traffic agree on the tenant mix within a point.
+    for t in &m.tenants {
+        let other = h
+            .tenants
+            .iter()
+            .find(|x| x.name == t.name)
+            .expect("same tenants");
+        assert!((t.request_share - other.request_share).abs() < 0.01);
+    }
+}

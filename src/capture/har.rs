@@ -145,8 +145,11 @@ fn convert(e: Entries, clock: &mut Clock) -> Result<Exchange, &'static str> {
             x.headers.push((name, h.value));
         }
     }
-    if x.host.is_none() {
-        x.host = authority.or_else(|| x.header("host").map(str::to_string));
+    // The Host the server saw beats the URL's host: a proxy in reverse mode
+    // records the upstream address in the URL.
+    let host = authority.or_else(|| x.header("host").map(str::to_string));
+    if let Some(h) = host.filter(|h| !h.trim().is_empty()) {
+        x.host = Some(super::access_log::strip_port(h.trim()).to_ascii_lowercase());
     }
     if x.header("cookie").is_none() && !e.request.cookies.is_empty() {
         let jar: Vec<String> = e
@@ -157,6 +160,12 @@ fn convert(e: Entries, clock: &mut Clock) -> Result<Exchange, &'static str> {
             .collect();
         x.headers.push(("cookie".into(), jar.join("; ")));
     }
+    // A HAR recorded by a proxy behind a load balancer or web server knows
+    // the client from the forwarding headers.
+    x.client = ["x-forwarded-for", "x-real-ip"]
+        .iter()
+        .find_map(|h| x.header(h))
+        .and_then(|v| super::access_log::first_client(v.as_bytes()));
     x.body = e.request.post_data.and_then(body);
     x.status = u16::try_from(e.response.status)
         .ok()

@@ -300,8 +300,11 @@ impl Modeller {
         self.record_endpoint(eid, &x, &templated, &query, &secrets, tid, rule);
         self.record_tenant(tid, eid, &x, &templated, &query, &secrets);
         self.record_time(&x);
-        let key = identity::session_key(&x, &self.opts.session_rules, input);
+        let (key, client) = identity::session_keys(&x, &self.opts.session_rules, input);
         let end = x.time.saturating_add(x.duration.unwrap_or_default());
+        if let Some(c) = client {
+            self.adopt(tid, c, key, x.time);
+        }
         if self.step(tid, key, eid, x.time, end) {
             self.per_input.entry(input).or_default().sessions += 1;
         }
@@ -504,6 +507,22 @@ impl Modeller {
             && self.hosts.len() < MAX_HOSTS
         {
             self.hosts.insert(h.clone());
+        }
+    }
+
+    /// A client that starts sending credentials keeps the session it began
+    /// anonymously (its login request belongs to the session it opens).
+    fn adopt(&mut self, tid: u32, client: u64, key: u64, now: Timestamp) {
+        if self.open.contains_key(&(tid, key)) {
+            return;
+        }
+        let recent = self
+            .open
+            .get(&(tid, client))
+            .is_some_and(|s| now.saturating_since(s.last_end) <= self.opts.session_gap);
+        if recent {
+            let s = self.open.remove(&(tid, client)).expect("present");
+            self.open.insert((tid, key), s);
         }
     }
 

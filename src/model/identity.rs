@@ -302,13 +302,19 @@ impl SessionKeyRule {
 
 /// The session identity of `x` (a hash): the first rule that applies, else
 /// client address and user agent, else the input it came from (a HAR file is
-/// one browser).
-pub fn session_key(x: &Exchange, rules: &[SessionKeyRule], input: usize) -> u64 {
-    rules
-        .iter()
-        .find_map(|r| r.key(x))
-        .or_else(|| SessionKeyRule::IpUserAgent.key(x))
-        .unwrap_or_else(|| hash(("input", input, x.header("user-agent").unwrap_or(""))))
+/// one browser). The second value is the client's own identity (address and
+/// agent) when the first is something else: a client that logs in mid-way
+/// keeps the session it started anonymously.
+pub fn session_keys(x: &Exchange, rules: &[SessionKeyRule], input: usize) -> (u64, Option<u64>) {
+    let client = SessionKeyRule::IpUserAgent.key(x);
+    match rules.iter().find_map(|r| r.key(x)) {
+        Some(k) if Some(k) != client => (k, client),
+        Some(k) => (k, None),
+        None => (
+            client.unwrap_or_else(|| hash(("input", input, x.header("user-agent").unwrap_or("")))),
+            None,
+        ),
+    }
 }
 
 fn credential_key(x: &Exchange) -> Option<u64> {
@@ -507,11 +513,13 @@ mod tests {
         let a = format!("Bearer {}", jwt(r#"{"sub":"alice"}"#));
         let b = format!("Bearer {}", jwt(r#"{"sub":"alice","iat":2}"#));
         let r = default_session_rules();
-        let k1 = session_key(&x(&[("authorization", &a)], "h", "/", None), &r, 0);
-        let k2 = session_key(&x(&[("authorization", &b)], "h", "/", None), &r, 0);
+        let (k1, c1) = session_keys(&x(&[("authorization", &a)], "h", "/", None), &r, 0);
+        let (k2, _) = session_keys(&x(&[("authorization", &b)], "h", "/", None), &r, 0);
         assert_eq!(k1, k2, "same subject, different tokens: one user");
-        let k3 = session_key(&x(&[], "h", "/", None), &r, 0);
+        let (k3, c3) = session_keys(&x(&[], "h", "/", None), &r, 0);
         assert_ne!(k1, k3);
+        assert_eq!(c1, Some(k3), "the anonymous identity of the same client");
+        assert_eq!(c3, None);
     }
 
     #[test]
