@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command, DemoTargetArgs, ImportArgs, InspectArgs};
 use crate::config::{ImportConfig, UsageError};
 use crate::demo::{DemoTarget, TargetConfig};
 use crate::inspect;
-use crate::model::{Model, ModelError, Modeller};
+use crate::model::{self, Model, ModelError, Modeller, Preparer};
 use crate::output::{human_duration, thousands, write_atomic};
 
 /// Exit codes (docs/exit-codes.md).
@@ -92,14 +92,32 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 fn import(args: ImportArgs) -> Result<u8> {
     let cfg = ImportConfig::from_args(args)?;
     let read_opts = Arc::new(cfg.read.clone());
-    let mut streams = Vec::with_capacity(cfg.sources.len());
-    for s in &cfg.sources {
-        streams.push(capture::spawn(capture::open(s)?, read_opts.clone()));
+    let inputs = cfg
+        .sources
+        .iter()
+        .map(capture::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut model_opts = cfg.model.clone();
+    if model_opts.tenant_rules_automatic {
+        let sample = capture::sample(&inputs, &read_opts, model::build::SAMPLE);
+        model_opts.tenant_rules = model::build::choose_tenant_rules(&model_opts, &sample);
     }
+    let mut modeller = Modeller::new(model_opts);
+    let shared = modeller.options();
+    let streams = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let shared = shared.clone();
+            capture::spawn(input, read_opts.clone(), move || {
+                let mut preparer = Preparer::new(shared.clone());
+                move |x: &capture::Exchange, p: &mut model::Prep| preparer.prepare(i, x, p)
+            })
+        })
+        .collect();
     let mut merged = Merged::new(streams);
-    let mut modeller = Modeller::new(cfg.model.clone());
-    while let Some((i, x)) = merged.next()? {
-        modeller.add(i, x);
+    while let Some((i, item)) = merged.next()? {
+        modeller.add_prepared(i, &item.x, &item.prep);
     }
     let stats = merged.into_stats();
     modeller.settle();

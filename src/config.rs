@@ -64,7 +64,8 @@ impl ImportConfig {
                 json_fields: a.json_fields,
             },
             model: ModelOptions {
-                tenant_rules: (!a.tenants.is_empty()).then_some(a.tenants),
+                tenant_rules_automatic: a.tenants.is_empty(),
+                tenant_rules: a.tenants,
                 session_rules,
                 session_gap: a.session_gap,
                 keep_assets: a.keep_assets,

@@ -19,7 +19,7 @@ const FORMATS: [Format; 8] = [
 
 const SEEDS: [&str; 8] = [
     "{\"log\":{\"entries\":[{\"startedDateTime\":\"2024-01-01T00:00:00Z\",\"time\":5,\"request\":{\"method\":\"GET\",\"url\":\"http://a/b/12?x=1\",\"headers\":[{\"name\":\"Authorization\",\"value\":\"Bearer a.b.c\"}],\"postData\":{\"mimeType\":\"application/json\",\"text\":\"{\\\"a\\\":[1,{\\\"password\\\":2}]}\"}},\"response\":{\"status\":200}}]}}",
-    "1.2.3.4 - bob [10/Oct/2000:13:55:36 -0700] \"GET /a/1?b=2 HTTP/1.1\" 200 2326 \"-\" \"curl\" 0.005\n",
+    "1.2.3.4 - bob [10/Oct/2000:13:55:36 -0700] \"GET /a/1?b=2&flag&=x&&c= HTTP/1.1\" 200 2326 \"-\" \"curl\" 0.005\n",
     "h 1.2.3.4, 5.6.7.8 - - [10/Oct/2000:13:55:36 +0000] \"POST /x HTTP/1.0\" 201 - \"r\" \"u\" \"9.9.9.9\"\n",
     "https 2023-04-26T12:23:00.186641Z app/x 192.168.1.11:44740 10.0.0.1:80 0.086 0.048 0.037 200 200 0 57 \"GET https://w.example.com:443/r HTTP/1.1\" \"curl\" - - arn \"Root\" \"d\" \"c\" 1 2018-07-02T22:22:48.364000Z\n",
     "2015-05-13T23:39:43.945958Z lb 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 \"GET http://e.com:80/ HTTP/1.1\" \"curl\" - -\n",
@@ -40,7 +40,12 @@ fn read_and_model(bytes: Vec<u8>, format: Option<Format>) {
     };
     let mut stats = InputStats::new("fuzz");
     let mut modeller = Modeller::new(ModelOptions::default());
-    let _ = capture::read(input, &opts, &mut stats, &mut |x| modeller.add(0, x));
+    let _ = capture::read(
+        input,
+        &opts,
+        &mut stats,
+        &mut capture::Emit::new(|x| modeller.add(0, &x)),
+    );
     if let Some(m) = modeller.finish(&[stats]) {
         let json = m.to_json();
         reprise::model::Model::from_json("fuzz", json.as_bytes()).expect("a model reads back");

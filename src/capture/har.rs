@@ -29,7 +29,7 @@ pub fn read(
     path: &str,
     reader: &mut dyn BufRead,
     stats: &mut InputStats,
-    emit: &mut dyn FnMut(Exchange),
+    sink: &mut dyn super::Sink,
 ) -> Result<(), CaptureError> {
     stats.place = "entry";
     skip_bom(reader).map_err(|source| CaptureError::Io {
@@ -44,7 +44,8 @@ pub fn read(
         match entry(raw.get(), &mut clock) {
             Ok(x) => {
                 stats.accepted += 1;
-                emit(x);
+                *sink.slot() = x;
+                sink.commit();
             }
             Err(reason) => stats.skip(n, reason),
         }
@@ -546,7 +547,12 @@ mod tests {
     fn read_str(s: &str) -> Result<(Vec<Exchange>, InputStats), CaptureError> {
         let mut out = Vec::new();
         let mut stats = InputStats::new("t.har");
-        read("t.har", &mut s.as_bytes(), &mut stats, &mut |x| out.push(x))?;
+        read(
+            "t.har",
+            &mut s.as_bytes(),
+            &mut stats,
+            &mut super::super::Emit::new(|x| out.push(x)),
+        )?;
         Ok((out, stats))
     }
 

@@ -7,8 +7,9 @@ use flate2::read::MultiGzDecoder;
 
 use super::{CaptureError, Source};
 
-/// How much of an input is read ahead to detect its format.
-const HEAD_BYTES: usize = 64 * 1024;
+/// How much of an input is read ahead to detect its format (and to sample
+/// its first exchanges for automatic tenant rules).
+const HEAD_BYTES: usize = 1024 * 1024;
 const BUF_BYTES: usize = 256 * 1024;
 
 /// An opened input: its first bytes (already decompressed) for detection, and
@@ -26,6 +27,12 @@ impl Input {
             BUF_BYTES,
             Cursor::new(self.head).chain(self.rest),
         ))
+    }
+
+    /// The whole input, head included, unbuffered (for readers that read in
+    /// large blocks of their own).
+    pub fn into_read(self) -> Box<dyn Read + Send> {
+        Box::new(Cursor::new(self.head).chain(self.rest))
     }
 
     /// An input from bytes in memory (tests, fuzzing).

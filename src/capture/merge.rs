@@ -1,106 +1,408 @@
 //! Reading inputs on their own threads and interleaving them by time.
+//!
+//! Each input is read off the importing thread, which also runs a
+//! caller-given `prepare` step on every exchange (the modeller's stateless
+//! work: templating, identity) so that work is spread over the cores. Logs
+//! whose lines stand alone (combined, ALB, ...) are cut into chunks at line
+//! ends and parsed by several workers at once; chunks come back numbered and
+//! are put back in order. Exchanges travel in batches; spent batches go back
+//! to be filled again, so the import loop does not allocate per line.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use super::{CaptureError, Exchange, Input, InputStats, ReadOptions, read};
+use super::access_log;
+use super::{
+    CaptureError, Exchange, Format, Input, InputStats, ReadOptions, Sink, format_of, read, usable,
+};
 use crate::model::Timestamp;
 
 const BATCH: usize = 1024;
 /// Batches in flight per input: bounds memory whatever the input size.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Bytes per chunk when lines are parsed in parallel.
+const CHUNK: usize = 256 << 10;
 
-enum Msg {
-    Batch(Vec<Exchange>),
-    Done(Result<InputStats, CaptureError>),
+/// An exchange and what the reader thread prepared from it.
+#[derive(Default)]
+pub struct Item<P> {
+    pub x: Exchange,
+    pub prep: P,
 }
 
-/// One input being read on its own thread.
-pub struct Stream {
+enum Msg<P> {
+    /// Batch number `seq`; `stats` counts what its chunk held (parallel
+    /// parsing only).
+    Batch {
+        seq: u64,
+        items: Vec<Item<P>>,
+        stats: Option<InputStats>,
+    },
+    /// Reading ended after `batches` batches; the stats hold the totals of
+    /// serial reading, or what belongs to the whole input.
+    Done {
+        batches: u64,
+        result: Result<InputStats, CaptureError>,
+    },
+}
+
+/// Spent batches, for the producers to fill again.
+type Pool<P> = Arc<Mutex<Vec<Vec<Item<P>>>>>;
+
+fn take_batch<P>(pool: &Pool<P>) -> Vec<Item<P>> {
+    pool.lock()
+        .expect("pool lock")
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(2 * BATCH))
+}
+
+/// One input being read off this thread.
+pub struct Stream<P> {
     name: String,
-    rx: Receiver<Msg>,
-    batch: std::vec::IntoIter<Exchange>,
-    handle: Option<JoinHandle<()>>,
+    rx: Receiver<Msg<P>>,
+    pool: Pool<P>,
+    batch: Vec<Item<P>>,
+    pos: usize,
+    next_seq: u64,
+    /// Batches that arrived before their turn, with their chunk's stats.
+    pending: BTreeMap<u64, (Vec<Item<P>>, Option<InputStats>)>,
+    total: Option<u64>,
+    stats: InputStats,
+    handles: Vec<JoinHandle<()>>,
     done: bool,
 }
 
-/// Starts reading `input` on a thread of its own.
-pub fn spawn(input: Input, opts: Arc<ReadOptions>) -> Stream {
+/// Starts reading `input`. `make_prepare` makes the per-exchange step for
+/// each thread that parses.
+pub fn spawn<P, F, M>(input: Input, opts: Arc<ReadOptions>, make_prepare: M) -> Stream<P>
+where
+    P: Default + Send + 'static,
+    F: FnMut(&Exchange, &mut P) + Send + 'static,
+    M: Fn() -> F,
+{
     let name = input.name.clone();
     let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
-    let handle = thread::Builder::new()
-        .name(format!("read {name}"))
-        .spawn(move || run_reader(input, &opts, tx))
-        .expect("spawning a reader thread");
+    let pool: Pool<P> = Arc::new(Mutex::new(Vec::new()));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let format = format_of(&input, &opts);
+    let handles = match format {
+        Ok(f) if workers > 1 && access_log::independent_lines(f) => {
+            chunked(input, f, opts, workers, make_prepare, tx, pool.clone())
+        }
+        _ => vec![serial(input, opts, make_prepare(), tx, pool.clone())],
+    };
     Stream {
+        stats: InputStats::new(&name),
         name,
         rx,
-        batch: Vec::new().into_iter(),
-        handle: Some(handle),
+        pool,
+        batch: Vec::new(),
+        pos: 0,
+        next_seq: 0,
+        pending: BTreeMap::new(),
+        total: None,
+        handles,
         done: false,
     }
 }
 
-fn run_reader(input: Input, opts: &ReadOptions, tx: SyncSender<Msg>) {
-    let mut stats = InputStats::new(&input.name);
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut receiver_gone = false;
-    let mut span: Option<(Timestamp, Timestamp)> = None;
-    let result = read(input, opts, &mut stats, &mut |x| {
-        if receiver_gone {
+fn serial<P, F>(
+    input: Input,
+    opts: Arc<ReadOptions>,
+    prepare: F,
+    tx: SyncSender<Msg<P>>,
+    pool: Pool<P>,
+) -> JoinHandle<()>
+where
+    P: Default + Send + 'static,
+    F: FnMut(&Exchange, &mut P) + Send + 'static,
+{
+    let name = input.name.clone();
+    thread::Builder::new()
+        .name(format!("read {name}"))
+        .spawn(move || {
+            let mut sink = BatchSink::new(&tx, pool, prepare, false);
+            let mut stats = InputStats::new(&input.name);
+            let result = read(input, &opts, &mut stats, &mut sink);
+            sink.flush(None);
+            stats.span = sink.span;
+            let _ = tx.send(Msg::Done {
+                batches: sink.seq,
+                result: result.map(|()| stats),
+            });
+        })
+        .expect("spawning a reader thread")
+}
+
+/// A splitter cuts the input into chunks of whole lines; `workers` threads
+/// parse and prepare them, one batch per chunk.
+fn chunked<P, F, M>(
+    input: Input,
+    format: Format,
+    opts: Arc<ReadOptions>,
+    workers: usize,
+    make_prepare: M,
+    tx: SyncSender<Msg<P>>,
+    pool: Pool<P>,
+) -> Vec<JoinHandle<()>>
+where
+    P: Default + Send + 'static,
+    F: FnMut(&Exchange, &mut P) + Send + 'static,
+    M: Fn() -> F,
+{
+    let (chunk_tx, chunk_rx) = sync_channel::<(u64, u64, Vec<u8>)>(workers * 2);
+    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+    let buffers: Arc<Mutex<Vec<Vec<u8>>>> = Arc::new(Mutex::new(Vec::new()));
+    let name = input.name.clone();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (tx, pool, rx, opts) = (tx.clone(), pool.clone(), chunk_rx.clone(), opts.clone());
+        let buffers = buffers.clone();
+        let mut prepare = make_prepare();
+        let name = name.clone();
+        handles.push(
+            thread::Builder::new()
+                .name(format!("parse {name} #{w}"))
+                .spawn(move || {
+                    let mut parser = access_log::parser_for(format, &opts);
+                    loop {
+                        let next = rx.lock().expect("chunk lock").recv();
+                        let Ok((seq, first, bytes)) = next else {
+                            return;
+                        };
+                        let mut stats = InputStats::new(&name);
+                        let mut sink = BatchSink::new(&tx, pool.clone(), &mut prepare, true);
+                        sink.seq = seq;
+                        access_log::read_chunk(&mut *parser, &bytes, first, &mut stats, &mut sink);
+                        buffers.lock().expect("buffer lock").push(bytes);
+                        stats.span = sink.span;
+                        sink.flush(Some(stats));
+                        if sink.gone {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawning a parser thread"),
+        );
+    }
+    handles.push(
+        thread::Builder::new()
+            .name(format!("read {name}"))
+            .spawn(move || {
+                let mut stats = InputStats::new(&input.name);
+                stats.format = Some(format);
+                let path = input.name.clone();
+                let result = split(input, &chunk_tx, &buffers);
+                drop(chunk_tx);
+                let _ = tx.send(Msg::Done {
+                    batches: result.as_ref().map_or(0, |n| *n),
+                    result: result
+                        .map(|_| stats)
+                        .map_err(|source| CaptureError::Io { path, source }),
+                });
+            })
+            .expect("spawning a reader thread"),
+    );
+    handles
+}
+
+/// Sends the input as numbered chunks of whole lines with the number of
+/// their first line; returns how many.
+fn split(
+    input: Input,
+    out: &SyncSender<(u64, u64, Vec<u8>)>,
+    buffers: &Mutex<Vec<Vec<u8>>>,
+) -> std::io::Result<u64> {
+    let mut reader = input.into_read();
+    let (mut seq, mut line) = (0u64, 1u64);
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = buffers
+            .lock()
+            .expect("buffer lock")
+            .pop()
+            .unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&carry);
+        carry.clear();
+        let had = buf.len();
+        (&mut reader).take(CHUNK as u64).read_to_end(&mut buf)?;
+        let eof = buf.len() == had;
+        if eof && buf.is_empty() {
+            return Ok(seq);
+        }
+        // Cut after the last newline; the rest starts the next chunk. A
+        // chunk with no newline at all is passed whole when it grows large
+        // (the line-length limit deals with it).
+        if !eof && let Some(i) = memchr::memrchr(b'\n', &buf) {
+            carry.extend_from_slice(&buf[i + 1..]);
+            buf.truncate(i + 1);
+        } else if !eof && buf.len() < 64 * CHUNK {
+            carry = buf;
+            continue;
+        }
+        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+        let n = line;
+        line += lines;
+        if out.send((seq, n, buf)).is_err() {
+            return Ok(seq);
+        }
+        seq += 1;
+        if eof {
+            return Ok(seq);
+        }
+    }
+}
+
+struct BatchSink<'a, P, F> {
+    batch: Vec<Item<P>>,
+    filled: usize,
+    tx: &'a SyncSender<Msg<P>>,
+    pool: Pool<P>,
+    prepare: F,
+    seq: u64,
+    /// A chunk's sink sends one batch, whole, when the chunk is parsed.
+    chunk: bool,
+    /// The consumer stopped listening: read on without sending.
+    gone: bool,
+    span: Option<(Timestamp, Timestamp)>,
+}
+
+impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
+    fn new(tx: &'a SyncSender<Msg<P>>, pool: Pool<P>, prepare: F, chunk: bool) -> Self {
+        BatchSink {
+            batch: take_batch(&pool),
+            filled: 0,
+            tx,
+            pool,
+            prepare,
+            seq: 0,
+            chunk,
+            gone: false,
+            span: None,
+        }
+    }
+
+    /// Sends what is filled (with the chunk's stats when parsing chunks).
+    fn flush(&mut self, stats: Option<InputStats>) {
+        if self.gone || (self.filled == 0 && stats.is_none()) {
             return;
         }
-        span = Some(span.map_or((x.time, x.time), |(a, b)| (a.min(x.time), b.max(x.time))));
-        batch.push(x);
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            receiver_gone = tx.send(Msg::Batch(full)).is_err();
-        }
-    });
-    stats.span = span;
-    if !batch.is_empty() && !receiver_gone {
-        let _ = tx.send(Msg::Batch(batch));
+        // A chunk's sink sends once and is dropped: no next batch to fill.
+        let fresh = if self.chunk {
+            Vec::new()
+        } else {
+            take_batch(&self.pool)
+        };
+        let mut items = std::mem::replace(&mut self.batch, fresh);
+        items.truncate(self.filled);
+        self.filled = 0;
+        let msg = Msg::Batch {
+            seq: self.seq,
+            items,
+            stats,
+        };
+        self.seq += 1;
+        self.gone = self.tx.send(msg).is_err();
     }
-    let _ = tx.send(Msg::Done(result.map(|()| stats)));
+}
+
+impl<P, F> Drop for BatchSink<'_, P, F> {
+    fn drop(&mut self) {
+        let b = std::mem::take(&mut self.batch);
+        if b.capacity() > 0 {
+            self.pool.lock().expect("pool lock").push(b);
+        }
+    }
+}
+
+impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
+    fn slot(&mut self) -> &mut Exchange {
+        if self.filled == self.batch.len() {
+            self.batch.push(Item::default());
+        }
+        &mut self.batch[self.filled].x
+    }
+
+    fn commit(&mut self) {
+        let item = &mut self.batch[self.filled];
+        let t = item.x.time;
+        self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        (self.prepare)(&item.x, &mut item.prep);
+        self.filled += 1;
+        if self.filled == BATCH && !self.chunk {
+            self.flush(None);
+        }
+    }
 }
 
 enum Pulled {
-    Exchange(Exchange),
-    End(InputStats),
+    More,
+    End,
 }
 
-impl Stream {
-    fn pull(&mut self) -> Result<Pulled, CaptureError> {
-        loop {
-            if let Some(x) = self.batch.next() {
-                return Ok(Pulled::Exchange(x));
+impl<P> Stream<P> {
+    fn current(&self) -> Option<&Item<P>> {
+        self.batch.get(self.pos)
+    }
+
+    /// Moves to the next exchange (`first`: onto the first one), fetching
+    /// batches in order as they are spent.
+    fn pull(&mut self, first: bool) -> Result<Pulled, CaptureError> {
+        if !first {
+            self.pos += 1;
+        }
+        while self.pos >= self.batch.len() {
+            let spent = std::mem::take(&mut self.batch);
+            if spent.capacity() > 0 {
+                self.pool.lock().expect("pool lock").push(spent);
             }
-            let msg = self.rx.recv();
-            match msg {
-                Ok(Msg::Batch(b)) => self.batch = b.into_iter(),
-                Ok(Msg::Done(r)) => {
-                    self.done = true;
-                    self.join();
-                    return r.map(Pulled::End);
+            self.pos = 0;
+            if let Some((items, stats)) = self.pending.remove(&self.next_seq) {
+                self.next_seq += 1;
+                self.batch = items;
+                if let Some(s) = stats {
+                    self.stats.absorb(&s);
+                }
+                continue;
+            }
+            if self.total.is_some_and(|t| self.next_seq >= t) {
+                self.finish();
+                usable(&self.stats)?;
+                return Ok(Pulled::End);
+            }
+            match self.rx.recv() {
+                Ok(Msg::Batch { seq, items, stats }) => {
+                    self.pending.insert(seq, (items, stats));
+                }
+                Ok(Msg::Done { batches, result }) => {
+                    let base = result?;
+                    self.stats.format = base.format;
+                    self.stats.place = base.place;
+                    self.stats.absorb(&base);
+                    self.total = Some(batches);
                 }
                 Err(_) => {
-                    // The thread ended without saying so: it panicked.
-                    self.done = true;
-                    self.join();
+                    self.finish();
                     return Err(CaptureError::Internal {
                         path: self.name.clone(),
-                        message: "the reader thread panicked".into(),
+                        message: "a reader thread panicked".into(),
                     });
                 }
             }
         }
+        Ok(Pulled::More)
     }
 
-    fn join(&mut self) {
-        if let Some(h) = self.handle.take() {
+    fn finish(&mut self) {
+        self.done = true;
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -108,61 +410,67 @@ impl Stream {
 
 /// Interleaves several inputs into one stream ordered by request time (each
 /// input keeps its own order), tagging each exchange with its input's index.
-pub struct Merged {
-    streams: Vec<Stream>,
-    heads: Vec<Option<Exchange>>,
+pub struct Merged<P> {
+    streams: Vec<Stream<P>>,
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
-    stats: Vec<Option<InputStats>>,
+    ended: Vec<bool>,
+    /// The stream whose current item was handed out last; it moves on at
+    /// the next call.
+    lent: Option<usize>,
     primed: bool,
 }
 
-impl Merged {
-    pub fn new(streams: Vec<Stream>) -> Merged {
+impl<P> Merged<P> {
+    pub fn new(streams: Vec<Stream<P>>) -> Merged<P> {
         let n = streams.len();
         Merged {
             streams,
-            heads: (0..n).map(|_| None).collect(),
             heap: BinaryHeap::with_capacity(n),
-            stats: (0..n).map(|_| None).collect(),
+            ended: vec![false; n],
+            lent: None,
             primed: false,
         }
     }
 
-    fn advance(&mut self, i: usize) -> Result<(), CaptureError> {
-        match self.streams[i].pull()? {
-            Pulled::Exchange(x) => {
-                self.heap.push(Reverse((x.time, i)));
-                self.heads[i] = Some(x);
-            }
-            Pulled::End(stats) => self.stats[i] = Some(stats),
-        }
-        Ok(())
-    }
-
     /// The next exchange in time order, with the index of its input.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<Option<(usize, Exchange)>, CaptureError> {
+    pub fn next(&mut self) -> Result<Option<(usize, &Item<P>)>, CaptureError> {
         if !self.primed {
             self.primed = true;
             for i in 0..self.streams.len() {
-                self.advance(i)?;
+                let first = self.streams[i].pull(true)?;
+                self.queue(i, first);
             }
+        }
+        if let Some(i) = self.lent.take() {
+            let next = self.streams[i].pull(false)?;
+            self.queue(i, next);
         }
         let Some(Reverse((_, i))) = self.heap.pop() else {
             return Ok(None);
         };
-        let x = self.heads[i].take().expect("a queued input has a head");
-        self.advance(i)?;
-        Ok(Some((i, x)))
+        self.lent = Some(i);
+        Ok(Some((
+            i,
+            self.streams[i]
+                .current()
+                .expect("queued stream has an item"),
+        )))
     }
 
-    /// Statistics of the inputs that have ended, in input order.
-    pub fn stats(&self) -> Vec<&InputStats> {
-        self.stats.iter().flatten().collect()
+    fn queue(&mut self, i: usize, pulled: Pulled) {
+        match pulled {
+            Pulled::More => {
+                let t = self.streams[i].current().expect("pulled").x.time;
+                self.heap.push(Reverse((t, i)));
+            }
+            Pulled::End => self.ended[i] = true,
+        }
     }
 
+    /// What was read from each input, in input order.
     pub fn into_stats(self) -> Vec<InputStats> {
-        self.stats.into_iter().flatten().collect()
+        self.streams.into_iter().map(|s| s.stats.clone()).collect()
     }
 
     pub fn input_count(&self) -> usize {
@@ -170,9 +478,9 @@ impl Merged {
     }
 }
 
-impl Drop for Stream {
+impl<P> Drop for Stream<P> {
     fn drop(&mut self) {
-        // Unblock a reader still sending, then let it finish on its own.
+        // Unblock producers still sending, then let them finish on their own.
         if !self.done {
             let (_, rx) = sync_channel(0);
             drop(std::mem::replace(&mut self.rx, rx));

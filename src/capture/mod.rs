@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use detect::detect;
 pub use input::{Input, open};
-pub use merge::{Merged, spawn};
+pub use merge::{Item, Merged, Stream, spawn};
 
 use crate::model::Timestamp;
 
@@ -58,6 +58,56 @@ pub struct Exchange {
     pub response_bytes: Option<u64>,
     /// The response's media type, where recorded.
     pub response_type: Option<String>,
+    /// Allocations kept for reuse by [`Exchange::reset`].
+    #[doc(hidden)]
+    pub spare: Spare,
+}
+
+/// Strings an exchange held before it was reset, kept to be filled again:
+/// the import loop reuses exchanges instead of allocating per line.
+#[derive(Default)]
+pub struct Spare {
+    strings: Vec<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl Clone for Spare {
+    fn clone(&self) -> Spare {
+        Spare::default()
+    }
+}
+
+impl PartialEq for Spare {
+    fn eq(&self, _: &Spare) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spare")
+    }
+}
+
+fn keep(slot: &mut Option<String>, spare: &mut Vec<String>) {
+    if let Some(mut s) = slot.take() {
+        s.clear();
+        spare.push(s);
+    }
+}
+
+fn fill(slot: &mut Option<String>, spare: &mut Vec<String>, v: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(v);
+        }
+        None => {
+            let mut s = spare.pop().unwrap_or_default();
+            s.push_str(v);
+            *slot = Some(s);
+        }
+    }
 }
 
 impl Exchange {
@@ -67,6 +117,96 @@ impl Exchange {
             .iter()
             .find(|(n, _)| n == lower_name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Empties the exchange, keeping its allocations for the next fill.
+    pub fn reset(&mut self) {
+        let sp = &mut self.spare;
+        for slot in [
+            &mut self.scheme,
+            &mut self.host,
+            &mut self.query,
+            &mut self.client,
+            &mut self.user,
+            &mut self.response_type,
+        ] {
+            keep(slot, &mut sp.strings);
+        }
+        self.method.clear();
+        self.path.clear();
+        for (mut n, mut v) in self.headers.drain(..) {
+            n.clear();
+            v.clear();
+            sp.headers.push((n, v));
+        }
+        self.time = Timestamp::default();
+        self.body = None;
+        self.status = None;
+        self.duration = None;
+        self.ttfb = None;
+        self.response_bytes = None;
+    }
+
+    /// Adds a header (`name` in lower case), reusing spare strings.
+    pub fn push_header(&mut self, name: &str, value: &str) {
+        let (mut n, mut v) = self.spare.headers.pop().unwrap_or_default();
+        n.push_str(name);
+        v.push_str(value);
+        self.headers.push((n, v));
+    }
+
+    pub fn set_scheme(&mut self, v: &str) {
+        fill(&mut self.scheme, &mut self.spare.strings, v);
+    }
+
+    pub fn set_host(&mut self, v: &str) {
+        fill(&mut self.host, &mut self.spare.strings, v);
+    }
+
+    pub fn set_query(&mut self, v: &str) {
+        fill(&mut self.query, &mut self.spare.strings, v);
+    }
+
+    pub fn set_client(&mut self, v: &str) {
+        fill(&mut self.client, &mut self.spare.strings, v);
+    }
+
+    pub fn set_user(&mut self, v: &str) {
+        fill(&mut self.user, &mut self.spare.strings, v);
+    }
+}
+
+/// Where a reader puts what it read: an exchange to fill, then a commit.
+/// Exchanges are handed out for reuse, so a reader resets the one it gets.
+pub trait Sink {
+    /// The exchange to fill next (holding stale data until reset).
+    fn slot(&mut self) -> &mut Exchange;
+    /// The slot holds a complete exchange.
+    fn commit(&mut self);
+}
+
+/// A [`Sink`] calling a function with each exchange.
+pub struct Emit<F: FnMut(Exchange)> {
+    f: F,
+    x: Exchange,
+}
+
+impl<F: FnMut(Exchange)> Emit<F> {
+    pub fn new(f: F) -> Emit<F> {
+        Emit {
+            f,
+            x: Exchange::default(),
+        }
+    }
+}
+
+impl<F: FnMut(Exchange)> Sink for Emit<F> {
+    fn slot(&mut self) -> &mut Exchange {
+        &mut self.x
+    }
+
+    fn commit(&mut self) {
+        (self.f)(std::mem::take(&mut self.x));
     }
 }
 
@@ -185,6 +325,25 @@ impl InputStats {
         }
     }
 
+    /// Adds what another part of the same input counted (chunks parsed in
+    /// parallel are merged in input order).
+    pub fn absorb(&mut self, other: &InputStats) {
+        self.records += other.records;
+        self.accepted += other.accepted;
+        for (r, n) in &other.skipped {
+            *self.skipped.entry(r).or_default() += n;
+        }
+        for s in &other.first_skips {
+            if self.first_skips.len() < SHOWN_SKIPS {
+                self.first_skips.push(*s);
+            }
+        }
+        self.warnings.extend(other.warnings.iter().cloned());
+        if let Some((a, b)) = other.span {
+            self.span = Some(self.span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+    }
+
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
@@ -264,48 +423,83 @@ impl Source {
     }
 }
 
+/// The first exchanges (at most `per_input`) of each input, read from the
+/// bytes already taken for format detection; the inputs are left as they are.
+pub fn sample(inputs: &[Input], opts: &ReadOptions, per_input: usize) -> Vec<Exchange> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let Ok(copy) = Input::from_bytes(&input.name, input.head.clone()) else {
+            continue;
+        };
+        let mut stats = InputStats::new(&input.name);
+        let mut got = Vec::new();
+        {
+            let mut sink = Emit::new(|x| {
+                if got.len() < per_input {
+                    got.push(x)
+                }
+            });
+            // A head cut mid-record ends in an error; what came before counts.
+            let _ = read(copy, opts, &mut stats, &mut sink);
+        }
+        out.extend(got);
+    }
+    out
+}
+
 /// Reads one opened input to the end, handing each exchange to `emit`.
 pub fn read(
     input: Input,
     opts: &ReadOptions,
     stats: &mut InputStats,
-    emit: &mut dyn FnMut(Exchange),
+    sink: &mut dyn Sink,
 ) -> Result<(), CaptureError> {
-    let format = match opts.format {
+    let format = format_of(&input, opts)?;
+    stats.format = Some(format);
+    let path = input.name.clone();
+    let mut reader = input.into_reader();
+    match format {
+        Format::Har => har::read(&path, &mut reader, stats, sink),
+        Format::Pcap => Err(CaptureError::Invalid {
+            path: path.clone(),
+            message: "pcap/pcapng captures are not supported yet".into(),
+        }),
+        _ => access_log::read(format, opts, &path, &mut reader, stats, sink),
+    }?;
+    usable(stats)
+}
+
+/// The format of an opened input: forced, implied by `--log-format`, or
+/// detected.
+pub fn format_of(input: &Input, opts: &ReadOptions) -> Result<Format, CaptureError> {
+    Ok(match opts.format {
         Some(f) => f,
         None if opts.log_format.is_some() => Format::LogFormat,
         None => detect(&input.head).ok_or_else(|| CaptureError::UnknownFormat {
             path: input.name.clone(),
             head: String::from_utf8_lossy(&input.head[..input.head.len().min(40)]).into_owned(),
         })?,
-    };
-    stats.format = Some(format);
-    let path = input.name.clone();
-    let mut reader = input.into_reader();
-    match format {
-        Format::Har => har::read(&path, &mut reader, stats, emit),
-        Format::Pcap => Err(CaptureError::Invalid {
-            path: path.clone(),
-            message: "pcap/pcapng captures are not supported yet".into(),
-        }),
-        _ => access_log::read(format, opts, &path, &mut reader, stats, emit),
-    }?;
-    if stats.accepted == 0 {
-        let first = stats
-            .first_skips
-            .first()
-            .map(|(n, r)| format!("; first at {}: {r}", stats.location(*n)))
-            .unwrap_or_default();
-        return Err(CaptureError::NothingUsable {
-            path,
-            records: stats.records,
-            summary: if stats.records == 0 {
-                "empty".to_string()
-            } else {
-                stats.skip_summary()
-            },
-            first,
-        });
+    })
+}
+
+/// An input that yielded no exchange at all is an error.
+pub fn usable(stats: &InputStats) -> Result<(), CaptureError> {
+    if stats.accepted > 0 {
+        return Ok(());
     }
-    Ok(())
+    let first = stats
+        .first_skips
+        .first()
+        .map(|(n, r)| format!("; first at {}: {r}", stats.location(*n)))
+        .unwrap_or_default();
+    Err(CaptureError::NothingUsable {
+        path: stats.name.clone(),
+        records: stats.records,
+        summary: if stats.records == 0 {
+            "empty".to_string()
+        } else {
+            stats.skip_summary()
+        },
+        first,
+    })
 }

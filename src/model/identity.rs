@@ -4,8 +4,9 @@
 //! session — tokens, cookies, API keys — are secrets: they are hashed on the
 //! spot and only the hash is kept, in memory, for grouping.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use base64::Engine;
@@ -87,18 +88,23 @@ const MAX_TENANT_LEN: usize = 64;
 
 impl TenantRule {
     /// The tenant this rule finds in `x`, if any.
-    pub fn extract(&self, x: &Exchange) -> Option<String> {
-        let v = match self {
-            TenantRule::Header(h) => x.header(h).map(str::to_string),
-            TenantRule::Jwt(claim) => bearer_claims(x).and_then(|c| claim_text(&c, claim)),
-            TenantRule::HostSubdomain => x.host.as_deref().and_then(subdomain).map(str::to_string),
-            TenantRule::PathSegment(n) => path_segment(&x.path, *n).map(decode),
-            TenantRule::Query(q) => query_param(x.query.as_deref(), q).map(decode),
-            TenantRule::Cookie(c) => cookie(x, c).map(str::to_string),
-        }?;
-        let v = v.trim();
-        (!v.is_empty() && v.len() <= MAX_TENANT_LEN && !v.contains(['/', '\n', '\r']))
-            .then(|| v.to_string())
+    pub fn extract<'a>(&self, x: &'a Exchange) -> Option<Cow<'a, str>> {
+        let v: Cow<'a, str> = match self {
+            TenantRule::Header(h) => Cow::Borrowed(x.header(h)?),
+            TenantRule::Jwt(claim) => {
+                Cow::Owned(bearer_claims(x).and_then(|c| claim_text(&c, claim))?)
+            }
+            TenantRule::HostSubdomain => Cow::Borrowed(x.host.as_deref().and_then(subdomain)?),
+            TenantRule::PathSegment(n) => decode(path_segment(&x.path, *n)?),
+            TenantRule::Query(q) => decode(query_param(x.query.as_deref(), q)?),
+            TenantRule::Cookie(c) => Cow::Borrowed(cookie(x, c)?),
+        };
+        let ok =
+            |t: &str| !t.is_empty() && t.len() <= MAX_TENANT_LEN && !t.contains(['/', '\n', '\r']);
+        match v {
+            Cow::Borrowed(b) => Some(Cow::Borrowed(b.trim())).filter(|t| ok(t)),
+            Cow::Owned(o) => Some(Cow::Owned(o.trim().to_string())).filter(|t| ok(t)),
+        }
     }
 }
 
@@ -334,24 +340,33 @@ fn credential_key(x: &Exchange) -> Option<u64> {
         }
         return Some(hash(("auth", auth)));
     }
-    if let Some(cookies) = x.header("cookie") {
+    // One pass over the headers, one over the query: this runs per request.
+    let (mut cookies, mut api_key) = (None, None);
+    for (name, value) in &x.headers {
+        match name.as_str() {
+            "cookie" => cookies = cookies.or(Some(value)),
+            "x-api-key" | "api-key" | "apikey" | "x-apikey" | "x-auth-token" => {
+                api_key = api_key.or(Some(value))
+            }
+            _ => {}
+        }
+    }
+    if let Some(cookies) = cookies {
         for (name, value) in cookie_pairs(cookies) {
             if is_session_cookie(name) && !value.is_empty() {
                 return Some(hash(("cookie", name, value)));
             }
         }
     }
-    for h in ["x-api-key", "api-key", "apikey", "x-apikey", "x-auth-token"] {
-        if let Some(v) = x.header(h) {
-            return Some(hash(("apikey", v)));
-        }
+    if let Some(v) = api_key {
+        return Some(hash(("apikey", v)));
     }
-    for q in ["api_key", "apikey", "access_token", "token"] {
-        if let Some(v) = query_param(x.query.as_deref(), q) {
-            return Some(hash(("qkey", v)));
-        }
-    }
-    None
+    let q = x.query.as_deref()?;
+    query_pairs(q)
+        .find(|(k, v)| {
+            !v.is_empty() && matches!(*k, "api_key" | "apikey" | "access_token" | "token")
+        })
+        .map(|(_, v)| hash(("qkey", v)))
 }
 
 fn is_session_cookie(name: &str) -> bool {
@@ -364,8 +379,9 @@ fn is_session_cookie(name: &str) -> bool {
         || n == "jwt"
 }
 
+/// A fast, deterministic hash for grouping (never written anywhere).
 fn hash<T: Hash>(t: T) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     t.hash(&mut h);
     h.finish()
 }
@@ -427,31 +443,61 @@ fn cookie<'a>(x: &'a Exchange, name: &str) -> Option<&'a str> {
 /// `a=1&b=2` → raw (still percent-encoded) pairs; a name without `=` has an
 /// empty value.
 pub fn query_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
-    q.split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+    split_bytes(q, b'&').filter(|kv| !kv.is_empty()).map(|kv| {
+        // The empty value of a bare name is still a slice of the query, so
+        // callers can locate it.
+        match memchr::memchr(b'=', kv.as_bytes()) {
+            Some(i) => (&kv[..i], &kv[i + 1..]),
+            None => (kv, &kv[kv.len()..]),
+        }
+    })
+}
+
+/// `s.split(sep)` for an ASCII separator, found with memchr.
+pub fn split_bytes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    debug_assert!(sep.is_ascii());
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r.as_bytes()) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 fn query_param<'a>(q: Option<&'a str>, name: &str) -> Option<&'a str> {
     query_pairs(q?)
-        .find(|(k, _)| decode(k) == name)
+        .find(|(k, _)| *k == name || decode(k) == name)
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty())
 }
 
 /// The Nth (from 1) non-empty path segment.
 pub fn path_segment(path: &str, n: usize) -> Option<&str> {
-    path.split('/')
+    split_bytes(path, b'/')
         .filter(|s| !s.is_empty())
         .nth(n.checked_sub(1)?)
 }
 
-/// Percent-decoding (with `+` as space, as forms encode it).
-pub fn decode(s: &str) -> String {
+/// Percent-decoding (with `+` as space, as forms encode it); borrows when
+/// there is nothing to decode.
+pub fn decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
     let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&s)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 #[cfg(test)]

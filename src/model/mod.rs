@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use build::{ModelOptions, Modeller};
+pub use build::{ModelOptions, Modeller, Prep, Preparer};
 pub use sketch::Distribution;
 pub use template::SlotKind;
 pub use time::Timestamp;

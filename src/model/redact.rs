@@ -6,6 +6,7 @@
 //! contains one is written anywhere, whatever field it turns up in. What was
 //! removed is counted by kind and name for the model's `redactions` section.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -112,7 +113,7 @@ fn is_noise_header(name: &str) -> bool {
 }
 
 /// What to do with a request header.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderUse {
     Keep,
     Redact,
@@ -133,6 +134,63 @@ pub fn header_use(name: &str, kept: &[String]) -> HeaderUse {
     }
 }
 
+/// The redaction rules with their answers cached: the same few header and
+/// parameter names come back on every request.
+#[derive(Debug, Default)]
+pub struct Policy {
+    kept: Vec<String>,
+    headers: RefCell<rustc_hash::FxHashMap<String, HeaderUse>>,
+    params: RefCell<rustc_hash::FxHashMap<String, bool>>,
+}
+
+/// Distinct names remembered; past that, answers are computed each time.
+const MAX_CACHED: usize = 10_000;
+
+impl Policy {
+    /// `kept`: lower-case header names opted in with `--keep-header`.
+    pub fn new(kept: Vec<String>) -> Policy {
+        Policy {
+            kept,
+            ..Policy::default()
+        }
+    }
+
+    pub fn kept(&self) -> &[String] {
+        &self.kept
+    }
+
+    /// What to do with a header (name in lower case).
+    pub fn header(&self, name: &str) -> HeaderUse {
+        // The header every log line has, answered without a lookup.
+        if name == "user-agent" && self.kept.is_empty() {
+            return HeaderUse::Drop;
+        }
+        if let Some(u) = self.headers.borrow().get(name) {
+            return *u;
+        }
+        let u = header_use(name, &self.kept);
+        let mut cache = self.headers.borrow_mut();
+        if cache.len() < MAX_CACHED {
+            cache.insert(name.to_string(), u);
+        }
+        u
+    }
+
+    /// Whether a query or form parameter (raw, percent-encoded name) is a
+    /// secret by its name.
+    pub fn secret_param(&self, raw: &str) -> bool {
+        if let Some(b) = self.params.borrow().get(raw) {
+            return *b;
+        }
+        let b = is_secret_name(&decode(raw));
+        let mut cache = self.params.borrow_mut();
+        if cache.len() < MAX_CACHED {
+            cache.insert(raw.to_string(), b);
+        }
+        b
+    }
+}
+
 /// The secret values one exchange carries.
 #[derive(Clone, Default, Debug)]
 pub struct Secrets(Vec<String>);
@@ -143,12 +201,23 @@ pub struct Secrets(Vec<String>);
 const MIN_SEARCHED: usize = 6;
 
 impl Secrets {
-    pub fn of(x: &Exchange, kept: &[String]) -> Secrets {
+    pub fn of(x: &Exchange, policy: &Policy) -> Secrets {
+        Secrets::gather(x, policy, &mut |_, _| {})
+    }
+
+    /// The secrets of `x`, telling `redacted` the kind and name of each
+    /// credential header and secret parameter found.
+    pub fn gather(
+        x: &Exchange,
+        policy: &Policy,
+        redacted: &mut dyn FnMut(&'static str, &str),
+    ) -> Secrets {
         let mut s = Secrets::default();
         for (name, value) in &x.headers {
-            if header_use(name, kept) != HeaderUse::Redact {
+            if policy.header(name) != HeaderUse::Redact {
                 continue;
             }
+            redacted("header", name);
             s.add(value);
             if name == "cookie" {
                 cookie_pairs(value)
@@ -166,14 +235,21 @@ impl Secrets {
         }
         if let Some(q) = &x.query {
             for (k, v) in query_pairs(q) {
-                if is_secret_name(&decode(k)) {
+                if policy.secret_param(k) {
+                    redacted("query", &decode(k));
                     s.add(v);
                     s.add(&decode(v));
                 }
             }
         }
-        s.add_from_body(x);
+        if x.body.is_some() {
+            s.add_from_body(x);
+        }
         s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Values of secret-named fields in JSON and form bodies.
@@ -231,6 +307,9 @@ impl Secrets {
 
     /// Whether `v` is, or contains, a secret.
     pub fn taints(&self, v: &str) -> bool {
+        if self.0.is_empty() {
+            return is_jwt(v.trim());
+        }
         self.0
             .iter()
             .any(|s| v == s || (s.len() >= MIN_SEARCHED && v.contains(s.as_str())))

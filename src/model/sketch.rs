@@ -6,7 +6,9 @@
 //! pools stop admitting new values at a cap and count the rest. All of them
 //! are deterministic: the same input in the same order gives the same model.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -293,18 +295,22 @@ impl SeriesBuilder {
 /// counting the rest as `other`.
 #[derive(Clone, Debug, Default)]
 pub struct ValueCounter {
-    counts: HashMap<String, u64>,
+    counts: FxHashMap<Box<str>, u64>,
     pub other: u64,
 }
 
 impl ValueCounter {
-    pub fn add(&mut self, v: &str, cap: usize) {
+    /// Counts `v`; true if it was seen for the first time and kept.
+    pub fn add(&mut self, v: &str, cap: usize) -> bool {
         if let Some(c) = self.counts.get_mut(v) {
             *c += 1;
+            false
         } else if self.counts.len() < cap {
-            self.counts.insert(v.to_string(), 1);
+            self.counts.insert(v.into(), 1);
+            true
         } else {
             self.other += 1;
+            false
         }
     }
 
@@ -314,7 +320,11 @@ impl ValueCounter {
 
     /// Most frequent first, ties by value.
     pub fn sorted(&self) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = self.counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        let mut v: Vec<_> = self
+            .counts
+            .iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }

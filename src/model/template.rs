@@ -139,10 +139,21 @@ pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
     if b.is_empty() {
         return None;
     }
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    let (mut digits, mut letters, mut hex_letters) = (0, 0, 0);
+    for c in b {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c.is_ascii_alphabetic() {
+            letters += 1;
+            hex_letters += usize::from(matches!(c, b'a'..=b'f' | b'A'..=b'F'));
+        }
+    }
     if digits == b.len() {
         return Some(SlotKind::Id);
+    }
+    // Plain words (most path segments): no digits, nothing to template.
+    if digits == 0 && letters == b.len() {
+        return None;
     }
     if is_uuid(b) {
         return Some(SlotKind::Uuid);
@@ -156,7 +167,7 @@ pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
     if is_email(seg) {
         return Some(SlotKind::Email);
     }
-    if b.iter().all(u8::is_ascii_hexdigit) {
+    if digits + hex_letters == b.len() {
         if b.len() >= 16 {
             return Some(SlotKind::Hash);
         }
@@ -214,13 +225,15 @@ fn is_date(b: &[u8]) -> bool {
 }
 
 fn is_email(s: &str) -> bool {
-    let s = s.replace("%40", "@");
-    match s.split_once('@') {
-        Some((user, domain)) => {
-            !user.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        }
-        None => false,
-    }
+    let b = s.as_bytes();
+    let (user, domain) = match memchr::memchr(b'@', b) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => match memchr::memmem::find(b, b"%40") {
+            Some(i) => (&b[..i], &b[i + 3..]),
+            None => return false,
+        },
+    };
+    !user.is_empty() && domain.contains(&b'.') && domain.first() != Some(&b'.')
 }
 
 /// Three base64url parts, the first a JSON header (`eyJ`).
@@ -258,19 +271,35 @@ pub struct Slot {
     pub value: String,
 }
 
-/// Templates `path`. `tenant_segment` is the (1-based, non-empty) segment
-/// that held the tenant, if the tenant came from the path. Matrix parameters
-/// (`;jsessionid=...`) are dropped.
-pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRule]) -> Templated {
-    let mut out = String::with_capacity(path.len());
-    let mut slots = Vec::new();
-    let mut prev_static: Option<&str> = None;
+/// A slot's value, borrowed from the path it was found in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotValue<'a> {
+    pub segment: usize,
+    pub kind: SlotKind,
+    pub value: &'a str,
+}
+
+/// Templates `path` into `out` (appended) and `slots` (the allocation-free
+/// form of [`template_path`], for the import loop). `tenant_segment` is the
+/// (1-based, non-empty) segment that held the tenant, if the tenant came from
+/// the path. Matrix parameters (`;jsessionid=...`) are dropped.
+pub fn template_into<'a>(
+    path: &'a str,
+    tenant_segment: Option<usize>,
+    rules: &[SlotRule],
+    out: &mut String,
+    slots: &mut impl Extend<SlotValue<'a>>,
+) {
+    let start = out.len();
     let mut nonempty = 0;
-    for (i, raw) in path.split('/').enumerate() {
+    for (i, raw) in super::identity::split_bytes(path, b'/').enumerate() {
         if i > 0 {
             out.push('/');
         }
-        let seg = raw.split(';').next().unwrap_or(raw);
+        let seg = match memchr::memchr(b';', raw.as_bytes()) {
+            Some(j) => &raw[..j],
+            None => raw,
+        };
         if seg.is_empty() {
             continue;
         }
@@ -285,32 +314,64 @@ pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRul
                 out.push('{');
                 out.push_str(kind.name());
                 out.push('}');
-                let base = format!("{}.{}", prev_static.unwrap_or("root"), kind.name());
-                let n = slots
-                    .iter()
-                    .filter(|s: &&Slot| s.pool == base || s.pool.starts_with(&format!("{base}#")))
-                    .count();
-                let pool = if n == 0 {
-                    base
-                } else {
-                    format!("{base}#{}", n + 1)
-                };
-                slots.push(Slot {
+                slots.extend([SlotValue {
                     segment: i,
                     kind,
-                    pool,
-                    value: seg.to_string(),
-                });
+                    value: seg,
+                }]);
             }
-            None => {
-                out.push_str(seg);
-                prev_static = Some(seg);
-            }
+            None => out.push_str(seg),
         }
     }
-    if out.is_empty() {
+    if out.len() == start {
         out.push('/');
     }
+}
+
+/// The pool names of a template's slots: the literal segment before each
+/// slot and the slot's kind (`orders.id`), `root.<kind>` when no literal
+/// precedes, `#2`, `#3` for repeats.
+pub fn pool_names(template: &str, slots: &[(usize, &SlotKind)]) -> Vec<String> {
+    let parts: Vec<&str> = template.split('/').collect();
+    let mut names: Vec<String> = Vec::with_capacity(slots.len());
+    for &(segment, kind) in slots {
+        let prev = parts[..segment.min(parts.len())]
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(i, p)| !p.is_empty() && !slots.iter().any(|(s, _)| s == i))
+            .map_or("root", |(_, p)| p);
+        let base = format!("{prev}.{}", kind.name());
+        let n = names
+            .iter()
+            .filter(|p| **p == base || p.starts_with(&format!("{base}#")))
+            .count();
+        names.push(if n == 0 {
+            base
+        } else {
+            format!("{base}#{}", n + 1)
+        });
+    }
+    names
+}
+
+/// Templates `path`, with pool names (see [`template_into`]).
+pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRule]) -> Templated {
+    let mut out = String::with_capacity(path.len());
+    let mut values: Vec<SlotValue> = Vec::new();
+    template_into(path, tenant_segment, rules, &mut out, &mut values);
+    let keys: Vec<(usize, &SlotKind)> = values.iter().map(|v| (v.segment, &v.kind)).collect();
+    let pools = pool_names(&out, &keys);
+    let slots = values
+        .iter()
+        .zip(pools)
+        .map(|(v, pool)| Slot {
+            segment: v.segment,
+            kind: v.kind.clone(),
+            pool,
+            value: v.value.to_string(),
+        })
+        .collect();
     Templated { path: out, slots }
 }
 

@@ -19,7 +19,7 @@ pub struct Elb;
 const ALB_TYPES: [&[u8]; 6] = [b"http", b"https", b"h2", b"grpcs", b"ws", b"wss"];
 
 impl LineParser for Alb {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
+    fn parse(&mut self, line: &[u8], x: &mut Exchange) -> Parsed {
         let t = tokens(line);
         if t.len() < 14 || !ALB_TYPES.contains(&t[0]) {
             return Parsed::Skip("not an ALB log line");
@@ -30,27 +30,35 @@ impl LineParser for Alb {
             .get(21)
             .and_then(|s| Timestamp::parse_iso8601(&text(s)))
             .or_else(|| Timestamp::parse_iso8601(&text(t[1])));
-        finish(started, &t[3..], t.get(18).copied())
+        finish(started, &t[3..], t.get(18).copied(), x)
     }
 }
 
 impl LineParser for Elb {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
+    fn parse(&mut self, line: &[u8], x: &mut Exchange) -> Parsed {
         let t = tokens(line);
         if t.len() < 13 || !t[2].contains(&b':') {
             return Parsed::Skip("not a Classic ELB log line");
         }
-        finish(Timestamp::parse_iso8601(&text(t[0])), &t[2..], None)
+        finish(Timestamp::parse_iso8601(&text(t[0])), &t[2..], None, x)
     }
 }
 
 /// From `client:port` on, the two formats agree.
-fn finish(started: Option<Timestamp>, t: &[&[u8]], domain: Option<&[u8]>) -> Parsed {
+fn finish(
+    started: Option<Timestamp>,
+    t: &[&[u8]],
+    domain: Option<&[u8]>,
+    out: &mut Exchange,
+) -> Parsed {
     let Some(time) = started else {
         return Parsed::Skip("bad timestamp");
     };
     match fields(time, t, domain) {
-        Ok(x) => Parsed::Exchange(Box::new(x)),
+        Ok(x) => {
+            *out = x;
+            Parsed::Exchange
+        }
         Err(r) => Parsed::Skip(r),
     }
 }
@@ -89,9 +97,7 @@ mod tests {
     #[test]
     fn alb_line() {
         let line = br#"https 2023-04-26T12:23:00.186641Z app/x/490d 192.168.1.11:44740 10.0.0.1:80 0.086 0.048 0.037 200 200 0 57 "GET https://www.example.com:443/robots.txt HTTP/1.1" "curl/7.46.0" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:x "Root=1-58337281" "www.example.com" "arn:aws:acm" 1 2018-07-02T22:22:48.364000Z "authenticate,forward" "-" "-" "10.0.0.1:80" "200" "-" "-""#;
-        let Parsed::Exchange(x) = Alb.parse(line) else {
-            panic!()
-        };
+        let x = super::super::parse_one(&mut Alb, line).unwrap();
         assert_eq!(x.path, "/robots.txt");
         assert_eq!(x.host.as_deref(), Some("www.example.com"));
         assert_eq!(x.client.as_deref(), Some("192.168.1.11"));
@@ -102,15 +108,13 @@ mod tests {
     #[test]
     fn elb_line() {
         let line = br#"2015-05-13T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -"#;
-        let Parsed::Exchange(x) = Elb.parse(line) else {
-            panic!()
-        };
+        let x = super::super::parse_one(&mut Elb, line).unwrap();
         assert_eq!(x.status, Some(200));
         assert_eq!(x.client.as_deref(), Some("192.168.131.39"));
         assert_eq!(x.header("user-agent"), Some("curl/7.38.0"));
         assert!(matches!(
-            Elb.parse(b"2015-05-13T23:39:43Z x y"),
-            Parsed::Skip(_)
+            super::super::parse_one(&mut Elb, b"2015-05-13T23:39:43Z x y"),
+            Err(Parsed::Skip(_))
         ));
     }
 }

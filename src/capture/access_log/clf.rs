@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use super::{
-    LineParser, Parsed, closing_quote, first_client, parse_secs, parse_status, parse_u64, present,
-    set_target, split_request_line, strip_port, text, tokens,
+    LineParser, Parsed, closing_quote, first_client, first_client_bytes, parse_secs, parse_status,
+    parse_u64, present, set_target, split_request_line, str_of, strip_port, text, tokens,
 };
 use crate::capture::Exchange;
 use crate::model::Timestamp;
@@ -21,26 +21,30 @@ use crate::model::Timestamp;
 pub struct Clf;
 
 impl LineParser for Clf {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
-        match parse_line(line) {
-            Ok(x) => Parsed::Exchange(Box::new(x)),
+    fn parse(&mut self, line: &[u8], x: &mut Exchange) -> Parsed {
+        match parse_line(line, x) {
+            Ok(()) => Parsed::Exchange,
             Err(reason) => Parsed::Skip(reason),
         }
     }
 }
 
-fn parse_line(line: &[u8]) -> Result<Exchange, &'static str> {
-    let open = memchr::memmem::find(line, b" [").ok_or("not a common/combined log line")?;
+/// The position of the space before the `[` that opens the time.
+fn time_open(line: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'[', line)
+        .find(|&i| i > 0 && line[i - 1] == b' ')
+        .map(|i| i - 1)
+}
+
+fn parse_line(line: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
+    let open = time_open(line).ok_or("not a common/combined log line")?;
     let close = open
         + 2
         + memchr::memchr(b']', &line[open + 2..]).ok_or("not a common/combined log line")?;
     let time = Timestamp::parse_clf(&line[open + 2..close])
         .ok_or("not a common/combined log line (bad time)")?;
-    let mut x = Exchange {
-        time,
-        ..Exchange::default()
-    };
-    prefix(&line[..open], &mut x)?;
+    x.time = time;
+    prefix(&line[..open], x)?;
 
     let rest = line.get(close + 1..).ok_or("truncated line")?;
     let rest = rest
@@ -50,34 +54,51 @@ fn parse_line(line: &[u8]) -> Result<Exchange, &'static str> {
     let request = &rest[..end];
     let after = rest.get(end + 1..).unwrap_or_default();
     let (method, target) = split_request_line(request)?;
-    x.method = text(method);
-    set_target(&mut x, target)?;
+    x.method.push_str(&str_of(method));
+    set_target(x, target)?;
 
-    let fields = tokens(after);
-    let mut fields = fields.into_iter();
-    x.status = parse_status(fields.next().ok_or("no status")?)?;
-    x.response_bytes = match fields.next() {
-        Some(b) => present(b)
+    let fields = quoted_tokens(after);
+    let status = fields.first().ok_or("no status")?;
+    x.status = parse_status(status.0)?;
+    x.response_bytes = match fields.get(1) {
+        Some((b, _)) => present(b)
             .map(|b| parse_u64(b).ok_or("bad byte count"))
             .transpose()?,
         None => None,
     };
-    let remaining: Vec<&[u8]> = fields.collect();
+    let rest = fields.get(2..).unwrap_or_default();
     // Combined adds "referer" "user-agent": only quoted fields count as such.
-    let quoted = after_status_quoted(after);
-    let (combined, extras) = if quoted >= 2 && remaining.len() >= 2 {
-        (true, &remaining[2..])
-    } else {
-        (false, &remaining[..])
-    };
-    if combined && let Some(ua) = present(remaining[1]) {
-        x.headers.push(("user-agent".into(), text(ua)));
+    let combined = rest.len() >= 2 && rest[0].1 && rest[1].1;
+    let extras = if combined { &rest[2..] } else { rest };
+    // The referer is not kept: it names the recorded site, and nothing
+    // downstream uses it.
+    if combined && let Some(ua) = present(rest[1].0) {
+        x.push_header("user-agent", &str_of(ua));
     }
-    if combined && let Some(referer) = present(remaining[0]) {
-        x.headers.push(("referer".into(), text(referer)));
+    extras_into(extras, x);
+    Ok(())
+}
+
+/// Space-separated fields, `"quoted"` ones whole and marked as quoted.
+fn quoted_tokens(line: &[u8]) -> smallvec::SmallVec<[(&[u8], bool); 8]> {
+    let mut out = smallvec::SmallVec::new();
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b' ' => i += 1,
+            b'"' => {
+                let end = closing_quote(line, i + 1);
+                out.push((&line[i + 1..end], true));
+                i = end + 1;
+            }
+            _ => {
+                let end = memchr::memchr(b' ', &line[i..]).map_or(line.len(), |j| i + j);
+                out.push((&line[i..end], false));
+                i = end;
+            }
+        }
     }
-    extras_into(extras, combined && quoted >= 3, &mut x);
-    Ok(x)
+    out
 }
 
 /// `[vhost] client-or-chain... ident user` before the time.
@@ -88,26 +109,29 @@ fn prefix(p: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
     }
     let (addrs, id) = groups.split_at(groups.len() - 2);
     if let Some(user) = present(id[1]) {
-        x.user = Some(text(user));
+        x.set_user(&str_of(user));
     }
     let client = match addrs {
         [first, rest @ ..]
             if addrs.len() > 2 || (addrs.len() == 2 && !looks_like_address(first)) =>
         {
-            x.host = Some(strip_port(&text(first)).to_ascii_lowercase());
+            x.set_host(&strip_port(&text(first)).to_ascii_lowercase());
             rest[0]
         }
         [first, ..] => first,
         [] => unreachable!("at least three groups"),
     };
-    x.client = first_client(client);
+    match first_client_bytes(client) {
+        Some(c) => x.set_client(&str_of(c)),
+        None => x.client = None,
+    }
     Ok(())
 }
 
 /// Space-separated groups, where `a, b, c` (a comma chain) and `"..."` are one.
-fn prefix_groups(p: &[u8]) -> Vec<&[u8]> {
+fn prefix_groups(p: &[u8]) -> smallvec::SmallVec<[&[u8]; 8]> {
     let toks = tokens(p);
-    let mut out: Vec<&[u8]> = Vec::with_capacity(toks.len());
+    let mut out: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
     let mut i = 0;
     while i < toks.len() {
         let start = toks[i];
@@ -138,46 +162,27 @@ fn looks_like_address(t: &[u8]) -> bool {
         || text(t).parse::<std::net::IpAddr>().is_ok()
 }
 
-/// How many quoted fields follow the status.
-fn after_status_quoted(after: &[u8]) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i < after.len() {
-        match after[i] {
-            b' ' => i += 1,
-            b'"' => {
-                n += 1;
-                i = closing_quote(after, i + 1) + 1;
-            }
-            _ => {
-                while i < after.len() && after[i] != b' ' {
-                    i += 1;
-                }
-            }
-        }
+fn extras_into(extras: &[(&[u8], bool)], x: &mut Exchange) {
+    if extras.is_empty() {
+        return;
     }
-    n
-}
-
-fn extras_into(extras: &[&[u8]], first_quoted: bool, x: &mut Exchange) {
-    if first_quoted
-        && let Some(first) = extras.first()
+    if let Some((first, true)) = extras.first()
         && looks_like_address(first.split(|&b| b == b',').next().unwrap_or_default())
     {
         x.client = first_client(first).or(x.client.take());
     }
-    let ms = extras.iter().find_map(|t| {
+    let ms = extras.iter().find_map(|(t, _)| {
         let n = t.strip_suffix(b"ms")?;
         parse_secs(n).map(|d| d / 1000)
     });
     let secs = || {
         extras
             .iter()
-            .filter(|t| t.contains(&b'.'))
-            .find_map(|t| parse_secs(t))
+            .filter(|(t, _)| t.contains(&b'.'))
+            .find_map(|(t, _)| parse_secs(t))
     };
     let micros = || match extras {
-        [only] => parse_u64(only).map(Duration::from_micros),
+        [(only, false)] => parse_u64(only).map(Duration::from_micros),
         _ => None,
     };
     x.duration = ms.or_else(secs).or_else(micros);
@@ -188,7 +193,13 @@ mod tests {
     use super::*;
 
     fn p(line: &str) -> Exchange {
-        parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"))
+        let mut x = Exchange::default();
+        parse_line(line.as_bytes(), &mut x).unwrap_or_else(|e| panic!("{e}: {line}"));
+        x
+    }
+
+    fn fails(line: &[u8]) -> bool {
+        parse_line(line, &mut Exchange::default()).is_err()
     }
 
     #[test]
@@ -211,7 +222,7 @@ mod tests {
         let x = p(r#"::1 - - [26/Dec/2016:16:16:29 +0200] "GET /favicon.ico HTTP/1.1" 404 -"#);
         assert_eq!(x.client.as_deref(), Some("::1"));
         assert_eq!(x.response_bytes, None);
-        assert!(parse_line(br#"::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -"#).is_err());
+        assert!(fails(br#"::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -"#));
     }
 
     #[test]
@@ -259,7 +270,7 @@ mod tests {
             br#"1.2.3.4 - - [bad time] "GET / HTTP/1.1" 200 1"#,
             br#"1.2.3.4 - - [29/Jul/2023:10:26:06 -0700] "GET / HTTP/1.1" abc 1"#,
         ] {
-            assert!(parse_line(l).is_err(), "{}", String::from_utf8_lossy(l));
+            assert!(fails(l), "{}", String::from_utf8_lossy(l));
         }
     }
 }

@@ -222,7 +222,7 @@ impl JsonLines {
 }
 
 impl LineParser for JsonLines {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
+    fn parse(&mut self, line: &[u8], out: &mut Exchange) -> Parsed {
         let v: Value = match serde_json::from_slice(line) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return Parsed::Skip("not a JSON object"),
@@ -235,7 +235,10 @@ impl LineParser for JsonLines {
             return Parsed::Skip("unknown JSON log shape (give --json-fields)");
         };
         match exchange(map, &v) {
-            Ok(x) => Parsed::Exchange(Box::new(x)),
+            Ok(x) => {
+                *out = x;
+                Parsed::Exchange
+            }
             Err(r) => Parsed::Skip(r),
         }
     }
@@ -378,11 +381,7 @@ mod tests {
     use super::*;
 
     fn one(p: &mut JsonLines, line: &str) -> Exchange {
-        match p.parse(line.as_bytes()) {
-            Parsed::Exchange(x) => *x,
-            Parsed::Skip(r) => panic!("{r}"),
-            Parsed::Ignore => panic!(),
-        }
+        super::super::parse_one(p, line.as_bytes()).unwrap_or_else(|p| panic!("{p:?}"))
     }
 
     #[test]

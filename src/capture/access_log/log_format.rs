@@ -142,12 +142,15 @@ impl LogFormat {
 }
 
 impl LineParser for LogFormat {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
+    fn parse(&mut self, line: &[u8], out: &mut Exchange) -> Parsed {
         let Some(fields) = self.fields(line) else {
             return Parsed::Skip("line does not match the log format");
         };
         match exchange(&fields) {
-            Ok(x) => Parsed::Exchange(Box::new(x)),
+            Ok(x) => {
+                *out = x;
+                Parsed::Exchange
+            }
             Err(r) => Parsed::Skip(r),
         }
     }
@@ -384,11 +387,7 @@ mod tests {
 
     fn parse(fmt: &str, line: &str) -> Exchange {
         let mut f = LogFormat::parse(fmt).unwrap();
-        match f.parse(line.as_bytes()) {
-            Parsed::Exchange(x) => *x,
-            Parsed::Skip(r) => panic!("{r}"),
-            Parsed::Ignore => panic!("ignored"),
-        }
+        super::super::parse_one(&mut f, line.as_bytes()).unwrap_or_else(|p| panic!("{p:?}"))
     }
 
     #[test]
@@ -426,6 +425,9 @@ mod tests {
     #[test]
     fn mismatch_is_skipped() {
         let mut f = LogFormat::parse(COMBINED).unwrap();
-        assert!(matches!(f.parse(b"nonsense"), Parsed::Skip(_)));
+        assert!(matches!(
+            super::super::parse_one(&mut f, b"nonsense"),
+            Err(Parsed::Skip(_))
+        ));
     }
 }

@@ -15,15 +15,17 @@ use std::io::{self, BufRead};
 
 pub use log_format::LogFormat;
 
-use super::{CaptureError, Exchange, Format, InputStats, ReadOptions};
+use super::{CaptureError, Exchange, Format, InputStats, ReadOptions, Sink};
 
 /// Lines longer than this are skipped (a log line is a few hundred bytes; a
 /// megabyte without a newline is not a log).
 const MAX_LINE: usize = 1 << 20;
 
 /// What a parser made of one line.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
-    Exchange(Box<Exchange>),
+    /// The exchange given to the parser now holds the line's request.
+    Exchange,
     /// Not a record: a comment, a directive, a header line.
     Ignore,
     /// A record that could not be used, and why.
@@ -32,10 +34,31 @@ pub enum Parsed {
 
 /// One access-log format.
 pub trait LineParser: Send {
-    fn parse(&mut self, line: &[u8]) -> Parsed;
+    /// Parses `line` into `x` (a reset exchange).
+    fn parse(&mut self, line: &[u8], x: &mut Exchange) -> Parsed;
 }
 
-fn parser_for(format: Format, opts: &ReadOptions) -> Box<dyn LineParser> {
+/// Parses one line into a fresh exchange (tests and detection).
+pub fn parse_one(p: &mut dyn LineParser, line: &[u8]) -> Result<Exchange, Parsed> {
+    let mut x = Exchange::default();
+    match p.parse(line, &mut x) {
+        Parsed::Exchange => Ok(x),
+        other => Err(other),
+    }
+}
+
+/// Whether lines of `format` can be parsed independently of each other (W3C
+/// lines depend on the `#Fields` before them, JSON lines on the first
+/// record's shape), so that chunks of a file can be parsed in parallel.
+pub fn independent_lines(format: Format) -> bool {
+    matches!(
+        format,
+        Format::Clf | Format::LogFormat | Format::Alb | Format::Elb
+    )
+}
+
+/// The parser for a line format.
+pub fn parser_for(format: Format, opts: &ReadOptions) -> Box<dyn LineParser> {
     match format {
         Format::Clf => Box::new(clf::Clf),
         Format::LogFormat => Box::new(
@@ -58,10 +81,11 @@ fn parser_for(format: Format, opts: &ReadOptions) -> Box<dyn LineParser> {
 /// line of another structure — those skip with reasons starting "not ".
 pub fn sniff(format: Format, lines: &[&[u8]]) -> usize {
     let mut p = parser_for(format, &ReadOptions::default());
+    let mut x = Exchange::default();
     lines
         .iter()
-        .map(|l| match p.parse(l) {
-            Parsed::Exchange(_) => 2,
+        .map(|l| match p.parse(l, &mut x) {
+            Parsed::Exchange => 2,
             Parsed::Skip(reason) if !reason.starts_with("not ") => 1,
             _ => 0,
         })
@@ -75,7 +99,7 @@ pub fn read(
     path: &str,
     reader: &mut dyn BufRead,
     stats: &mut InputStats,
-    emit: &mut dyn FnMut(Exchange),
+    sink: &mut dyn Sink,
 ) -> Result<(), CaptureError> {
     let mut parser = parser_for(format, opts);
     let mut lines = Lines::new(reader);
@@ -84,36 +108,72 @@ pub fn read(
         source,
     };
     while let Some((n, line)) = lines.next().map_err(io_err)? {
-        let line = match line {
+        match line {
             Line::TooLong => {
                 stats.records += 1;
                 stats.skip(n, "line longer than 1 MiB");
-                continue;
             }
-            Line::Text(l) => l,
-        };
-        let line = if n == 1 {
-            super::detect::strip_bom(line)
-        } else {
-            line
-        };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match parser.parse(line) {
-            Parsed::Exchange(x) => {
-                stats.records += 1;
-                stats.accepted += 1;
-                emit(*x);
-            }
-            Parsed::Ignore => {}
-            Parsed::Skip(reason) => {
-                stats.records += 1;
-                stats.skip(n, reason);
-            }
+            Line::Text(l) => one_line(&mut *parser, n, l, stats, sink),
         }
     }
     Ok(())
+}
+
+/// Parses the lines of `chunk` (whole lines; the first is line number
+/// `first`).
+pub fn read_chunk(
+    parser: &mut dyn LineParser,
+    chunk: &[u8],
+    first: u64,
+    stats: &mut InputStats,
+    sink: &mut dyn Sink,
+) {
+    let mut n = first;
+    let mut start = 0;
+    while start < chunk.len() {
+        let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
+        let line = &chunk[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > MAX_LINE {
+            stats.records += 1;
+            stats.skip(n, "line longer than 1 MiB");
+        } else {
+            one_line(parser, n, line, stats, sink);
+        }
+        n += 1;
+        start = end + 1;
+    }
+}
+
+fn one_line(
+    parser: &mut dyn LineParser,
+    n: u64,
+    line: &[u8],
+    stats: &mut InputStats,
+    sink: &mut dyn Sink,
+) {
+    let line = if n == 1 {
+        super::detect::strip_bom(line)
+    } else {
+        line
+    };
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let x = sink.slot();
+    x.reset();
+    match parser.parse(line, x) {
+        Parsed::Exchange => {
+            stats.records += 1;
+            stats.accepted += 1;
+            sink.commit();
+        }
+        Parsed::Ignore => {}
+        Parsed::Skip(reason) => {
+            stats.records += 1;
+            stats.skip(n, reason);
+        }
+    }
 }
 
 enum Line<'a> {
@@ -184,7 +244,16 @@ impl<'r> Lines<'r> {
 
 /// Bytes to text, replacing invalid UTF-8.
 pub(crate) fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    str_of(b).into_owned()
+}
+
+/// Bytes as text, borrowed when they are valid UTF-8 (the fast check first:
+/// nearly every log field is).
+pub(crate) fn str_of(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// `-` and empty mean "not recorded" in every log format.
@@ -227,19 +296,21 @@ pub(crate) fn set_target(x: &mut Exchange, target: &[u8]) -> Result<(), &'static
         return Err("malformed request target");
     }
     let mut rest = target;
-    if let Some(i) = memchr::memmem::find(target, b"://")
+    // Absolute form (`http://host/...`): a short scheme, then `://`.
+    if target[0] != b'/'
+        && let Some(i) = memchr::memchr(b':', &target[..target.len().min(9)])
         && i > 0
-        && i < 8
+        && target[i..].starts_with(b"://")
         && target[..i].iter().all(u8::is_ascii_alphabetic)
     {
-        x.scheme = Some(text(&target[..i]).to_ascii_lowercase());
+        x.set_scheme(&text(&target[..i]).to_ascii_lowercase());
         let after = &target[i + 3..];
         let end = after
             .iter()
             .position(|&b| b == b'/' || b == b'?')
             .unwrap_or(after.len());
         if end > 0 {
-            x.host = Some(strip_port(&text(&after[..end])).to_ascii_lowercase());
+            x.set_host(&strip_port(&text(&after[..end])).to_ascii_lowercase());
         }
         rest = &after[end..];
     }
@@ -251,12 +322,15 @@ pub(crate) fn set_target(x: &mut Exchange, target: &[u8]) -> Result<(), &'static
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
-    x.path = if path.first() == Some(&b'/') || path == b"*" {
-        text(path)
-    } else {
-        format!("/{}", text(path))
-    };
-    x.query = query.filter(|q| !q.is_empty()).map(text);
+    x.path.clear();
+    if !(path.first() == Some(&b'/') || path == b"*") {
+        x.path.push('/');
+    }
+    x.path.push_str(&str_of(path));
+    match query.filter(|q| !q.is_empty()) {
+        Some(q) => x.set_query(&str_of(q)),
+        None => x.query = None,
+    }
     Ok(())
 }
 
@@ -274,16 +348,39 @@ pub(crate) fn strip_port(hostport: &str) -> &str {
 /// The originating client of a comma-separated address chain (the
 /// X-Forwarded-For convention: client first), without a port.
 pub(crate) fn first_client(list: &[u8]) -> Option<String> {
-    let first = list.split(|&b| b == b',').next()?;
-    let first = text(first);
-    let first = strip_port(first.trim().trim_matches('"'));
-    (!first.is_empty() && first != "-").then(|| first.to_string())
+    first_client_bytes(list).map(text)
+}
+
+/// [`first_client`] without allocating.
+pub(crate) fn first_client_bytes(list: &[u8]) -> Option<&[u8]> {
+    let first = match memchr::memchr(b',', list) {
+        Some(i) => &list[..i],
+        None => list,
+    };
+    let first = first.trim_ascii();
+    let first = first.strip_prefix(b"\"").unwrap_or(first);
+    let first = first.strip_suffix(b"\"").unwrap_or(first).trim_ascii();
+    let first = strip_port_bytes(first);
+    (!first.is_empty() && first != b"-").then_some(first)
+}
+
+fn strip_port_bytes(hostport: &[u8]) -> &[u8] {
+    if let Some(rest) = hostport.strip_prefix(b"[") {
+        return match memchr::memchr(b']', rest) {
+            Some(i) => &rest[..i],
+            None => rest,
+        };
+    }
+    match memchr::memrchr(b':', hostport) {
+        Some(i) if memchr::memchr(b':', &hostport[..i]).is_none() => &hostport[..i],
+        _ => hostport,
+    }
 }
 
 /// Splits on spaces, keeping `"quoted strings"` (with `\"` escapes) whole,
 /// their quotes removed. A quote only opens a field at its start.
-pub(crate) fn tokens(line: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::with_capacity(32);
+pub(crate) fn tokens(line: &[u8]) -> smallvec::SmallVec<[&[u8]; 16]> {
+    let mut out = smallvec::SmallVec::new();
     let mut i = 0;
     while i < line.len() {
         if line[i] == b' ' {
@@ -385,9 +482,9 @@ mod tests {
     #[test]
     fn token_split() {
         let t = tokens(br#"a "b c" "d \" e" f"#);
-        assert_eq!(t, vec![&b"a"[..], b"b c", br#"d \" e"#, b"f"]);
+        assert_eq!(t.to_vec(), vec![&b"a"[..], b"b c", br#"d \" e"#, b"f"]);
         assert_eq!(
-            tokens(br#"x "unterminated"#),
+            tokens(br#"x "unterminated"#).to_vec(),
             vec![&b"x"[..], b"unterminated"]
         );
     }

@@ -102,7 +102,7 @@ impl W3c {
 }
 
 impl LineParser for W3c {
-    fn parse(&mut self, line: &[u8]) -> Parsed {
+    fn parse(&mut self, line: &[u8], out: &mut Exchange) -> Parsed {
         if let Some(directive) = line.strip_prefix(b"#") {
             if let Some(names) = directive.strip_prefix(b"Fields:") {
                 self.set_fields(&text(names));
@@ -120,7 +120,10 @@ impl LineParser for W3c {
             return Parsed::Skip("not a record of the #Fields layout (field count differs)");
         }
         match self.exchange(&values) {
-            Ok(x) => Parsed::Exchange(Box::new(x)),
+            Ok(x) => {
+                *out = x;
+                Parsed::Exchange
+            }
             Err(r) => Parsed::Skip(r),
         }
     }
@@ -235,14 +238,14 @@ mod tests {
     fn iis_line() {
         let mut p = W3c::default();
         assert!(matches!(
-            p.parse(b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken"),
-            Parsed::Ignore
+            super::super::parse_one(&mut p, b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken"),
+            Err(Parsed::Ignore)
         ));
-        let Parsed::Exchange(x) = p.parse(
+        let x = super::super::parse_one(
+            &mut p,
             b"2019-03-06 18:43:17 10.0.140.107 GET /health-monitoring id=3 80 bob 10.0.140.2 Mozilla/4.0+(compatible) 200 0 0 15",
-        ) else {
-            panic!()
-        };
+        )
+        .unwrap();
         assert_eq!(x.path, "/health-monitoring");
         assert_eq!(x.query.as_deref(), Some("id=3"));
         assert_eq!(x.user.as_deref(), Some("bob"));
@@ -259,9 +262,7 @@ mod tests {
     #[test]
     fn cloudfront_without_header() {
         let line = b"2024-03-12\t15:22:28\tCDG50-P2\t703\t1.2.3.4\tGET\td6r.cloudfront.net\t/testseb\t400\t-\tcurl/7.81.0\tquery_param=42\t-\tError\t375W==\thub-cdn.crowdsec.net\thttps\t62\t0.113\t-\tTLSv1.3\tTLS_AES_128_GCM_SHA256\tError\tHTTP/2.0\t-\t-\t51754\t0.113\tError\ttext/plain;%20charset=utf-8\t20\t-\t-";
-        let Parsed::Exchange(x) = W3c::cloudfront().parse(line) else {
-            panic!()
-        };
+        let x = super::super::parse_one(&mut W3c::cloudfront(), line).unwrap();
         assert_eq!(x.host.as_deref(), Some("hub-cdn.crowdsec.net"));
         assert_eq!(x.query.as_deref(), Some("query_param=42"));
         assert_eq!(x.duration, Some(Duration::from_millis(113)));

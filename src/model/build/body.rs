@@ -1,0 +1,191 @@
+//! Request bodies → body templates, built when the model is written, so that
+//! the tenant's pools and the secrets of the whole capture are known.
+
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use super::super::identity::{decode, query_pairs};
+use super::super::redact::{self, Redactions, Secrets, is_secret_name};
+use super::super::template::{self, SlotKind};
+use super::super::{BodySlot, BodyTemplate, FormParam};
+use crate::capture::{Body, Param};
+
+/// Bodies larger than this are not kept as templates.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An endpoint's first body, waiting for the end of the input.
+pub(super) struct PendingBody {
+    pub body: Body,
+    pub secrets: Secrets,
+    /// This request's own slot values → pool.
+    pub known: FxHashMap<String, String>,
+    pub tenant: u32,
+}
+
+/// Whether a body value is an identifier worth drawing from a pool (not a
+/// quantity like `1` or a flag like `true`).
+fn identifier_like(v: &str) -> bool {
+    match template::classify(v, &[]) {
+        Some(SlotKind::Id) => v.len() >= 3,
+        Some(SlotKind::Text | SlotKind::Secret) | None => false,
+        Some(_) => true,
+    }
+}
+
+/// The template of `body`: secrets removed (by name, or because `tainted`
+/// says so), values that are this request's slot values (`known`) or the
+/// tenant's pool values (`pool_of`) made into slots.
+pub(super) fn body_template(
+    body: &Body,
+    tainted: &dyn Fn(&str) -> bool,
+    known: &FxHashMap<String, String>,
+    pool_of: &FxHashMap<String, String>,
+    red: &mut Redactions,
+) -> Option<BodyTemplate> {
+    let pool_for = |v: &str| -> Option<String> {
+        known.get(v).cloned().or_else(|| {
+            identifier_like(v)
+                .then(|| pool_of.get(v).cloned())
+                .flatten()
+        })
+    };
+    match body {
+        Body::Text { mime, text } => {
+            if text.len() > MAX_BODY {
+                return None;
+            }
+            let trimmed = text.trim_start();
+            let lower_mime = mime.to_ascii_lowercase();
+            let json_like =
+                lower_mime.contains("json") || trimmed.starts_with('{') || trimmed.starts_with('[');
+            if json_like && let Ok(mut value) = serde_json::from_str::<Value>(text) {
+                let redacted = redact::redact_json(&mut value, tainted, red);
+                let mut slots = Vec::new();
+                json_slots(&value, String::new(), &pool_for, &mut slots);
+                return Some(BodyTemplate::Json {
+                    mime: mime.clone(),
+                    value,
+                    slots,
+                    redacted,
+                });
+            }
+            if lower_mime.contains("x-www-form-urlencoded") {
+                let params: Vec<Param> = query_pairs(text)
+                    .map(|(k, v)| Param {
+                        name: decode(k).into_owned(),
+                        value: decode(v).into_owned(),
+                        file_name: None,
+                        content_type: None,
+                    })
+                    .collect();
+                return Some(form_template(mime, &params, tainted, &pool_for, red));
+            }
+            let lower = text.to_ascii_lowercase();
+            let suspicious = [
+                "password",
+                "passwd",
+                "secret",
+                "token",
+                "apikey",
+                "api_key",
+                "authorization",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            if suspicious || tainted(text) {
+                red.count("body", mime);
+                return None;
+            }
+            Some(BodyTemplate::Text {
+                mime: mime.clone(),
+                text: text.clone(),
+            })
+        }
+        Body::Params { mime, params } => Some(form_template(mime, params, tainted, &pool_for, red)),
+    }
+}
+
+fn pointer_part(k: &str) -> Cow<'_, str> {
+    if k.contains(['~', '/']) {
+        Cow::Owned(k.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(k)
+    }
+}
+
+fn json_slots(
+    v: &Value,
+    ptr: String,
+    pool_for: &dyn Fn(&str) -> Option<String>,
+    out: &mut Vec<BodySlot>,
+) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                json_slots(c, format!("{ptr}/{}", pointer_part(k)), pool_for, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                json_slots(c, format!("{ptr}/{i}"), pool_for, out);
+            }
+        }
+        Value::String(s) => {
+            if let Some(pool) = pool_for(s) {
+                out.push(BodySlot { pointer: ptr, pool });
+            }
+        }
+        Value::Number(n) => {
+            if let Some(pool) = pool_for(&n.to_string()) {
+                out.push(BodySlot { pointer: ptr, pool });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn form_template(
+    mime: &str,
+    params: &[Param],
+    tainted: &dyn Fn(&str) -> bool,
+    pool_for: &dyn Fn(&str) -> Option<String>,
+    red: &mut Redactions,
+) -> BodyTemplate {
+    let mut out = Vec::new();
+    let mut slots = Vec::new();
+    let mut redacted = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let secret = is_secret_name(&p.name) || tainted(&p.value);
+        let value = if secret {
+            red.count("form-field", &p.name);
+            redacted.push(p.name.clone());
+            String::new()
+        } else if p.file_name.is_some() {
+            // File contents are not kept; replay sends an empty file of the
+            // recorded name and type.
+            String::new()
+        } else {
+            p.value.clone()
+        };
+        if !secret && let Some(pool) = pool_for(&value) {
+            slots.push(BodySlot {
+                pointer: format!("/{i}"),
+                pool,
+            });
+        }
+        out.push(FormParam {
+            name: p.name.clone(),
+            value,
+            file_name: p.file_name.clone(),
+            content_type: p.content_type.clone(),
+        });
+    }
+    BodyTemplate::Form {
+        mime: mime.to_string(),
+        params: out,
+        slots,
+        redacted,
+    }
+}

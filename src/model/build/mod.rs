@@ -1,0 +1,600 @@
+//! Exchanges in, model out.
+//!
+//! One pass, in time order, with memory bounded by the model: per exchange
+//! the tenant and session identity are resolved, the path is templated, the
+//! endpoint and tenant tallies updated, and the request appended to its open
+//! session. A session holds only its last step and a node in its tenant's
+//! shape trie (shared prefixes of endpoint sequences), not its requests;
+//! sessions idle for longer than the gap are closed in sweeps as time moves
+//! on. Closing order is sorted, so the model is the same whatever the hash
+//! seeds or thread timing.
+
+mod body;
+mod endpoint;
+mod prep;
+mod scrub;
+mod tenant;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::identity::{self, SessionKeyRule, TenantRule};
+use super::redact::{Policy, Redactions, SecretIndex};
+use super::sketch::{self, SeriesBuilder};
+use super::template::{self, SlotKind, SlotRule};
+use super::*;
+use crate::capture::{Exchange, InputStats};
+use body::{PendingBody, body_template};
+use endpoint::{EndpointB, QueryValue, query_pool};
+pub use prep::{Prep, Preparer, filter_reason};
+use tenant::{NO_NODE, Open, TenantB};
+
+/// How a model is built.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Tenant rules, first match wins; none puts everything in `default`.
+    pub tenant_rules: Vec<TenantRule>,
+    /// The rules were chosen by [`choose_tenant_rules`], not given.
+    pub tenant_rules_automatic: bool,
+    pub session_rules: Vec<SessionKeyRule>,
+    pub session_gap: Duration,
+    pub keep_assets: bool,
+    pub slot_rules: Vec<SlotRule>,
+    /// Lower-case header names opted in.
+    pub keep_headers: Vec<String>,
+    pub include: Option<Regex>,
+    pub exclude: Option<Regex>,
+    /// Upper-case methods to keep; empty keeps all.
+    pub methods: Vec<String>,
+    pub max_endpoints: usize,
+    pub max_pool_values: usize,
+    pub max_shapes: usize,
+    pub max_tenants: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            tenant_rules: Vec::new(),
+            tenant_rules_automatic: false,
+            session_rules: identity::default_session_rules(),
+            session_gap: Duration::from_secs(30 * 60),
+            keep_assets: false,
+            slot_rules: Vec::new(),
+            keep_headers: Vec::new(),
+            include: None,
+            exclude: None,
+            methods: Vec::new(),
+            max_endpoints: 2000,
+            max_pool_values: 1000,
+            max_shapes: 100,
+            max_tenants: 1000,
+        }
+    }
+}
+
+/// How many exchanges [`choose_tenant_rules`] looks at.
+pub const SAMPLE: usize = 1000;
+/// Longest session sequence tracked as a shape.
+const MAX_SHAPE_STEPS: u32 = 100;
+const MAX_HOSTS: usize = 1000;
+/// Sweep idle sessions after this many exchanges at most.
+const SWEEP_EVERY: u64 = 8192;
+
+/// Tenant rules guessed from a sample of the traffic (the first exchanges of
+/// each input), when the user gave none.
+pub fn choose_tenant_rules(opts: &ModelOptions, sample: &[Exchange]) -> Vec<TenantRule> {
+    let kept: Vec<Exchange> = sample
+        .iter()
+        .filter(|x| filter_reason(opts, x).is_none())
+        .cloned()
+        .collect();
+    identity::auto_tenant_rules(&kept)
+}
+
+/// Builds a [`Model`] from a stream of exchanges.
+pub struct Modeller {
+    opts: Arc<ModelOptions>,
+    /// For exchanges added unprepared.
+    preparer: Preparer,
+    prep: Prep,
+    policy: Policy,
+    endpoints: Vec<EndpointB>,
+    /// `METHOD /templated/path` → endpoint id.
+    endpoint_ids: FxHashMap<Box<str>, u32>,
+    tenants: Vec<TenantB>,
+    tenant_ids: FxHashMap<String, u32>,
+    open: FxHashMap<(u32, u64), Open>,
+    watermark: Option<Timestamp>,
+    swept_at: Option<Timestamp>,
+    since_sweep: u64,
+    span: Option<(Timestamp, Timestamp)>,
+    /// Span of everything read, filtered requests included.
+    seen: Option<(Timestamp, Timestamp)>,
+    requests: SeriesBuilder,
+    hosts: BTreeSet<String>,
+    filtered: BTreeMap<usize, BTreeMap<&'static str, u64>>,
+    per_input: BTreeMap<usize, Tally>,
+    redactions: Redactions,
+    secret_index: SecretIndex,
+    pool_buf: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    requests: u64,
+    sessions: u64,
+    tenants: BTreeSet<u32>,
+}
+
+/// What one input contributed, for the import report.
+#[derive(Clone, Debug, Default)]
+pub struct InputTally {
+    pub requests: u64,
+    /// Sessions whose first request came from this input.
+    pub sessions: u64,
+    pub tenants: BTreeSet<String>,
+}
+
+impl Modeller {
+    pub fn new(opts: ModelOptions) -> Modeller {
+        let opts = Arc::new(opts);
+        Modeller {
+            preparer: Preparer::new(opts.clone()),
+            prep: Prep::default(),
+            policy: Policy::new(opts.keep_headers.clone()),
+            opts,
+            endpoints: Vec::new(),
+            endpoint_ids: FxHashMap::default(),
+            tenants: Vec::new(),
+            tenant_ids: FxHashMap::default(),
+            open: FxHashMap::default(),
+            watermark: None,
+            swept_at: None,
+            since_sweep: 0,
+            span: None,
+            seen: None,
+            requests: SeriesBuilder::default(),
+            hosts: BTreeSet::new(),
+            filtered: BTreeMap::new(),
+            per_input: BTreeMap::new(),
+            redactions: Redactions::default(),
+            secret_index: SecretIndex::default(),
+            pool_buf: String::with_capacity(64),
+        }
+    }
+
+    /// The options, shared with the preparers of the reader threads.
+    pub fn options(&self) -> Arc<ModelOptions> {
+        self.opts.clone()
+    }
+
+    /// Adds one exchange from input number `input`, preparing it here.
+    pub fn add(&mut self, input: usize, x: &Exchange) {
+        let mut p = std::mem::take(&mut self.prep);
+        self.preparer.prepare(input, x, &mut p);
+        self.add_prepared(input, x, &p);
+        self.prep = p;
+    }
+
+    /// Adds one exchange that a [`Preparer`] has prepared.
+    pub fn add_prepared(&mut self, input: usize, x: &Exchange, p: &Prep) {
+        self.seen = Some(
+            self.seen
+                .map_or((x.time, x.time), |(a, b)| (a.min(x.time), b.max(x.time))),
+        );
+        if let Some(reason) = p.filter {
+            self.filter(input, reason);
+            return;
+        }
+        if !p.secrets.is_empty() {
+            self.secret_index.add(&p.secrets);
+        }
+        let Some(eid) = self.endpoint(p) else {
+            self.filter(input, "endpoint limit reached");
+            return;
+        };
+        let tid = self.tenant(&p.tenant, p.rule);
+        let tally = self.per_input.entry(input).or_default();
+        tally.requests += 1;
+        tally.tenants.insert(tid);
+        for (kind, name) in &p.redactions {
+            self.redactions.count(kind, name);
+        }
+        let query: SmallVec<[QueryValue; 4]> = p
+            .query_values(x)
+            .map(|(n, k, v)| (n, k.clone(), v))
+            .collect();
+        self.record_endpoint(eid, tid, x, p, &query);
+        self.record_tenant(tid, eid, x, p, &query);
+        self.record_time(x);
+        let end = x.time.saturating_add(x.duration.unwrap_or_default());
+        if let Some(c) = p.client {
+            self.adopt(tid, c, p.session, x.time);
+        }
+        if self.step(tid, p.session, eid, x.time, end, x.header("user-agent")) {
+            self.per_input.entry(input).or_default().sessions += 1;
+        }
+        self.maybe_sweep();
+    }
+
+    fn filter(&mut self, input: usize, reason: &'static str) {
+        *self
+            .filtered
+            .entry(input)
+            .or_default()
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    fn tenant(&mut self, name: &str, rule: Option<usize>) -> u32 {
+        if let Some(&id) = self.tenant_ids.get(name) {
+            return id;
+        }
+        let name = if self.tenants.len() >= self.opts.max_tenants {
+            "other"
+        } else {
+            name
+        };
+        if let Some(&id) = self.tenant_ids.get(name) {
+            return id;
+        }
+        let id = self.tenants.len() as u32;
+        let matched_by = self.rule(rule).map(ToString::to_string);
+        self.tenants
+            .push(TenantB::new(name.to_string(), matched_by));
+        self.tenant_ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn rule(&self, i: Option<usize>) -> Option<&TenantRule> {
+        i.and_then(|i| self.opts.tenant_rules.get(i))
+    }
+
+    /// The endpoint of the prepared key (`METHOD /template`), created on
+    /// first sight unless the limit is reached.
+    fn endpoint(&mut self, p: &Prep) -> Option<u32> {
+        if let Some(&id) = self.endpoint_ids.get(p.key.as_str()) {
+            return Some(id);
+        }
+        if self.endpoints.len() >= self.opts.max_endpoints {
+            return None;
+        }
+        let id = self.endpoints.len() as u32;
+        let (method, path) = p.method_and_path();
+        let kinds: Vec<(usize, &SlotKind)> = p.slots.iter().map(|s| (s.segment, &s.kind)).collect();
+        let pools = template::pool_names(path, &kinds);
+        let slots = p
+            .slots
+            .iter()
+            .zip(pools)
+            .map(|(s, pool)| PathSlot {
+                segment: s.segment,
+                kind: s.kind.clone(),
+                pool,
+            })
+            .collect();
+        self.endpoints.push(EndpointB::new(method, path, slots));
+        self.endpoint_ids.insert(p.key.as_str().into(), id);
+        Some(id)
+    }
+
+    fn record_endpoint(
+        &mut self,
+        eid: u32,
+        tid: u32,
+        x: &Exchange,
+        p: &Prep,
+        query: &[QueryValue],
+    ) {
+        let tenant_header = match p.rule.and_then(|i| self.opts.tenant_rules.get(i)) {
+            Some(TenantRule::Header(h)) => Some(h.as_str()),
+            _ => None,
+        };
+        let e = &mut self.endpoints[eid as usize];
+        e.record(x, query, &p.secrets, &self.policy, tenant_header);
+        if e.body.is_none()
+            && let Some(body) = &x.body
+        {
+            let mut known = FxHashMap::default();
+            for (s, slot) in p.slots.iter().zip(&e.slots) {
+                known.insert(p.slot_value(x, s).to_string(), slot.pool.clone());
+            }
+            for (name, kind, v) in query {
+                if !matches!(kind, SlotKind::Text | SlotKind::Tenant | SlotKind::Secret) {
+                    known.insert(v.to_string(), query_pool(name));
+                }
+            }
+            e.body = Some(PendingBody {
+                body: body.clone(),
+                secrets: p.secrets.clone(),
+                known,
+                tenant: tid,
+            });
+        }
+    }
+
+    fn record_tenant(&mut self, tid: u32, eid: u32, x: &Exchange, p: &Prep, query: &[QueryValue]) {
+        let cap = self.opts.max_pool_values;
+        let tenant = &mut self.tenants[tid as usize];
+        tenant.requests += 1;
+        *tenant.endpoints.entry(eid).or_default() += 1;
+        for (s, slot) in p.slots.iter().zip(&self.endpoints[eid as usize].slots) {
+            tenant.pool_value(&slot.pool, &s.kind, p.slot_value(x, s), &p.secrets, cap);
+        }
+        for (name, kind, value) in query {
+            self.pool_buf.clear();
+            self.pool_buf.push_str("query.");
+            self.pool_buf.push_str(name);
+            tenant.pool_value(&self.pool_buf, kind, value, &p.secrets, cap);
+        }
+    }
+
+    fn record_time(&mut self, x: &Exchange) {
+        self.span = Some(match self.span {
+            None => (x.time, x.time),
+            Some((a, b)) => (a.min(x.time), b.max(x.time)),
+        });
+        self.watermark = Some(self.watermark.map_or(x.time, |w| w.max(x.time)));
+        self.requests.add(x.time);
+        if let Some(h) = &x.host
+            && self.hosts.len() < MAX_HOSTS
+            && !self.hosts.contains(h)
+        {
+            self.hosts.insert(h.clone());
+        }
+    }
+
+    /// A client that starts sending credentials keeps the session it began
+    /// anonymously (its login request belongs to the session it opens).
+    fn adopt(&mut self, tid: u32, client: u64, key: u64, now: Timestamp) {
+        if self.open.contains_key(&(tid, key)) {
+            return;
+        }
+        let recent = self
+            .open
+            .get(&(tid, client))
+            .is_some_and(|s| now.saturating_since(s.last_end) <= self.opts.session_gap);
+        if recent {
+            let s = self.open.remove(&(tid, client)).expect("present");
+            self.open.insert((tid, key), s);
+        }
+    }
+
+    /// Appends a request to its session; true if it started a new one. The
+    /// user agent is pooled once per session (replay picks one per session).
+    fn step(
+        &mut self,
+        tid: u32,
+        key: u64,
+        eid: u32,
+        start: Timestamp,
+        end: Timestamp,
+        agent: Option<&str>,
+    ) -> bool {
+        let gap = self.opts.session_gap;
+        let k = (tid, key);
+        let tenant = &mut self.tenants[tid as usize];
+        match self.open.get_mut(&k) {
+            // Idle for longer than the gap: the old session ends here and a
+            // new one takes its place.
+            Some(s)
+                if start.saturating_since(s.last_end) > gap
+                    && start.saturating_since(s.last_start) > gap =>
+            {
+                tenant.close(s);
+                *s = tenant.open_session(start, end, eid, agent, self.opts.max_pool_values);
+                true
+            }
+            Some(s) => {
+                let think = start.saturating_since(s.last_end);
+                tenant.transition(s.last_endpoint, eid, Some(think));
+                sketch::record(&mut tenant.think, think);
+                s.steps += 1;
+                if s.steps > MAX_SHAPE_STEPS {
+                    s.truncated = true;
+                } else if s.node != NO_NODE {
+                    s.node = tenant.child(s.node, eid);
+                }
+                s.last_endpoint = eid;
+                s.last_start = s.last_start.max(start);
+                s.last_end = s.last_end.max(end);
+                false
+            }
+            None => {
+                let open = tenant.open_session(start, end, eid, agent, self.opts.max_pool_values);
+                self.open.insert(k, open);
+                true
+            }
+        }
+    }
+
+    fn maybe_sweep(&mut self) {
+        self.since_sweep += 1;
+        let Some(w) = self.watermark else { return };
+        let due = self
+            .swept_at
+            .is_none_or(|s| w.saturating_since(s) >= self.opts.session_gap / 8);
+        if self.since_sweep < SWEEP_EVERY || !due {
+            return;
+        }
+        self.since_sweep = 0;
+        self.swept_at = Some(w);
+        let gap = self.opts.session_gap;
+        let mut idle: Vec<((u32, u64), Timestamp)> = self
+            .open
+            .iter()
+            .filter(|(_, s)| {
+                w.saturating_since(s.last_end) > gap && w.saturating_since(s.last_start) > gap
+            })
+            .map(|(k, s)| (*k, s.last_end))
+            .collect();
+        self.close_sorted(&mut idle);
+    }
+
+    fn close_sorted(&mut self, keys: &mut [((u32, u64), Timestamp)]) {
+        keys.sort_by_key(|(k, t)| (*t, *k));
+        for (k, _) in keys.iter() {
+            if let Some(s) = self.open.remove(k) {
+                self.tenants[k.0 as usize].close(&s);
+            }
+        }
+    }
+
+    /// Ends the input: closes every open session. `finish` does it too;
+    /// calling it first makes the per-input tallies complete.
+    pub fn settle(&mut self) {
+        let mut all: Vec<_> = self.open.iter().map(|(k, s)| (*k, s.last_end)).collect();
+        self.close_sorted(&mut all);
+    }
+
+    /// Closes every session and assembles the model. `inputs` are the read
+    /// statistics, in input order. `None` if no exchange was added at all.
+    pub fn finish(mut self, inputs: &[InputStats]) -> Option<Model> {
+        self.settle();
+        let (start, end) = self.span.or(self.seen)?;
+        let width = self
+            .tenants
+            .iter()
+            .map(|t| t.arrivals.width_secs())
+            .chain([self.requests.width_secs()])
+            .max()
+            .unwrap_or(1);
+        let width = SeriesBuilder::grid_width(width, start, end);
+        let series = |b: &SeriesBuilder| Series {
+            start: Timestamp::from_micros(start.unix_secs().div_euclid(width) * width * 1_000_000),
+            bucket_ms: width as u64 * 1000,
+            counts: b.on_grid(width, start, end),
+        };
+        // Endpoints sorted by path then method; indices remapped everywhere.
+        let mut order: Vec<u32> = (0..self.endpoints.len() as u32).collect();
+        order.sort_by(|a, b| {
+            let (ea, eb) = (&self.endpoints[*a as usize], &self.endpoints[*b as usize]);
+            (&ea.path, &ea.method).cmp(&(&eb.path, &eb.method))
+        });
+        let mut remap = vec![0usize; order.len()];
+        for (new, old) in order.iter().enumerate() {
+            remap[*old as usize] = new;
+        }
+        let mut endpoints: Vec<Endpoint> = order
+            .iter()
+            .map(|&i| {
+                let e = &self.endpoints[i as usize];
+                let body = e.body.as_ref().and_then(|p| {
+                    let tainted = |v: &str| p.secrets.taints(v) || self.secret_index.taints(v);
+                    let pool_of = &self.tenants[p.tenant as usize].pool_of;
+                    body_template(&p.body, &tainted, &p.known, pool_of, &mut self.redactions)
+                });
+                e.to_model(body)
+            })
+            .collect();
+        for e in &mut endpoints {
+            scrub::endpoint(e, &self.secret_index, &mut self.redactions);
+        }
+        let total_sessions: u64 = self.tenants.iter().map(|t| t.sessions).sum();
+        let total_requests: u64 = self.tenants.iter().map(|t| t.requests).sum();
+        let max_shapes = self.opts.max_shapes;
+        let mut tenants: Vec<Tenant> = self
+            .tenants
+            .iter()
+            .map(|t| {
+                t.to_model(
+                    &remap,
+                    total_sessions,
+                    total_requests,
+                    series(&t.arrivals),
+                    max_shapes,
+                )
+            })
+            .collect();
+        for (i, t) in tenants.iter_mut().enumerate() {
+            scrub::tenant(t, i, &self.secret_index, &mut self.redactions);
+        }
+        tenants.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut filtered: BTreeMap<String, u64> = BTreeMap::new();
+        for m in self.filtered.values() {
+            for (r, n) in m {
+                *filtered.entry(r.to_string()).or_default() += n;
+            }
+        }
+        Some(Model {
+            version: MODEL_VERSION,
+            capture: CaptureInfo {
+                start,
+                end,
+                span: end.saturating_since(start),
+                requests: total_requests,
+                sessions: total_sessions,
+                requests_series: series(&self.requests),
+                hosts: self.hosts.into_iter().collect(),
+                sources: inputs.iter().map(source_info).collect(),
+                filtered,
+            },
+            settings: Settings {
+                tenant_rules: strings(&self.opts.tenant_rules),
+                tenant_rules_automatic: self.opts.tenant_rules_automatic,
+                session_key: self
+                    .opts
+                    .session_rules
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                session_gap: self.opts.session_gap,
+                keep_assets: self.opts.keep_assets,
+                slot_rules: strings(&self.opts.slot_rules),
+                kept_headers: self.opts.keep_headers.clone(),
+            },
+            endpoints,
+            tenants,
+            redactions: self
+                .redactions
+                .0
+                .into_iter()
+                .map(|((kind, name), count)| Redaction { kind, name, count })
+                .collect(),
+        })
+    }
+
+    /// Requests left out, by reason, for input number `input`.
+    pub fn filtered(&self, input: usize) -> Option<&BTreeMap<&'static str, u64>> {
+        self.filtered.get(&input)
+    }
+
+    /// What input number `input` contributed.
+    pub fn tally(&self, input: usize) -> InputTally {
+        let t = self.per_input.get(&input).cloned().unwrap_or_default();
+        InputTally {
+            requests: t.requests,
+            sessions: t.sessions,
+            tenants: t
+                .tenants
+                .iter()
+                .map(|&i| self.tenants[i as usize].name.clone())
+                .collect(),
+        }
+    }
+}
+
+fn strings<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+fn source_info(s: &InputStats) -> SourceInfo {
+    SourceInfo {
+        name: s.name.clone(),
+        format: s.format.map_or("unknown", |f| f.name()).to_string(),
+        records: s.records,
+        accepted: s.accepted,
+        skipped: s.skipped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        first_skips: s
+            .first_skips
+            .iter()
+            .map(|(n, r)| format!("{}: {r}", s.location(*n)))
+            .collect(),
+    }
+}

@@ -1,0 +1,259 @@
+//! One tenant's tallies while importing: sessions as a trie of endpoint
+//! sequences, transitions with think times, arrivals, value pools.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use rustc_hash::FxHashMap;
+
+use super::super::redact::Secrets;
+use super::super::sketch::{self, Reservoir, SeriesBuilder, ValueCounter};
+use super::super::{
+    Distribution, Pool, Series, Shape, SlotKind, Tenant, Timestamp, Transition, time,
+};
+
+pub(super) const START: u32 = u32::MAX;
+pub(super) const END: u32 = u32::MAX - 1;
+pub(super) const NO_NODE: u32 = u32::MAX;
+/// Trie nodes per tenant before new shapes stop being tracked.
+const MAX_TRIE_NODES: usize = 200_000;
+
+/// An open session: its last step and where its sequence is in the trie.
+pub(super) struct Open {
+    pub last_start: Timestamp,
+    pub last_end: Timestamp,
+    pub last_endpoint: u32,
+    pub node: u32,
+    pub steps: u32,
+    pub truncated: bool,
+}
+
+pub(super) struct PoolB {
+    kind: SlotKind,
+    values: ValueCounter,
+}
+
+pub(super) struct TenantB {
+    pub name: String,
+    pub matched_by: Option<String>,
+    pub sessions: u64,
+    pub requests: u64,
+    pub arrivals: SeriesBuilder,
+    pub think: Histogram<u64>,
+    lengths: BTreeMap<u32, u64>,
+    /// Trie of endpoint sequences: node → (parent, endpoint).
+    nodes: Vec<(u32, u32)>,
+    children: FxHashMap<(u32, u32), u32>,
+    ends: FxHashMap<u32, u64>,
+    truncated: BTreeSet<u32>,
+    untracked: u64,
+    transitions: FxHashMap<(u32, u32), (u64, Reservoir)>,
+    pub endpoints: FxHashMap<u32, u64>,
+    pools: FxHashMap<String, PoolB>,
+    /// Pool values seen, for recognising them in bodies.
+    pub pool_of: FxHashMap<String, String>,
+}
+
+impl TenantB {
+    pub fn new(name: String, matched_by: Option<String>) -> TenantB {
+        TenantB {
+            name,
+            matched_by,
+            sessions: 0,
+            requests: 0,
+            arrivals: SeriesBuilder::default(),
+            think: sketch::duration_histogram(),
+            lengths: BTreeMap::new(),
+            nodes: vec![(NO_NODE, START)],
+            children: FxHashMap::default(),
+            ends: FxHashMap::default(),
+            truncated: BTreeSet::new(),
+            untracked: 0,
+            transitions: FxHashMap::default(),
+            endpoints: FxHashMap::default(),
+            pools: FxHashMap::default(),
+            pool_of: FxHashMap::default(),
+        }
+    }
+
+    /// The trie node after `node` when the next step is `eid`.
+    pub fn child(&mut self, node: u32, eid: u32) -> u32 {
+        if let Some(&c) = self.children.get(&(node, eid)) {
+            return c;
+        }
+        if self.nodes.len() >= MAX_TRIE_NODES {
+            return NO_NODE;
+        }
+        let c = self.nodes.len() as u32;
+        self.nodes.push((node, eid));
+        self.children.insert((node, eid), c);
+        c
+    }
+
+    pub fn transition(&mut self, from: u32, to: u32, think: Option<Duration>) {
+        let t = self.transitions.entry((from, to)).or_default();
+        t.0 += 1;
+        if let Some(d) = think {
+            t.1.add(d);
+        }
+    }
+
+    /// A new session of this tenant starting with endpoint `eid`; its user
+    /// agent is pooled once per session (replay picks one per session).
+    pub fn open_session(
+        &mut self,
+        start: Timestamp,
+        end: Timestamp,
+        eid: u32,
+        agent: Option<&str>,
+        cap: usize,
+    ) -> Open {
+        self.sessions += 1;
+        self.arrivals.add(start);
+        if let Some(ua) = agent {
+            self.pool_value(
+                "header.user-agent",
+                &SlotKind::Text,
+                ua,
+                &Secrets::default(),
+                cap,
+            );
+        }
+        self.transition(START, eid, None);
+        Open {
+            last_start: start,
+            last_end: end,
+            last_endpoint: eid,
+            node: self.child(0, eid),
+            steps: 1,
+            truncated: false,
+        }
+    }
+
+    pub fn close(&mut self, s: &Open) {
+        self.transition(s.last_endpoint, END, None);
+        *self.lengths.entry(s.steps).or_default() += 1;
+        if s.node == NO_NODE {
+            self.untracked += 1;
+        } else {
+            *self.ends.entry(s.node).or_default() += 1;
+            if s.truncated {
+                self.truncated.insert(s.node);
+            }
+        }
+    }
+
+    /// Records a slot value in a pool, unless it is the tenant itself or a
+    /// secret.
+    pub fn pool_value(
+        &mut self,
+        pool: &str,
+        kind: &SlotKind,
+        value: &str,
+        secrets: &Secrets,
+        cap: usize,
+    ) {
+        if matches!(kind, SlotKind::Tenant | SlotKind::Secret) || secrets.taints(value) {
+            return;
+        }
+        let entry = match self.pools.get_mut(pool) {
+            Some(p) => p,
+            None => self.pools.entry(pool.to_string()).or_insert(PoolB {
+                kind: kind.clone(),
+                values: ValueCounter::default(),
+            }),
+        };
+        if entry.kind != *kind && entry.kind != SlotKind::Text {
+            entry.kind = SlotKind::Text;
+        }
+        if entry.values.add(value, cap)
+            && !pool.starts_with("header.")
+            && !self.pool_of.contains_key(value)
+        {
+            self.pool_of.insert(value.to_string(), pool.to_string());
+        }
+    }
+
+    fn sequence(&self, mut node: u32) -> Vec<u32> {
+        let mut steps = Vec::new();
+        while node != 0 {
+            let (parent, eid) = self.nodes[node as usize];
+            steps.push(eid);
+            node = parent;
+        }
+        steps.reverse();
+        steps
+    }
+
+    /// The model's view of this tenant. `remap` maps endpoint ids to their
+    /// final indices; shares are of `sessions` and `requests` in all.
+    pub fn to_model(
+        &self,
+        remap: &[usize],
+        sessions: u64,
+        requests: u64,
+        arrivals: Series,
+        max_shapes: usize,
+    ) -> Tenant {
+        let ep = |e: u32| remap[e as usize];
+        let mut shapes: Vec<Shape> = self
+            .ends
+            .iter()
+            .map(|(&node, &n)| Shape {
+                steps: self.sequence(node).into_iter().map(ep).collect(),
+                sessions: n,
+                truncated: self.truncated.contains(&node),
+            })
+            .collect();
+        shapes.sort_by(|a, b| {
+            b.sessions
+                .cmp(&a.sessions)
+                .then_with(|| a.steps.cmp(&b.steps))
+        });
+        let dropped: u64 = shapes.iter().skip(max_shapes).map(|s| s.sessions).sum();
+        shapes.truncate(max_shapes);
+        let opt = |e: u32| (e != START && e != END).then(|| ep(e));
+        let mut transitions: Vec<Transition> = self
+            .transitions
+            .iter()
+            .map(|(&(f, t), (n, think))| Transition {
+                from: opt(f),
+                to: opt(t),
+                count: *n,
+                think_ms: think.distribution(),
+            })
+            .collect();
+        transitions.sort_by_key(|a| (a.from, a.to));
+        let share = |n: u64, of: u64| time::round3(100.0 * n as f64 / of.max(1) as f64) / 100.0;
+        Tenant {
+            name: self.name.clone(),
+            matched_by: self.matched_by.clone(),
+            sessions: self.sessions,
+            requests: self.requests,
+            session_share: share(self.sessions, sessions),
+            request_share: share(self.requests, requests),
+            arrivals,
+            session_lengths: self.lengths.clone(),
+            think_ms: Distribution::from_hdr(&self.think),
+            shapes,
+            other_shape_sessions: dropped + self.untracked,
+            transitions,
+            endpoints: self.endpoints.iter().map(|(&e, &n)| (ep(e), n)).collect(),
+            pools: self
+                .pools
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        k.clone(),
+                        Pool {
+                            kind: p.kind.clone(),
+                            values: p.values.sorted(),
+                            other: p.values.other,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
