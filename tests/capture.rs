@@ -79,3 +79,66 @@ fn chunked_reading_matches_serial_reading() {
         "a last line without newline is read"
     );
 }
+
+fn har_bytes() -> Vec<u8> {
+    synth::har(&synth::generate(&Truth::standard())).into_bytes()
+}
+
+#[test]
+fn parallel_har_reading_matches_serial_reading() {
+    let bytes = har_bytes();
+    assert!(
+        bytes.len() > 1_000_000,
+        "spans several chunks: {}",
+        bytes.len()
+    );
+    let (a, sa) = serial(&bytes);
+    let (b, sb) = streamed(&bytes);
+    assert!(a == b, "same exchanges in the same order");
+    assert_eq!(
+        (sa.records, sa.accepted, sa.place),
+        (sb.records, sb.accepted, sb.place)
+    );
+}
+
+#[test]
+fn broken_json_deep_in_a_har_is_placed_exactly() {
+    let mut bytes = har_bytes();
+    // Break the JSON of an entry far into the file: `"time": <number>` with
+    // a stray character after the number.
+    let at = bytes.len() * 3 / 4;
+    let off = memchr::memmem::find(&bytes[at..], b"\"time\": ").unwrap() + at + 8;
+    bytes.insert(off, b'@');
+    let line = bytes[..off].iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = off - bytes[..off].iter().rposition(|&b| b == b'\n').unwrap();
+    for how in ["serial", "streamed"] {
+        let input = Input::from_bytes("b.har", bytes.clone()).unwrap();
+        let err = if how == "serial" {
+            let mut stats = InputStats::new("b.har");
+            capture::read(
+                input,
+                &ReadOptions::default(),
+                &mut stats,
+                &mut Emit::new(|_| {}),
+            )
+            .unwrap_err()
+        } else {
+            let stream = capture::spawn(input, Arc::new(ReadOptions::default()), || {
+                |_: &Exchange, _: &mut ()| {}
+            });
+            let mut merged = Merged::new(vec![stream]);
+            loop {
+                match merged.next() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("{how}: broken JSON accepted"),
+                    Err(e) => break e,
+                }
+            }
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("b.har:{line}:{column}: broken HAR JSON")),
+            "{how}: {msg}"
+        );
+    }
+}

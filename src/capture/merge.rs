@@ -10,22 +10,19 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use super::access_log;
+use super::parallel;
 use super::{
-    CaptureError, Exchange, Format, Input, InputStats, ReadOptions, Sink, format_of, read, usable,
+    CaptureError, Exchange, Input, InputStats, ReadOptions, Sink, format_of, read, usable,
 };
 use crate::model::Timestamp;
 
 const BATCH: usize = 1024;
 /// Batches in flight per input: bounds memory whatever the input size.
 const BATCHES_IN_FLIGHT: usize = 4;
-/// Bytes per chunk when lines are parsed in parallel.
-const CHUNK: usize = 256 << 10;
 
 /// An exchange and what the reader thread prepared from it.
 #[derive(Default)]
@@ -34,13 +31,14 @@ pub struct Item<P> {
     pub prep: P,
 }
 
-enum Msg<P> {
-    /// Batch number `seq`; `stats` counts what its chunk held (parallel
-    /// parsing only).
+pub(super) enum Msg<P> {
+    /// Batch number `seq`; `stats` counts what its chunk held, `error` is
+    /// what stopped it (parallel parsing only).
     Batch {
         seq: u64,
         items: Vec<Item<P>>,
         stats: Option<InputStats>,
+        error: Option<CaptureError>,
     },
     /// Reading ended after `batches` batches; the stats hold the totals of
     /// serial reading, or what belongs to the whole input.
@@ -51,7 +49,7 @@ enum Msg<P> {
 }
 
 /// Spent batches, for the producers to fill again.
-type Pool<P> = Arc<Mutex<Vec<Vec<Item<P>>>>>;
+pub(super) type Pool<P> = Arc<Mutex<Vec<Vec<Item<P>>>>>;
 
 fn take_batch<P>(pool: &Pool<P>) -> Vec<Item<P>> {
     pool.lock()
@@ -59,6 +57,8 @@ fn take_batch<P>(pool: &Pool<P>) -> Vec<Item<P>> {
         .pop()
         .unwrap_or_else(|| Vec::with_capacity(2 * BATCH))
 }
+
+type Pending<P> = (Vec<Item<P>>, Option<InputStats>, Option<CaptureError>);
 
 /// One input being read off this thread.
 pub struct Stream<P> {
@@ -68,8 +68,9 @@ pub struct Stream<P> {
     batch: Vec<Item<P>>,
     pos: usize,
     next_seq: u64,
-    /// Batches that arrived before their turn, with their chunk's stats.
-    pending: BTreeMap<u64, (Vec<Item<P>>, Option<InputStats>)>,
+    /// Batches that arrived before their turn, with their chunk's stats and
+    /// error.
+    pending: BTreeMap<u64, Pending<P>>,
     total: Option<u64>,
     stats: InputStats,
     handles: Vec<JoinHandle<()>>,
@@ -92,8 +93,8 @@ where
         .min(4);
     let format = format_of(&input, &opts);
     let handles = match format {
-        Ok(f) if workers > 1 && access_log::independent_lines(f) => {
-            chunked(input, f, opts, workers, make_prepare, tx, pool.clone())
+        Ok(f) if workers > 1 && parallel::suits(f, &input) => {
+            parallel::start(input, f, opts, workers, make_prepare, tx, pool.clone())
         }
         _ => vec![serial(input, opts, make_prepare(), tx, pool.clone())],
     };
@@ -130,7 +131,7 @@ where
             let mut sink = BatchSink::new(&tx, pool, prepare, false);
             let mut stats = InputStats::new(&input.name);
             let result = read(input, &opts, &mut stats, &mut sink);
-            sink.flush(None);
+            sink.flush(None, None);
             stats.span = sink.span;
             let _ = tx.send(Msg::Done {
                 batches: sink.seq,
@@ -140,142 +141,22 @@ where
         .expect("spawning a reader thread")
 }
 
-/// A splitter cuts the input into chunks of whole lines; `workers` threads
-/// parse and prepare them, one batch per chunk.
-fn chunked<P, F, M>(
-    input: Input,
-    format: Format,
-    opts: Arc<ReadOptions>,
-    workers: usize,
-    make_prepare: M,
-    tx: SyncSender<Msg<P>>,
-    pool: Pool<P>,
-) -> Vec<JoinHandle<()>>
-where
-    P: Default + Send + 'static,
-    F: FnMut(&Exchange, &mut P) + Send + 'static,
-    M: Fn() -> F,
-{
-    let (chunk_tx, chunk_rx) = sync_channel::<(u64, u64, Vec<u8>)>(workers * 2);
-    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
-    let buffers: Arc<Mutex<Vec<Vec<u8>>>> = Arc::new(Mutex::new(Vec::new()));
-    let name = input.name.clone();
-    let mut handles = Vec::new();
-    for w in 0..workers {
-        let (tx, pool, rx, opts) = (tx.clone(), pool.clone(), chunk_rx.clone(), opts.clone());
-        let buffers = buffers.clone();
-        let mut prepare = make_prepare();
-        let name = name.clone();
-        handles.push(
-            thread::Builder::new()
-                .name(format!("parse {name} #{w}"))
-                .spawn(move || {
-                    let mut parser = access_log::parser_for(format, &opts);
-                    loop {
-                        let next = rx.lock().expect("chunk lock").recv();
-                        let Ok((seq, first, bytes)) = next else {
-                            return;
-                        };
-                        let mut stats = InputStats::new(&name);
-                        let mut sink = BatchSink::new(&tx, pool.clone(), &mut prepare, true);
-                        sink.seq = seq;
-                        access_log::read_chunk(&mut *parser, &bytes, first, &mut stats, &mut sink);
-                        buffers.lock().expect("buffer lock").push(bytes);
-                        stats.span = sink.span;
-                        sink.flush(Some(stats));
-                        if sink.gone {
-                            return;
-                        }
-                    }
-                })
-                .expect("spawning a parser thread"),
-        );
-    }
-    handles.push(
-        thread::Builder::new()
-            .name(format!("read {name}"))
-            .spawn(move || {
-                let mut stats = InputStats::new(&input.name);
-                stats.format = Some(format);
-                let path = input.name.clone();
-                let result = split(input, &chunk_tx, &buffers);
-                drop(chunk_tx);
-                let _ = tx.send(Msg::Done {
-                    batches: result.as_ref().map_or(0, |n| *n),
-                    result: result
-                        .map(|_| stats)
-                        .map_err(|source| CaptureError::Io { path, source }),
-                });
-            })
-            .expect("spawning a reader thread"),
-    );
-    handles
-}
-
-/// Sends the input as numbered chunks of whole lines with the number of
-/// their first line; returns how many.
-fn split(
-    input: Input,
-    out: &SyncSender<(u64, u64, Vec<u8>)>,
-    buffers: &Mutex<Vec<Vec<u8>>>,
-) -> std::io::Result<u64> {
-    let mut reader = input.into_read();
-    let (mut seq, mut line) = (0u64, 1u64);
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let mut buf = buffers
-            .lock()
-            .expect("buffer lock")
-            .pop()
-            .unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(&carry);
-        carry.clear();
-        let had = buf.len();
-        (&mut reader).take(CHUNK as u64).read_to_end(&mut buf)?;
-        let eof = buf.len() == had;
-        if eof && buf.is_empty() {
-            return Ok(seq);
-        }
-        // Cut after the last newline; the rest starts the next chunk. A
-        // chunk with no newline at all is passed whole when it grows large
-        // (the line-length limit deals with it).
-        if !eof && let Some(i) = memchr::memrchr(b'\n', &buf) {
-            carry.extend_from_slice(&buf[i + 1..]);
-            buf.truncate(i + 1);
-        } else if !eof && buf.len() < 64 * CHUNK {
-            carry = buf;
-            continue;
-        }
-        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-        let n = line;
-        line += lines;
-        if out.send((seq, n, buf)).is_err() {
-            return Ok(seq);
-        }
-        seq += 1;
-        if eof {
-            return Ok(seq);
-        }
-    }
-}
-
-struct BatchSink<'a, P, F> {
+pub(super) struct BatchSink<'a, P, F> {
     batch: Vec<Item<P>>,
     filled: usize,
     tx: &'a SyncSender<Msg<P>>,
     pool: Pool<P>,
     prepare: F,
-    seq: u64,
+    pub(super) seq: u64,
     /// A chunk's sink sends one batch, whole, when the chunk is parsed.
     chunk: bool,
     /// The consumer stopped listening: read on without sending.
-    gone: bool,
-    span: Option<(Timestamp, Timestamp)>,
+    pub(super) gone: bool,
+    pub(super) span: Option<(Timestamp, Timestamp)>,
 }
 
 impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
-    fn new(tx: &'a SyncSender<Msg<P>>, pool: Pool<P>, prepare: F, chunk: bool) -> Self {
+    pub(super) fn new(tx: &'a SyncSender<Msg<P>>, pool: Pool<P>, prepare: F, chunk: bool) -> Self {
         BatchSink {
             batch: take_batch(&pool),
             filled: 0,
@@ -289,8 +170,9 @@ impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
         }
     }
 
-    /// Sends what is filled (with the chunk's stats when parsing chunks).
-    fn flush(&mut self, stats: Option<InputStats>) {
+    /// Sends what is filled (with the chunk's stats and error when parsing
+    /// chunks).
+    pub(super) fn flush(&mut self, stats: Option<InputStats>, error: Option<CaptureError>) {
         if self.gone || (self.filled == 0 && stats.is_none()) {
             return;
         }
@@ -307,6 +189,7 @@ impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
             seq: self.seq,
             items,
             stats,
+            error,
         };
         self.seq += 1;
         self.gone = self.tx.send(msg).is_err();
@@ -337,7 +220,7 @@ impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
         (self.prepare)(&item.x, &mut item.prep);
         self.filled += 1;
         if self.filled == BATCH && !self.chunk {
-            self.flush(None);
+            self.flush(None, None);
         }
     }
 }
@@ -364,11 +247,15 @@ impl<P> Stream<P> {
                 self.pool.lock().expect("pool lock").push(spent);
             }
             self.pos = 0;
-            if let Some((items, stats)) = self.pending.remove(&self.next_seq) {
+            if let Some((items, stats, error)) = self.pending.remove(&self.next_seq) {
                 self.next_seq += 1;
                 self.batch = items;
                 if let Some(s) = stats {
                     self.stats.absorb(&s);
+                }
+                if let Some(e) = error {
+                    self.finish();
+                    return Err(e);
                 }
                 continue;
             }
@@ -378,8 +265,13 @@ impl<P> Stream<P> {
                 return Ok(Pulled::End);
             }
             match self.rx.recv() {
-                Ok(Msg::Batch { seq, items, stats }) => {
-                    self.pending.insert(seq, (items, stats));
+                Ok(Msg::Batch {
+                    seq,
+                    items,
+                    stats,
+                    error,
+                }) => {
+                    self.pending.insert(seq, (items, stats, error));
                 }
                 Ok(Msg::Done { batches, result }) => {
                     let base = result?;
@@ -400,8 +292,12 @@ impl<P> Stream<P> {
         Ok(Pulled::More)
     }
 
+    /// Stops listening and waits for the producers. Producers still sending
+    /// (after an error cut reading short) see the channel closed and stop.
     fn finish(&mut self) {
         self.done = true;
+        let (_, rx) = sync_channel(0);
+        drop(std::mem::replace(&mut self.rx, rx));
         for h in self.handles.drain(..) {
             let _ = h.join();
         }

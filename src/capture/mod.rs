@@ -14,6 +14,7 @@ mod detect;
 pub mod har;
 mod input;
 mod merge;
+mod parallel;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -139,59 +139,69 @@ pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
     if b.is_empty() {
         return None;
     }
-    let (mut digits, mut letters, mut hex_letters) = (0, 0, 0);
-    for c in b {
-        if c.is_ascii_digit() {
-            digits += 1;
-        } else if c.is_ascii_alphabetic() {
-            letters += 1;
-            hex_letters += usize::from(matches!(c, b'a'..=b'f' | b'A'..=b'F'));
+    // One pass over the bytes; every decision below reads these counts.
+    let (mut digits, mut letters, mut hex_letters, mut numeric_punct, mut token_punct, mut other) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => digits += 1,
+            b'a'..=b'f' | b'A'..=b'F' => {
+                letters += 1;
+                hex_letters += 1;
+            }
+            b'g'..=b'z' | b'G'..=b'Z' => letters += 1,
+            b'-' | b'_' | b'.' => {
+                numeric_punct += 1;
+                token_punct += 1;
+            }
+            b',' | b':' => numeric_punct += 1,
+            b'=' | b'~' => token_punct += 1,
+            _ => other += 1,
         }
     }
-    if digits == b.len() {
+    let n = b.len();
+    if digits == n {
         return Some(SlotKind::Id);
     }
-    // Plain words (most path segments): no digits, nothing to template.
-    if digits == 0 && letters == b.len() {
+    // Plain words (most path segments): nothing to template.
+    if digits == 0 && letters == n {
         return None;
     }
-    if is_uuid(b) {
+    if n == 36 && is_uuid(b) {
         return Some(SlotKind::Uuid);
     }
     if is_jwt(seg) {
         return Some(SlotKind::Secret);
     }
-    if is_date(b) {
+    if digits >= 8 && is_date(b) {
         return Some(SlotKind::Date);
     }
-    if is_email(seg) {
+    if other > 0 && is_email(seg) {
         return Some(SlotKind::Email);
     }
-    if digits + hex_letters == b.len() {
-        if b.len() >= 16 {
+    if digits + hex_letters == n {
+        if n >= 16 {
             return Some(SlotKind::Hash);
         }
-        if b.len() >= 6 && digits > 0 && letters > 0 {
+        if n >= 6 && digits > 0 && letters > 0 {
             return Some(SlotKind::Hex);
         }
     }
     // Numbers with separators: 6,681965 / 1.2.3 / 12-34.
-    if digits >= 2 && b.iter().all(|c| c.is_ascii_digit() || b"-_.,:".contains(c)) {
+    if digits >= 2 && digits + numeric_punct == n && letters == 0 {
         return Some(SlotKind::Id);
     }
-    let token_chars = b
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || b"-_=.~".contains(c));
-    if token_chars && is_slug(seg) {
+    let token_chars = other == 0 && digits + letters + token_punct == n;
+    if token_chars && token_punct > 0 && is_slug(seg) {
         return None;
     }
-    if b.len() >= 20 && token_chars && digits > 0 && letters > 0 {
+    if n >= 20 && token_chars && digits > 0 && letters > 0 {
         return Some(SlotKind::Token);
     }
-    if token_chars && digits >= 3 && letters > 0 && b.len() <= 40 {
+    if token_chars && digits >= 3 && letters > 0 && n <= 40 {
         return Some(SlotKind::Code);
     }
-    if has_encoded_text(b) {
+    if other > 0 && has_encoded_text(b) {
         return Some(SlotKind::Text);
     }
     None
@@ -292,14 +302,24 @@ pub fn template_into<'a>(
 ) {
     let start = out.len();
     let mut nonempty = 0;
-    for (i, raw) in super::identity::split_bytes(path, b'/').enumerate() {
+    let bytes = path.as_bytes();
+    let (mut from, mut i) = (0, 0);
+    // Segments are short: a plain byte loop beats memchr's setup here.
+    for (at, &c) in bytes.iter().chain(std::iter::once(&b'/')).enumerate() {
+        if c != b'/' {
+            continue;
+        }
+        let raw = &path[from..at.min(bytes.len())];
+        from = at + 1;
         if i > 0 {
             out.push('/');
         }
-        let seg = match memchr::memchr(b';', raw.as_bytes()) {
+        let seg = match raw.bytes().position(|c| c == b';') {
             Some(j) => &raw[..j],
             None => raw,
         };
+        let segment = i;
+        i += 1;
         if seg.is_empty() {
             continue;
         }
@@ -315,7 +335,7 @@ pub fn template_into<'a>(
                 out.push_str(kind.name());
                 out.push('}');
                 slots.extend([SlotValue {
-                    segment: i,
+                    segment,
                     kind,
                     value: seg,
                 }]);
@@ -378,18 +398,50 @@ pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRul
 /// Static assets (images, stylesheets, scripts, fonts, media), by file
 /// extension or response type.
 pub fn is_asset(path: &str, response_type: Option<&str>) -> bool {
-    const EXT: [&str; 24] = [
-        "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "css", "js", "mjs",
-        "map", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg", "wav", "swf",
-    ];
-    let last = path.rsplit('/').next().unwrap_or("");
-    if let Some((_, ext)) = last.rsplit_once('.')
-        && EXT.iter().any(|e| e.eq_ignore_ascii_case(ext))
-    {
-        return true;
+    let last = match memchr::memrchr(b'/', path.as_bytes()) {
+        Some(i) => &path[i + 1..],
+        None => path,
+    };
+    if let Some(i) = memchr::memrchr(b'.', last.as_bytes()) {
+        let ext = &last.as_bytes()[i + 1..];
+        if (2..=5).contains(&ext.len()) {
+            let mut lower = [0u8; 5];
+            for (d, s) in lower.iter_mut().zip(ext) {
+                *d = s.to_ascii_lowercase();
+            }
+            if matches!(
+                &lower[..ext.len()],
+                b"png"
+                    | b"jpg"
+                    | b"jpeg"
+                    | b"gif"
+                    | b"webp"
+                    | b"avif"
+                    | b"svg"
+                    | b"ico"
+                    | b"bmp"
+                    | b"css"
+                    | b"js"
+                    | b"mjs"
+                    | b"map"
+                    | b"woff"
+                    | b"woff2"
+                    | b"ttf"
+                    | b"otf"
+                    | b"eot"
+                    | b"mp4"
+                    | b"webm"
+                    | b"mp3"
+                    | b"ogg"
+                    | b"wav"
+                    | b"swf"
+            ) {
+                return true;
+            }
+        }
     }
     let Some(t) = response_type else { return false };
-    let t = t.trim().to_ascii_lowercase();
+    let t = t.trim();
     [
         "image/",
         "font/",
@@ -401,7 +453,7 @@ pub fn is_asset(path: &str, response_type: Option<&str>) -> bool {
         "application/font",
     ]
     .iter()
-    .any(|p| t.starts_with(p))
+    .any(|p| t.len() >= p.len() && t.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
 }
 
 #[cfg(test)]

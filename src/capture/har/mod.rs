@@ -10,21 +10,21 @@
 //! again. Only an entry that still makes no sense is skipped, and broken JSON
 //! is an error naming the line and column.
 
-use std::fmt;
+mod scan;
+
 use std::io::BufRead;
 use std::time::Duration;
 
 use base64::Engine;
 use har::v1_2::{Entries, PostData};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::access_log::{is_method, set_target};
 use super::{Body, CaptureError, Exchange, InputStats, Param};
 use crate::model::Timestamp;
+pub use scan::{Place, Scanner, syntax_error};
 
-/// Reads a HAR document, handing each usable entry to `emit`.
+/// Reads a HAR document, handing each usable entry to `sink`.
 pub fn read(
     path: &str,
     reader: &mut dyn BufRead,
@@ -32,90 +32,68 @@ pub fn read(
     sink: &mut dyn super::Sink,
 ) -> Result<(), CaptureError> {
     stats.place = "entry";
-    skip_bom(reader).map_err(|source| CaptureError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let mut n = 0u64;
+    let mut scanner = Scanner::new(reader, path);
     let mut clock = Clock::default();
-    let mut on_entry = |raw: Box<RawValue>| {
-        n += 1;
+    while let Some((raw, at)) = scanner.next_entry()? {
         stats.records += 1;
-        match entry(raw.get(), &mut clock) {
+        match entry(raw, &mut clock) {
             Ok(x) => {
                 stats.accepted += 1;
                 *sink.slot() = x;
                 sink.commit();
             }
-            Err(reason) => stats.skip(n, reason),
+            Err(Bad::Skip(reason)) => stats.skip(stats.records, reason),
+            Err(Bad::Json(e)) => return Err(syntax_error(path, at, &e)),
         }
-    };
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let found = Document(&mut on_entry)
-        .deserialize(&mut de)
-        .and_then(|found| de.end().map(|()| found))
-        .map_err(|e| syntax(path, &e))?;
-    if !found {
+    }
+    if !scanner.found_entries() {
         return Err(CaptureError::Invalid {
             path: path.into(),
             message: "not a HAR document: no log.entries array".into(),
         });
     }
-    if clock.untimed > 0 {
-        stats.warnings.push(format!(
-            "{} entries had no startedDateTime; each was placed at the end of the entry before it",
-            clock.untimed
-        ));
-    }
+    clock.warn(stats);
     Ok(())
+}
+
+/// Why an entry was not read.
+pub enum Bad {
+    /// Valid JSON that makes no sense as an entry: skipped, counted.
+    Skip(&'static str),
+    /// Broken JSON: the whole file is refused.
+    Json(serde_json::Error),
 }
 
 /// Time for entries that lack `startedDateTime` (hand-made HARs): the end of
 /// the previous entry, so the order and spacing survive.
 #[derive(Default)]
-struct Clock {
+pub struct Clock {
     next: Timestamp,
     untimed: u64,
 }
 
-fn skip_bom(r: &mut dyn BufRead) -> std::io::Result<()> {
-    if r.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-        r.consume(3);
-    }
-    Ok(())
-}
-
-fn syntax(path: &str, e: &serde_json::Error) -> CaptureError {
-    if e.is_io() {
-        return CaptureError::Io {
-            path: path.into(),
-            source: std::io::Error::other(e.to_string()),
-        };
-    }
-    let msg = e.to_string();
-    let message = match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
-    CaptureError::Syntax {
-        path: path.into(),
-        line: e.line(),
-        column: e.column(),
-        message: format!("broken HAR JSON: {message}"),
+impl Clock {
+    pub fn warn(&self, stats: &mut InputStats) {
+        if self.untimed > 0 {
+            stats.warnings.push(format!(
+                "{} entries had no startedDateTime; each was placed at the end of the entry before it",
+                self.untimed
+            ));
+        }
     }
 }
 
 /// One entry's JSON → an exchange, strictly first, leniently second.
-fn entry(raw: &str, clock: &mut Clock) -> Result<Exchange, &'static str> {
-    let e = match serde_json::from_str::<Entries>(raw) {
+pub fn entry(raw: &[u8], clock: &mut Clock) -> Result<Exchange, Bad> {
+    let e = match serde_json::from_slice::<Entries>(raw) {
         Ok(e) => e,
         Err(_) => {
-            let mut v: Value = serde_json::from_str(raw).map_err(|_| "entry is not valid JSON")?;
-            normalise(&mut v)?;
-            serde_json::from_value::<Entries>(v).map_err(|_| "entry does not fit HAR")?
+            let mut v: Value = serde_json::from_slice(raw).map_err(Bad::Json)?;
+            normalise(&mut v).map_err(Bad::Skip)?;
+            serde_json::from_value::<Entries>(v).map_err(|_| Bad::Skip("entry does not fit HAR"))?
         }
     };
-    let x = convert(e, clock)?;
+    let x = convert(e, clock).map_err(Bad::Skip)?;
     clock.next = x.time.saturating_add(x.duration.unwrap_or_default());
     Ok(x)
 }
@@ -461,83 +439,6 @@ fn stringish_or_remove(m: &mut Map<String, Value>, k: &str) {
         Some(s) => m.insert(k.into(), Value::String(s)),
         None => m.remove(k),
     };
-}
-
-// ---- streaming the document: { "log": { "entries": [ ... ] } } ----
-
-struct Document<'f, F>(&'f mut F);
-struct Log<'f, F>(&'f mut F);
-struct EntryList<'f, F>(&'f mut F);
-
-impl<'de, F: FnMut(Box<RawValue>)> DeserializeSeed<'de> for Document<'_, F> {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, F: FnMut(Box<RawValue>)> Visitor<'de> for Document<'_, F> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a HAR document (an object with a `log`)")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "log" && !found {
-                found = map.next_value_seed(Log(&mut *self.0))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-impl<'de, F: FnMut(Box<RawValue>)> DeserializeSeed<'de> for Log<'_, F> {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, F: FnMut(Box<RawValue>)> Visitor<'de> for Log<'_, F> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a HAR `log` object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "entries" && !found {
-                map.next_value_seed(EntryList(&mut *self.0))?;
-                found = true;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-impl<'de, F: FnMut(Box<RawValue>)> DeserializeSeed<'de> for EntryList<'_, F> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(Box<RawValue>)> Visitor<'de> for EntryList<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of HAR entries")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            (self.0)(raw);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
