@@ -34,11 +34,17 @@ pub struct Item<P> {
 pub(super) enum Msg<P> {
     /// Batch number `seq`; `stats` counts what its chunk held, `error` is
     /// what stopped it (parallel parsing only).
+    /// Chunk stats number their lines or entries from 1; `places` is how
+    /// many the chunk had, which shifts the numbers of the chunks after it.
     Batch {
         seq: u64,
+        /// The first `filled` items are this batch; the rest are spare
+        /// exchanges kept for reuse.
         items: Vec<Item<P>>,
+        filled: usize,
         stats: Option<InputStats>,
         error: Option<CaptureError>,
+        places: u64,
     },
     /// Reading ended after `batches` batches; the stats hold the totals of
     /// serial reading, or what belongs to the whole input.
@@ -58,7 +64,7 @@ fn take_batch<P>(pool: &Pool<P>) -> Vec<Item<P>> {
         .unwrap_or_else(|| Vec::with_capacity(2 * BATCH))
 }
 
-type Pending<P> = (Vec<Item<P>>, Option<InputStats>, Option<CaptureError>);
+type Pending<P> = (Vec<Item<P>>, usize, Option<InputStats>, Option<CaptureError>, u64);
 
 /// One input being read off this thread.
 pub struct Stream<P> {
@@ -66,6 +72,8 @@ pub struct Stream<P> {
     rx: Receiver<Msg<P>>,
     pool: Pool<P>,
     batch: Vec<Item<P>>,
+    /// How many items of `batch` are filled.
+    batch_len: usize,
     pos: usize,
     next_seq: u64,
     /// Batches that arrived before their turn, with their chunk's stats and
@@ -73,6 +81,8 @@ pub struct Stream<P> {
     pending: BTreeMap<u64, Pending<P>>,
     total: Option<u64>,
     stats: InputStats,
+    /// Lines or entries in the chunks absorbed so far.
+    places: u64,
     handles: Vec<JoinHandle<()>>,
     done: bool,
 }
@@ -104,10 +114,12 @@ where
         rx,
         pool,
         batch: Vec::new(),
+        batch_len: 0,
         pos: 0,
         next_seq: 0,
         pending: BTreeMap::new(),
         total: None,
+        places: 0,
         handles,
         done: false,
     }
@@ -131,7 +143,7 @@ where
             let mut sink = BatchSink::new(&tx, pool, prepare, false);
             let mut stats = InputStats::new(&input.name);
             let result = read(input, &opts, &mut stats, &mut sink);
-            sink.flush(None, None);
+            sink.flush(None, None, 0);
             stats.span = sink.span;
             let _ = tx.send(Msg::Done {
                 batches: sink.seq,
@@ -172,7 +184,7 @@ impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
 
     /// Sends what is filled (with the chunk's stats and error when parsing
     /// chunks).
-    pub(super) fn flush(&mut self, stats: Option<InputStats>, error: Option<CaptureError>) {
+    pub(super) fn flush(&mut self, stats: Option<InputStats>, error: Option<CaptureError>, places: u64) {
         if self.gone || (self.filled == 0 && stats.is_none()) {
             return;
         }
@@ -182,14 +194,15 @@ impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
         } else {
             take_batch(&self.pool)
         };
-        let mut items = std::mem::replace(&mut self.batch, fresh);
-        items.truncate(self.filled);
-        self.filled = 0;
+        let items = std::mem::replace(&mut self.batch, fresh);
+        let filled = std::mem::take(&mut self.filled);
         let msg = Msg::Batch {
             seq: self.seq,
             items,
+            filled,
             stats,
             error,
+            places,
         };
         self.seq += 1;
         self.gone = self.tx.send(msg).is_err();
@@ -220,7 +233,7 @@ impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
         (self.prepare)(&item.x, &mut item.prep);
         self.filled += 1;
         if self.filled == BATCH && !self.chunk {
-            self.flush(None, None);
+            self.flush(None, None, 0);
         }
     }
 }
@@ -232,7 +245,7 @@ enum Pulled {
 
 impl<P> Stream<P> {
     fn current(&self) -> Option<&Item<P>> {
-        self.batch.get(self.pos)
+        self.batch[..self.batch_len].get(self.pos)
     }
 
     /// Moves to the next exchange (`first`: onto the first one), fetching
@@ -241,18 +254,21 @@ impl<P> Stream<P> {
         if !first {
             self.pos += 1;
         }
-        while self.pos >= self.batch.len() {
+        while self.pos >= self.batch_len {
             let spent = std::mem::take(&mut self.batch);
+            self.batch_len = 0;
             if spent.capacity() > 0 {
                 self.pool.lock().expect("pool lock").push(spent);
             }
             self.pos = 0;
-            if let Some((items, stats, error)) = self.pending.remove(&self.next_seq) {
+            if let Some((items, filled, stats, error, places)) = self.pending.remove(&self.next_seq) {
                 self.next_seq += 1;
                 self.batch = items;
+                self.batch_len = filled;
                 if let Some(s) = stats {
-                    self.stats.absorb(&s);
+                    self.stats.absorb(&s, self.places);
                 }
+                self.places += places;
                 if let Some(e) = error {
                     self.finish();
                     return Err(e);
@@ -268,16 +284,18 @@ impl<P> Stream<P> {
                 Ok(Msg::Batch {
                     seq,
                     items,
+                    filled,
                     stats,
                     error,
+                    places,
                 }) => {
-                    self.pending.insert(seq, (items, stats, error));
+                    self.pending.insert(seq, (items, filled, stats, error, places));
                 }
                 Ok(Msg::Done { batches, result }) => {
                     let base = result?;
                     self.stats.format = base.format;
                     self.stats.place = base.place;
-                    self.stats.absorb(&base);
+                    self.stats.absorb(&base, 0);
                     self.total = Some(batches);
                 }
                 Err(_) => {

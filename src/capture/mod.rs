@@ -327,16 +327,16 @@ impl InputStats {
     }
 
     /// Adds what another part of the same input counted (chunks parsed in
-    /// parallel are merged in input order).
-    pub fn absorb(&mut self, other: &InputStats) {
+    /// parallel are merged in input order), its places shifted by `shift`.
+    pub fn absorb(&mut self, other: &InputStats, shift: u64) {
         self.records += other.records;
         self.accepted += other.accepted;
         for (r, n) in &other.skipped {
             *self.skipped.entry(r).or_default() += n;
         }
-        for s in &other.first_skips {
+        for &(n, r) in &other.first_skips {
             if self.first_skips.len() < SHOWN_SKIPS {
-                self.first_skips.push(*s);
+                self.first_skips.push((n + shift, r));
             }
         }
         self.warnings.extend(other.warnings.iter().cloned());

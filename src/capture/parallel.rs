@@ -16,10 +16,10 @@ use super::{CaptureError, Exchange, Format, Input, InputStats, ReadOptions, acce
 const CHUNK: usize = 256 << 10;
 
 /// A chunk of an input: whole lines (no `entries`), or whole HAR entries at
-/// the given byte ranges. `first` numbers its first line or entry.
+/// the given byte ranges. Lines and entries are numbered from 1 in each
+/// chunk; the stream shifts the numbers into place.
 struct Chunk {
     seq: u64,
-    first: u64,
     data: Vec<u8>,
     entries: Vec<(usize, usize, Place)>,
 }
@@ -115,16 +115,13 @@ fn work<P, F>(
         let mut stats = InputStats::new(name);
         let mut sink = BatchSink::new(tx, pool.clone(), &mut prepare, true);
         sink.seq = chunk.seq;
-        let error = match &mut parser {
-            Some(p) => {
-                access_log::read_chunk(&mut **p, &chunk.data, chunk.first, &mut stats, &mut sink);
-                None
-            }
-            None => entries(name, &chunk, &mut stats, &mut sink).err(),
+        let (places, error) = match &mut parser {
+            Some(p) => (access_log::read_chunk(&mut **p, &chunk.data, chunk.seq == 0, &mut stats, &mut sink), None),
+            None => (chunk.entries.len() as u64, entries(name, &chunk, &mut stats, &mut sink).err()),
         };
         buffers.lock().expect("buffer lock").push(chunk.data);
         stats.span = sink.span;
-        sink.flush(Some(stats), error);
+        sink.flush(Some(stats), error, places);
         if sink.gone {
             return;
         }
@@ -147,7 +144,7 @@ fn entries(
                 *sink.slot() = x;
                 sink.commit();
             }
-            Err(Bad::Skip(reason)) => stats.skip(chunk.first + i as u64, reason),
+            Err(Bad::Skip(reason)) => stats.skip(i as u64 + 1, reason),
             Err(Bad::Json(e)) => return Err(har::syntax_error(name, at, &e)),
         }
     }
@@ -164,11 +161,10 @@ fn take(buffers: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
     b
 }
 
-/// Sends the input as numbered chunks of whole lines with the number of
-/// their first line; returns how many.
+/// Sends the input as numbered chunks of whole lines; returns how many.
 fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std::io::Result<u64> {
     let mut reader = input.into_read();
-    let (mut seq, mut line) = (0u64, 1u64);
+    let mut seq = 0u64;
     let mut carry: Vec<u8> = Vec::new();
     loop {
         let mut buf = take(buffers);
@@ -190,11 +186,8 @@ fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std:
             carry = buf;
             continue;
         }
-        let first = line;
-        line += memchr::memchr_iter(b'\n', &buf).count() as u64;
         let chunk = Chunk {
             seq,
-            first,
             data: buf,
             entries: Vec::new(),
         };
@@ -217,10 +210,9 @@ fn split_entries(
 ) -> Result<u64, CaptureError> {
     let path = input.name.clone();
     let mut scanner = Scanner::new(input.into_read(), &path);
-    let (mut seq, mut n) = (0u64, 1u64);
+    let mut seq = 0u64;
     let mut chunk = Chunk {
         seq,
-        first: n,
         data: take(buffers),
         entries: Vec::new(),
     };
@@ -229,11 +221,9 @@ fn split_entries(
         let start = chunk.data.len();
         chunk.data.extend_from_slice(raw);
         chunk.entries.push((start, chunk.data.len(), at));
-        n += 1;
         if chunk.data.len() >= CHUNK {
             let next = Chunk {
                 seq: seq + 1,
-                first: n,
                 data: take(buffers),
                 entries: Vec::new(),
             };

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::{
     LineParser, Parsed, closing_quote, first_client, first_client_bytes, parse_secs, parse_status,
-    parse_u64, present, set_target, split_request_line, str_of, strip_port, text, tokens,
+    parse_u64, present, set_target_str, split_request_line, str_of, strip_port, text, tokens,
 };
 use crate::capture::Exchange;
 use crate::model::Timestamp;
@@ -29,41 +29,51 @@ impl LineParser for Clf {
     }
 }
 
-/// The position of the space before the `[` that opens the time.
-fn time_open(line: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'[', line)
-        .find(|&i| i > 0 && line[i - 1] == b' ')
-        .map(|i| i - 1)
+fn parse_line(line: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
+    // Validate once; fields are then slices of text, not re-checked.
+    match std::str::from_utf8(line) {
+        Ok(s) => parse_str(s, x),
+        Err(_) => parse_str(&String::from_utf8_lossy(line), x),
+    }
 }
 
-fn parse_line(line: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
-    let open = time_open(line).ok_or("not a common/combined log line")?;
-    let close = open
-        + 2
-        + memchr::memchr(b']', &line[open + 2..]).ok_or("not a common/combined log line")?;
-    let time = Timestamp::parse_clf(&line[open + 2..close])
-        .ok_or("not a common/combined log line (bad time)")?;
-    x.time = time;
-    prefix(&line[..open], x)?;
+/// The first position at or after `from` where `c` is, or the end.
+fn find(b: &[u8], from: usize, c: u8) -> usize {
+    b[from.min(b.len())..].iter().position(|&x| x == c).map_or(b.len(), |p| from + p)
+}
 
-    let rest = line.get(close + 1..).ok_or("truncated line")?;
-    let rest = rest
-        .strip_prefix(b" \"")
-        .ok_or("not a common/combined log line")?;
-    let end = closing_quote(rest, 0);
-    let request = &rest[..end];
-    let after = rest.get(end + 1..).unwrap_or_default();
-    let (method, target) = split_request_line(request)?;
-    x.method.push_str(&str_of(method));
-    set_target(x, target)?;
+fn parse_str(s: &str, x: &mut Exchange) -> Result<(), &'static str> {
+    let b = s.as_bytes();
+    // The time: `[` after a space.
+    let mut open = find(b, 1, b'[');
+    while open < b.len() && b[open - 1] != b' ' {
+        open = find(b, open + 1, b'[');
+    }
+    if open >= b.len() {
+        return Err("not a common/combined log line");
+    }
+    let close = find(b, open + 1, b']');
+    if close >= b.len() {
+        return Err("not a common/combined log line");
+    }
+    x.time = Timestamp::parse_clf(&b[open + 1..close]).ok_or("not a common/combined log line (bad time)")?;
+    prefix(&b[..open - 1], x)?;
+    if !b[close + 1..].starts_with(b" \"") {
+        return Err("not a common/combined log line");
+    }
+    let req_start = close + 3;
+    let req_end = closing_quote(b, req_start);
+    let (method, target) = split_request_line(&b[req_start..req_end])?;
+    let off = |part: &[u8]| part.as_ptr() as usize - b.as_ptr() as usize;
+    x.method.push_str(&s[off(method)..off(method) + method.len()]);
+    set_target_str(x, &s[off(target)..off(target) + target.len()])?;
 
+    let after = b.get(req_end + 1..).unwrap_or_default();
     let fields = quoted_tokens(after);
     let status = fields.first().ok_or("no status")?;
     x.status = parse_status(status.0)?;
     x.response_bytes = match fields.get(1) {
-        Some((b, _)) => present(b)
-            .map(|b| parse_u64(b).ok_or("bad byte count"))
-            .transpose()?,
+        Some((f, _)) => present(f).map(|f| parse_u64(f).ok_or("bad byte count")).transpose()?,
         None => None,
     };
     let rest = fields.get(2..).unwrap_or_default();
@@ -73,7 +83,7 @@ fn parse_line(line: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
     // The referer is not kept: it names the recorded site, and nothing
     // downstream uses it.
     if combined && let Some(ua) = present(rest[1].0) {
-        x.push_header("user-agent", &str_of(ua));
+        x.push_header("user-agent", &s[off(ua)..off(ua) + ua.len()]);
     }
     extras_into(extras, x);
     Ok(())
@@ -92,7 +102,7 @@ fn quoted_tokens(line: &[u8]) -> smallvec::SmallVec<[(&[u8], bool); 8]> {
                 i = end + 1;
             }
             _ => {
-                let end = memchr::memchr(b' ', &line[i..]).map_or(line.len(), |j| i + j);
+                let end = find(line, i, b' ');
                 out.push((&line[i..end], false));
                 i = end;
             }

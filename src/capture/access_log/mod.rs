@@ -113,36 +113,45 @@ pub fn read(
                 stats.records += 1;
                 stats.skip(n, "line longer than 1 MiB");
             }
-            Line::Text(l) => one_line(&mut *parser, n, l, stats, sink),
+            Line::Text(l) => {
+                let l = if n == 1 { super::detect::strip_bom(l) } else { l };
+                one_line(&mut *parser, n, l, stats, sink)
+            }
         }
     }
     Ok(())
 }
 
-/// Parses the lines of `chunk` (whole lines; the first is line number
-/// `first`).
+/// Parses the lines of `chunk` (whole lines), numbering them from 1 (the
+/// reader shifts the numbers to the chunk's place in the file); returns how
+/// many lines it had. `file_start`: the chunk begins the file (a byte-order
+/// mark may open it).
 pub fn read_chunk(
     parser: &mut dyn LineParser,
     chunk: &[u8],
-    first: u64,
+    file_start: bool,
     stats: &mut InputStats,
     sink: &mut dyn Sink,
-) {
-    let mut n = first;
+) -> u64 {
+    let mut n = 0;
     let mut start = 0;
     while start < chunk.len() {
         let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
-        let line = &chunk[start..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        n += 1;
+        let mut line = &chunk[start..end];
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        if n == 1 && file_start {
+            line = super::detect::strip_bom(line);
+        }
         if line.len() > MAX_LINE {
             stats.records += 1;
             stats.skip(n, "line longer than 1 MiB");
         } else {
             one_line(parser, n, line, stats, sink);
         }
-        n += 1;
         start = end + 1;
     }
+    n
 }
 
 fn one_line(
@@ -152,11 +161,6 @@ fn one_line(
     stats: &mut InputStats,
     sink: &mut dyn Sink,
 ) {
-    let line = if n == 1 {
-        super::detect::strip_bom(line)
-    } else {
-        line
-    };
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
@@ -292,43 +296,55 @@ pub(crate) fn is_method(m: &[u8]) -> bool {
 /// Fills scheme, host, path and query from a request target: origin form
 /// (`/a?b`), absolute form (`http://h:80/a?b`), or a path missing its `/`.
 pub(crate) fn set_target(x: &mut Exchange, target: &[u8]) -> Result<(), &'static str> {
-    if target.is_empty() || target.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20) {
+    set_target_str(x, &str_of(target))
+}
+
+/// [`set_target`] for text already known to be UTF-8: one pass over it.
+pub(crate) fn set_target_str(x: &mut Exchange, target: &str) -> Result<(), &'static str> {
+    let b = target.as_bytes();
+    if b.is_empty() {
         return Err("malformed request target");
     }
-    let mut rest = target;
-    // Absolute form (`http://host/...`): a short scheme, then `://`.
-    if target[0] != b'/'
-        && let Some(i) = memchr::memchr(b':', &target[..target.len().min(9)])
-        && i > 0
-        && target[i..].starts_with(b"://")
-        && target[..i].iter().all(u8::is_ascii_alphabetic)
-    {
-        x.set_scheme(&text(&target[..i]).to_ascii_lowercase());
-        let after = &target[i + 3..];
-        let end = after
-            .iter()
-            .position(|&b| b == b'/' || b == b'?')
-            .unwrap_or(after.len());
-        if end > 0 {
-            x.set_host(&strip_port(&text(&after[..end])).to_ascii_lowercase());
+    let (mut query_at, mut fragment_at) = (None, None);
+    for (i, &c) in b.iter().enumerate() {
+        if c <= b' ' || c == 0x7f {
+            return Err("malformed request target");
         }
-        rest = &after[end..];
+        if c == b'?' && query_at.is_none() {
+            query_at = Some(i);
+        } else if c == b'#' && fragment_at.is_none() {
+            fragment_at = Some(i);
+        }
     }
-    let rest = match memchr::memchr(b'#', rest) {
-        Some(i) => &rest[..i],
-        None => rest,
-    };
-    let (path, query) = match memchr::memchr(b'?', rest) {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
+    let end = fragment_at.unwrap_or(b.len());
+    let query_at = query_at.filter(|q| *q < end);
+    let mut path_at = 0;
+    // Absolute form (`http://host/...`): a short scheme, then `://`.
+    if b[0] != b'/'
+        && let Some(i) = b[..b.len().min(9)].iter().position(|&c| c == b':')
+        && i > 0
+        && b[i..].starts_with(b"://")
+        && b[..i].iter().all(u8::is_ascii_alphabetic)
+    {
+        x.set_scheme(&target[..i].to_ascii_lowercase());
+        let host_end = b[i + 3..end]
+            .iter()
+            .position(|&c| c == b'/' || c == b'?')
+            .map_or(end, |p| i + 3 + p);
+        if host_end > i + 3 {
+            x.set_host(&strip_port(&target[i + 3..host_end]).to_ascii_lowercase());
+        }
+        path_at = host_end;
+    }
+    let path_end = query_at.unwrap_or(end).max(path_at);
+    let path = &target[path_at..path_end];
     x.path.clear();
-    if !(path.first() == Some(&b'/') || path == b"*") {
+    if !(path.starts_with('/') || path == "*") {
         x.path.push('/');
     }
-    x.path.push_str(&str_of(path));
-    match query.filter(|q| !q.is_empty()) {
-        Some(q) => x.set_query(&str_of(q)),
+    x.path.push_str(path);
+    match query_at.map(|q| &target[q + 1..end]).filter(|q| !q.is_empty()) {
+        Some(q) => x.set_query(q),
         None => x.query = None,
     }
     Ok(())

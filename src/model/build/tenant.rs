@@ -17,7 +17,7 @@ pub(super) const START: u32 = u32::MAX;
 pub(super) const END: u32 = u32::MAX - 1;
 pub(super) const NO_NODE: u32 = u32::MAX;
 /// Trie nodes per tenant before new shapes stop being tracked.
-const MAX_TRIE_NODES: usize = 200_000;
+const MAX_TRIE_NODES: usize = 50_000;
 
 /// An open session: its last step and where its sequence is in the trie.
 pub(super) struct Open {
