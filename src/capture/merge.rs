@@ -64,7 +64,13 @@ fn take_batch<P>(pool: &Pool<P>) -> Vec<Item<P>> {
         .unwrap_or_else(|| Vec::with_capacity(2 * BATCH))
 }
 
-type Pending<P> = (Vec<Item<P>>, usize, Option<InputStats>, Option<CaptureError>, u64);
+type Pending<P> = (
+    Vec<Item<P>>,
+    usize,
+    Option<InputStats>,
+    Option<CaptureError>,
+    u64,
+);
 
 /// One input being read off this thread.
 pub struct Stream<P> {
@@ -184,7 +190,12 @@ impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
 
     /// Sends what is filled (with the chunk's stats and error when parsing
     /// chunks).
-    pub(super) fn flush(&mut self, stats: Option<InputStats>, error: Option<CaptureError>, places: u64) {
+    pub(super) fn flush(
+        &mut self,
+        stats: Option<InputStats>,
+        error: Option<CaptureError>,
+        places: u64,
+    ) {
         if self.gone || (self.filled == 0 && stats.is_none()) {
             return;
         }
@@ -261,7 +272,8 @@ impl<P> Stream<P> {
                 self.pool.lock().expect("pool lock").push(spent);
             }
             self.pos = 0;
-            if let Some((items, filled, stats, error, places)) = self.pending.remove(&self.next_seq) {
+            if let Some((items, filled, stats, error, places)) = self.pending.remove(&self.next_seq)
+            {
                 self.next_seq += 1;
                 self.batch = items;
                 self.batch_len = filled;
@@ -289,7 +301,8 @@ impl<P> Stream<P> {
                     error,
                     places,
                 }) => {
-                    self.pending.insert(seq, (items, filled, stats, error, places));
+                    self.pending
+                        .insert(seq, (items, filled, stats, error, places));
                 }
                 Ok(Msg::Done { batches, result }) => {
                     let base = result?;

@@ -116,8 +116,20 @@ fn work<P, F>(
         let mut sink = BatchSink::new(tx, pool.clone(), &mut prepare, true);
         sink.seq = chunk.seq;
         let (places, error) = match &mut parser {
-            Some(p) => (access_log::read_chunk(&mut **p, &chunk.data, chunk.seq == 0, &mut stats, &mut sink), None),
-            None => (chunk.entries.len() as u64, entries(name, &chunk, &mut stats, &mut sink).err()),
+            Some(p) => (
+                access_log::read_chunk(
+                    &mut **p,
+                    &chunk.data,
+                    chunk.seq == 0,
+                    &mut stats,
+                    &mut sink,
+                ),
+                None,
+            ),
+            None => (
+                chunk.entries.len() as u64,
+                entries(name, &chunk, &mut stats, &mut sink).err(),
+            ),
         };
         buffers.lock().expect("buffer lock").push(chunk.data);
         stats.span = sink.span;

@@ -313,7 +313,12 @@ impl SessionKeyRule {
 /// keeps the session it started anonymously.
 pub fn session_keys(x: &Exchange, rules: &[SessionKeyRule], input: usize) -> (u64, Option<u64>) {
     let client = SessionKeyRule::IpUserAgent.key(x);
-    match rules.iter().find_map(|r| r.key(x)) {
+    let key = rules.iter().find_map(|r| match r {
+        // Already worked out: the client's own identity.
+        SessionKeyRule::IpUserAgent => client,
+        r => r.key(x),
+    });
+    match key {
         Some(k) if Some(k) != client => (k, client),
         Some(k) => (k, None),
         None => (

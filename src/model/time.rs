@@ -142,6 +142,31 @@ impl Timestamp {
         Some(Timestamp::from_civil(date, sod, micros, offset))
     }
 
+    /// [`Timestamp::parse_clf`], remembering the last day seen: a log's
+    /// lines share their date, so only the time of day is parsed again.
+    pub fn parse_clf_cached(s: &[u8], cache: &mut ClfDay) -> Option<Timestamp> {
+        // dd/Mon/yyyy:hh:mm:ss +zzzz
+        if s.len() == 26 && s[11] == b':' && s[20] == b' ' {
+            let (day, zone) = (&s[..11], &s[20..]);
+            if let Some((d, z, base)) = &cache.0
+                && d == day
+                && z == zone
+            {
+                let sod = parse_hms(&s[12..20])?;
+                return Some(Timestamp(base + i64::from(sod) * 1_000_000));
+            }
+            let t = Timestamp::parse_clf(s)?;
+            let sod = parse_hms(&s[12..20])?;
+            let mut d = [0u8; 11];
+            d.copy_from_slice(day);
+            let mut z = [0u8; 6];
+            z.copy_from_slice(zone);
+            cache.0 = Some((d, z, t.0 - i64::from(sod) * 1_000_000));
+            return Some(t);
+        }
+        Timestamp::parse_clf(s)
+    }
+
     /// W3C / CloudFront: separate `2018-08-28` and `18:24:25` (or
     /// `18:24:25.123`) fields, always UTC.
     pub fn parse_w3c(date: &str, time: &str) -> Option<Timestamp> {
@@ -181,6 +206,10 @@ impl<'de> Deserialize<'de> for Timestamp {
             .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
     }
 }
+
+/// The last CLF day parsed: its text, its zone and its midnight.
+#[derive(Clone, Debug, Default)]
+pub struct ClfDay(Option<([u8; 11], [u8; 6], i64)>);
 
 /// A validated proleptic Gregorian calendar date.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,6 +354,23 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2000-10-10T20:55:36Z");
         let t = Timestamp::parse_clf(b"22/Jan/2019:03:56:14 +0330").unwrap();
         assert_eq!(t.to_rfc3339(), "2019-01-22T00:26:14Z");
+    }
+
+    #[test]
+    fn cached_days_agree() {
+        let mut c = ClfDay::default();
+        for s in [
+            &b"10/Oct/2000:13:55:36 -0700"[..],
+            b"10/Oct/2000:13:55:37 -0700",
+            b"10/Oct/2000:23:59:59 +0100",
+            b"11/Oct/2000:00:00:00 -0700",
+        ] {
+            assert_eq!(
+                Timestamp::parse_clf_cached(s, &mut c),
+                Timestamp::parse_clf(s)
+            );
+        }
+        assert!(Timestamp::parse_clf_cached(b"11/Oct/2000:25:00:00 -0700", &mut c).is_none());
     }
 
     #[test]

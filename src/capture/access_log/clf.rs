@@ -17,32 +17,38 @@ use super::{
 };
 use crate::capture::Exchange;
 use crate::model::Timestamp;
+use crate::model::time::ClfDay;
 
-pub struct Clf;
+/// The combined-log parser; it remembers the last day it parsed.
+#[derive(Default)]
+pub struct Clf(ClfDay);
 
 impl LineParser for Clf {
     fn parse(&mut self, line: &[u8], x: &mut Exchange) -> Parsed {
-        match parse_line(line, x) {
+        match parse_line(line, x, &mut self.0) {
             Ok(()) => Parsed::Exchange,
             Err(reason) => Parsed::Skip(reason),
         }
     }
 }
 
-fn parse_line(line: &[u8], x: &mut Exchange) -> Result<(), &'static str> {
+fn parse_line(line: &[u8], x: &mut Exchange, day: &mut ClfDay) -> Result<(), &'static str> {
     // Validate once; fields are then slices of text, not re-checked.
     match std::str::from_utf8(line) {
-        Ok(s) => parse_str(s, x),
-        Err(_) => parse_str(&String::from_utf8_lossy(line), x),
+        Ok(s) => parse_str(s, x, day),
+        Err(_) => parse_str(&String::from_utf8_lossy(line), x, day),
     }
 }
 
 /// The first position at or after `from` where `c` is, or the end.
 fn find(b: &[u8], from: usize, c: u8) -> usize {
-    b[from.min(b.len())..].iter().position(|&x| x == c).map_or(b.len(), |p| from + p)
+    b[from.min(b.len())..]
+        .iter()
+        .position(|&x| x == c)
+        .map_or(b.len(), |p| from + p)
 }
 
-fn parse_str(s: &str, x: &mut Exchange) -> Result<(), &'static str> {
+fn parse_str(s: &str, x: &mut Exchange, day: &mut ClfDay) -> Result<(), &'static str> {
     let b = s.as_bytes();
     // The time: `[` after a space.
     let mut open = find(b, 1, b'[');
@@ -56,7 +62,8 @@ fn parse_str(s: &str, x: &mut Exchange) -> Result<(), &'static str> {
     if close >= b.len() {
         return Err("not a common/combined log line");
     }
-    x.time = Timestamp::parse_clf(&b[open + 1..close]).ok_or("not a common/combined log line (bad time)")?;
+    x.time = Timestamp::parse_clf_cached(&b[open + 1..close], day)
+        .ok_or("not a common/combined log line (bad time)")?;
     prefix(&b[..open - 1], x)?;
     if !b[close + 1..].starts_with(b" \"") {
         return Err("not a common/combined log line");
@@ -65,7 +72,8 @@ fn parse_str(s: &str, x: &mut Exchange) -> Result<(), &'static str> {
     let req_end = closing_quote(b, req_start);
     let (method, target) = split_request_line(&b[req_start..req_end])?;
     let off = |part: &[u8]| part.as_ptr() as usize - b.as_ptr() as usize;
-    x.method.push_str(&s[off(method)..off(method) + method.len()]);
+    x.method
+        .push_str(&s[off(method)..off(method) + method.len()]);
     set_target_str(x, &s[off(target)..off(target) + target.len()])?;
 
     let after = b.get(req_end + 1..).unwrap_or_default();
@@ -73,7 +81,9 @@ fn parse_str(s: &str, x: &mut Exchange) -> Result<(), &'static str> {
     let status = fields.first().ok_or("no status")?;
     x.status = parse_status(status.0)?;
     x.response_bytes = match fields.get(1) {
-        Some((f, _)) => present(f).map(|f| parse_u64(f).ok_or("bad byte count")).transpose()?,
+        Some((f, _)) => present(f)
+            .map(|f| parse_u64(f).ok_or("bad byte count"))
+            .transpose()?,
         None => None,
     };
     let rest = fields.get(2..).unwrap_or_default();
@@ -204,12 +214,13 @@ mod tests {
 
     fn p(line: &str) -> Exchange {
         let mut x = Exchange::default();
-        parse_line(line.as_bytes(), &mut x).unwrap_or_else(|e| panic!("{e}: {line}"));
+        parse_line(line.as_bytes(), &mut x, &mut ClfDay::default())
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
         x
     }
 
     fn fails(line: &[u8]) -> bool {
-        parse_line(line, &mut Exchange::default()).is_err()
+        parse_line(line, &mut Exchange::default(), &mut ClfDay::default()).is_err()
     }
 
     #[test]

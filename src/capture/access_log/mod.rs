@@ -60,7 +60,7 @@ pub fn independent_lines(format: Format) -> bool {
 /// The parser for a line format.
 pub fn parser_for(format: Format, opts: &ReadOptions) -> Box<dyn LineParser> {
     match format {
-        Format::Clf => Box::new(clf::Clf),
+        Format::Clf => Box::new(clf::Clf::default()),
         Format::LogFormat => Box::new(
             opts.log_format
                 .clone()
@@ -114,7 +114,11 @@ pub fn read(
                 stats.skip(n, "line longer than 1 MiB");
             }
             Line::Text(l) => {
-                let l = if n == 1 { super::detect::strip_bom(l) } else { l };
+                let l = if n == 1 {
+                    super::detect::strip_bom(l)
+                } else {
+                    l
+                };
                 one_line(&mut *parser, n, l, stats, sink)
             }
         }
@@ -343,7 +347,10 @@ pub(crate) fn set_target_str(x: &mut Exchange, target: &str) -> Result<(), &'sta
         x.path.push('/');
     }
     x.path.push_str(path);
-    match query_at.map(|q| &target[q + 1..end]).filter(|q| !q.is_empty()) {
+    match query_at
+        .map(|q| &target[q + 1..end])
+        .filter(|q| !q.is_empty())
+    {
         Some(q) => x.set_query(q),
         None => x.query = None,
     }

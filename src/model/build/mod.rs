@@ -119,7 +119,8 @@ pub struct Modeller {
     requests: SeriesBuilder,
     hosts: BTreeSet<String>,
     filtered: BTreeMap<usize, BTreeMap<&'static str, u64>>,
-    per_input: BTreeMap<usize, Tally>,
+    /// What each input contributed, by input index.
+    per_input: Vec<Tally>,
     redactions: Redactions,
     secret_index: SecretIndex,
     pool_buf: String,
@@ -129,7 +130,26 @@ pub struct Modeller {
 struct Tally {
     requests: u64,
     sessions: u64,
-    tenants: BTreeSet<u32>,
+    /// A bit per tenant id.
+    tenants: Vec<u64>,
+}
+
+impl Tally {
+    fn add_tenant(&mut self, tid: u32) {
+        let (word, bit) = (tid as usize / 64, tid % 64);
+        if self.tenants.len() <= word {
+            self.tenants.resize(word + 1, 0);
+        }
+        self.tenants[word] |= 1 << bit;
+    }
+
+    fn tenant_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.tenants.iter().enumerate().flat_map(|(w, bits)| {
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| (w * 64 + b) as u32)
+        })
+    }
 }
 
 /// What one input contributed, for the import report.
@@ -162,7 +182,7 @@ impl Modeller {
             requests: SeriesBuilder::default(),
             hosts: BTreeSet::new(),
             filtered: BTreeMap::new(),
-            per_input: BTreeMap::new(),
+            per_input: Vec::new(),
             redactions: Redactions::default(),
             secret_index: SecretIndex::default(),
             pool_buf: String::with_capacity(64),
@@ -200,9 +220,9 @@ impl Modeller {
             return;
         };
         let tid = self.tenant(&p.tenant, p.rule);
-        let tally = self.per_input.entry(input).or_default();
+        let tally = self.tally_mut(input);
         tally.requests += 1;
-        tally.tenants.insert(tid);
+        tally.add_tenant(tid);
         for (kind, name) in &p.redactions {
             self.redactions.count(kind, name);
         }
@@ -218,9 +238,16 @@ impl Modeller {
             self.adopt(tid, c, p.session, x.time);
         }
         if self.step(tid, p.session, eid, x.time, end, x.header("user-agent")) {
-            self.per_input.entry(input).or_default().sessions += 1;
+            self.tally_mut(input).sessions += 1;
         }
         self.maybe_sweep();
+    }
+
+    fn tally_mut(&mut self, input: usize) -> &mut Tally {
+        if self.per_input.len() <= input {
+            self.per_input.resize_with(input + 1, Tally::default);
+        }
+        &mut self.per_input[input]
     }
 
     fn filter(&mut self, input: usize, reason: &'static str) {
@@ -567,14 +594,13 @@ impl Modeller {
 
     /// What input number `input` contributed.
     pub fn tally(&self, input: usize) -> InputTally {
-        let t = self.per_input.get(&input).cloned().unwrap_or_default();
+        let t = self.per_input.get(input).cloned().unwrap_or_default();
         InputTally {
             requests: t.requests,
             sessions: t.sessions,
             tenants: t
-                .tenants
-                .iter()
-                .map(|&i| self.tenants[i as usize].name.clone())
+                .tenant_ids()
+                .map(|i| self.tenants[i as usize].name.clone())
                 .collect(),
         }
     }
