@@ -28,9 +28,156 @@ pub enum Command {
     Import(Box<ImportArgs>),
     /// Summarise a model: tenants, endpoints, sessions, arrivals, think times.
     Inspect(InspectArgs),
+    /// Drive a model against a target: sessions arrive on schedule (open
+    /// workload), latency is measured from when each request was due.
+    Replay(Box<ReplayArgs>),
     /// Run the built-in demo target: a small multi-tenant API with a limited
     /// worker pool, to replay against.
     DemoTarget(DemoTargetArgs),
+    /// The whole product in one command: starts the demo target, imports the
+    /// bundled capture, replays it with a ramp and a spike, shows the summary.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ReplayArgs {
+    /// The model to replay (made by `reprise import`).
+    pub model: PathBuf,
+
+    /// Where to send the traffic: `https://staging.example.com`, or
+    /// `https://{tenant}.staging.example.com` to put each tenant in the host.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+
+    /// A TOML file with any of these options and a load profile
+    /// (`[profile]` with stages); flags override it. See docs/replay.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The recorded timeline N× faster: sessions start when the recording
+    /// says, compressed by N; think times are divided by N.
+    #[arg(long, value_name = "N", conflicts_with = "rate")]
+    pub speed: Option<f64>,
+
+    /// N× the recorded session arrival rate, following its shape over time,
+    /// with real think times (the default, at 1).
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Multiplies think times (on its own, whatever the arrival rate).
+    #[arg(long, value_name = "F")]
+    pub think_scale: Option<f64>,
+
+    /// How long to run (cuts the timeline short; with --rate or --loop, how
+    /// long to keep going).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Repeat the recorded timeline (with --speed) until --duration.
+    #[arg(long = "loop")]
+    pub looped: bool,
+
+    /// A per-tenant multiplier, e.g. `acme=5` (repeatable): noisy neighbours.
+    #[arg(long = "tenant", value_name = "NAME=MULT", value_parser = parse_tenant_mult)]
+    pub tenant_mult: Vec<(String, f64)>,
+
+    /// Replay only this tenant (repeatable).
+    #[arg(long = "only-tenant", value_name = "NAME")]
+    pub only_tenants: Vec<String>,
+
+    /// Replay the recorded session shapes by weight, or synthesise sessions
+    /// from the transition model.
+    #[arg(long, value_name = "recorded|synth")]
+    pub sessions: Option<crate::plan::SessionMode>,
+
+    /// Also send each tenant in this header (when staging routes by header).
+    #[arg(long, value_name = "NAME")]
+    pub tenant_header: Option<String>,
+
+    /// Add or override a header on every request: `'X-Env: staging'`
+    /// (repeatable).
+    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Run share I of N (for N processes that together replay the whole):
+    /// `--segment 2/4`. All N need the same model, options and --seed.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<crate::plan::Segment>,
+
+    /// Seed of the generator: the same seed gives the same sessions.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Print the plan (sessions/s and requests/s per tenant over time, the
+    /// total expected) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Requests in flight at once; past it, requests wait (and their waiting
+    /// counts in the latency).
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
+
+    /// Sessions open at once; arrivals past it are dropped and counted.
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+
+    /// A session whose first request leaves later than this behind schedule
+    /// is counted late.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub late_after: Option<Duration>,
+
+    /// How long sessions still running at the end may finish.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+
+    /// Longest a request may take, connecting included.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Longest connecting (and the TLS handshake) may take.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Speak HTTP/2 only (prior knowledge on http, h2 by ALPN on https).
+    #[arg(long)]
+    pub http2: bool,
+
+    /// Do not verify TLS certificates (self-signed staging).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Allow a host the capture was recorded on as target (repeatable):
+    /// otherwise refused, so production is not hit by accident.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
+    /// Only these methods (comma-separated, e.g. GET,HEAD).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub methods: Vec<String>,
+
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Write summary.json, timeline.csv and the histograms here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// No progress, no summary (results still go to --out).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long the replay runs.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Write the run's results here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +316,37 @@ pub struct InspectArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 500ms, 30s, 5m, 1h30m"))
+}
+
+fn parse_tenant_mult(s: &str) -> Result<(String, f64), String> {
+    let (name, mult) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=MULTIPLIER, e.g. acme=5"))?;
+    let m: f64 = mult
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m: &f64| m.is_finite() && *m >= 0.0)
+        .ok_or_else(|| format!("`{s}`: the multiplier must be a number of zero or more"))?;
+    if name.trim().is_empty() {
+        return Err(format!("`{s}`: no tenant name"));
+    }
+    Ok((name.trim().to_string(), m))
+}
+
+pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected 'NAME: VALUE'"))?;
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+    {
+        return Err(format!("`{s}`: `{name}` is not a header name"));
+    }
+    Ok((name, value.trim().to_string()))
 }
 
 fn parse_regex(s: &str) -> Result<regex::Regex, String> {

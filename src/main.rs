@@ -26,7 +26,22 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = reprise::cli::Cli::parse();
-    match reprise::app::run(cli) {
+    // The only signal handler: the first Ctrl-C stops a run gracefully (its
+    // results are still written); a second one, or one while nothing can
+    // stop gracefully, exits at once.
+    let interrupts = reprise::replay::Interrupts::default();
+    let handler = interrupts.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if handler.press() {
+            std::process::exit(i32::from(reprise::app::exit::INTERRUPTED));
+        }
+        eprintln!(
+            "\nreprise: stopping; the results gathered so far will be written (Ctrl-C again to quit at once)"
+        );
+    }) {
+        eprintln!("reprise: warning: Ctrl-C will not stop runs gracefully: {e}");
+    }
+    match reprise::app::run(cli, &interrupts) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("reprise: {e:#}");

@@ -3,7 +3,11 @@
 //! The CLI has parsed and validated each value; here they are combined into
 //! the typed options each stage takes, in one place per command.
 
+mod run;
+
 use std::path::PathBuf;
+
+pub use run::{RunConfig, RunFile, available_cpus, defaults};
 
 use crate::capture::{ReadOptions, Source};
 use crate::cli::ImportArgs;

@@ -1,18 +1,22 @@
 //! Wires the stages together for each command. The only place that uses
 //! `anyhow`, and the only place that knows about exit codes.
 
+mod demo;
+pub mod replay;
+
 use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::capture::{self, CaptureError, InputStats, Merged};
-use crate::cli::{Cli, Command, DemoTargetArgs, ImportArgs, InspectArgs};
+use crate::capture::{self, CaptureError, Input, InputStats, Merged, ReadOptions};
+use crate::cli::{Cli, Command, ImportArgs, InspectArgs};
 use crate::config::{ImportConfig, UsageError};
-use crate::demo::{DemoTarget, TargetConfig};
 use crate::inspect;
-use crate::model::{self, Model, ModelError, Modeller, Preparer};
+use crate::model::{self, Model, ModelError, ModelOptions, Modeller, Preparer};
 use crate::output::{human_duration, thousands, write_atomic};
+use crate::plan::PlanError;
+use crate::replay::Interrupts;
 
 /// Exit codes (docs/exit-codes.md).
 pub mod exit {
@@ -20,14 +24,20 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const THRESHOLDS: u8 = 99;
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it); the results
+    /// gathered so far were written.
+    pub const INTERRUPTED: u8 = 130;
 }
 
-/// Runs a command; the exit code on success.
-pub fn run(cli: Cli) -> Result<u8> {
+/// Runs a command; the exit code on success. Ctrl-C presses are delivered
+/// through `interrupts` (main owns the signal handler).
+pub fn run(cli: Cli, interrupts: &Interrupts) -> Result<u8> {
     match cli.command {
         Command::Import(a) => import(*a),
         Command::Inspect(a) => inspect_model(a),
-        Command::DemoTarget(a) => demo_target(a),
+        Command::Replay(a) => replay::replay(*a, interrupts),
+        Command::DemoTarget(a) => demo::demo_target(a),
+        Command::Demo(a) => demo::demo(a, interrupts),
     }
 }
 
@@ -43,35 +53,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn demo_target(a: DemoTargetArgs) -> Result<u8> {
-    if a.workers == 0 || !(a.service_scale.is_finite() && a.service_scale >= 0.0) {
-        return Err(UsageError(
-            "--workers must be at least 1 and --service-scale a non-negative number".into(),
-        )
-        .into());
-    }
-    let cfg = TargetConfig {
-        workers: a.workers,
-        queue: a.queue,
-        service_scale: a.service_scale,
-        token_ttl: a.token_ttl,
-        require_auth: a.require_auth,
-        password: a.password,
-    };
-    runtime()?.block_on(async {
-        let target = DemoTarget::start(a.listen, cfg)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
-        println!("demo target listening on {}", target.url());
-        let _ = std::io::stdout().flush();
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        target.stop().await;
-        Ok(exit::OK)
-    })
-}
-
 /// The exit code for an error: bad usage or input is 2, anything else 1.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
@@ -82,7 +63,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 exit::FAILURE
             };
         }
-        if cause.is::<ModelError>() || cause.is::<UsageError>() {
+        if cause.is::<ModelError>() || cause.is::<UsageError>() || cause.is::<PlanError>() {
             return exit::BAD_INPUT;
         }
     }
@@ -91,13 +72,29 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn import(args: ImportArgs) -> Result<u8> {
     let cfg = ImportConfig::from_args(args)?;
-    let read_opts = Arc::new(cfg.read.clone());
     let inputs = cfg
         .sources
         .iter()
         .map(capture::open)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut model_opts = cfg.model.clone();
+    let model = build_model(inputs, &cfg.read, cfg.model.clone(), cfg.quiet)?;
+    write_atomic(&cfg.output, model.to_json().as_bytes())
+        .with_context(|| format!("writing {}", cfg.output.display()))?;
+    if !cfg.quiet {
+        report_model(&model, &cfg.output);
+    }
+    Ok(exit::OK)
+}
+
+/// Reads the inputs in parallel and models them; says what was read unless
+/// `quiet`.
+fn build_model(
+    inputs: Vec<Input>,
+    read: &ReadOptions,
+    mut model_opts: ModelOptions,
+    quiet: bool,
+) -> Result<Model> {
+    let read_opts = Arc::new(read.clone());
     if model_opts.tenant_rules_automatic {
         let sample = capture::sample(&inputs, &read_opts, model::build::SAMPLE);
         model_opts.tenant_rules = model::build::choose_tenant_rules(&model_opts, &sample);
@@ -121,7 +118,7 @@ fn import(args: ImportArgs) -> Result<u8> {
     }
     let stats = merged.into_stats();
     modeller.settle();
-    if !cfg.quiet {
+    if !quiet {
         report_inputs(&stats, &modeller);
     }
     let model = modeller
@@ -139,12 +136,7 @@ fn import(args: ImportArgs) -> Result<u8> {
             why.join(", ")
         );
     }
-    write_atomic(&cfg.output, model.to_json().as_bytes())
-        .with_context(|| format!("writing {}", cfg.output.display()))?;
-    if !cfg.quiet {
-        report_model(&model, &cfg.output);
-    }
-    Ok(exit::OK)
+    Ok(model)
 }
 
 fn report_inputs(stats: &[InputStats], modeller: &Modeller) {

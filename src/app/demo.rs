@@ -1,0 +1,150 @@
+//! `reprise demo-target` and `reprise demo`: the built-in target alone, and
+//! the whole product in one command against it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::replay::{describe, execute, finish};
+use super::{build_model, exit, runtime};
+use crate::capture::{Input, ReadOptions};
+use crate::cli::{DemoArgs, DemoTargetArgs};
+use crate::config::{UsageError, available_cpus, defaults};
+use crate::demo::{DemoTarget, TargetConfig};
+use crate::http::{ClientOptions, Target};
+use crate::metrics::RunMeta;
+use crate::model::ModelOptions;
+use crate::plan::{Mode, Placement, Plan, PlanConfig, Profile, Stage, Unit};
+use crate::replay::{Interrupts, ReplayOptions};
+
+/// The capture the demo replays: mitmproxy's HAR of traffic to the demo target
+/// (captures/README.md says how it was recorded).
+const CAPTURE: &[u8] = include_bytes!("../../captures/demo-shop.har.gz");
+const CAPTURE_NAME: &str = "captures/demo-shop.har.gz";
+
+/// The demo target's pool: small, so the spike goes past its capacity.
+const DEMO_WORKERS: usize = 1;
+const DEMO_QUEUE: usize = 32;
+
+pub fn demo_target(a: DemoTargetArgs) -> Result<u8> {
+    if a.workers == 0 || !(a.service_scale.is_finite() && a.service_scale >= 0.0) {
+        return Err(UsageError(
+            "--workers must be at least 1 and --service-scale a non-negative number".into(),
+        )
+        .into());
+    }
+    let cfg = TargetConfig {
+        workers: a.workers,
+        queue: a.queue,
+        service_scale: a.service_scale,
+        token_ttl: a.token_ttl,
+        require_auth: a.require_auth,
+        password: a.password,
+    };
+    runtime()?.block_on(async {
+        let target = DemoTarget::start(a.listen, cfg)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        println!("demo target listening on {}", target.url());
+        let _ = std::io::stdout().flush();
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        target.stop().await;
+        Ok(exit::OK)
+    })
+}
+
+/// The demo's load profile over `d`, in sessions per second: a ramp to a
+/// baseline the target handles, a spike to four times it (past the target's
+/// capacity), and back to the baseline to watch it recover.
+pub fn demo_profile(d: Duration) -> Profile {
+    let part = |f: f64| d.mul_f64(f);
+    let stage = |f: f64, target: f64| Stage {
+        duration: part(f),
+        target,
+    };
+    Profile {
+        unit: Unit::SessionsPerSec,
+        start: 0.0,
+        stages: vec![
+            stage(0.2, 15.0),
+            stage(0.25, 15.0),
+            stage(0.05, 60.0),
+            stage(0.15, 60.0),
+            stage(0.05, 15.0),
+            stage(0.3, 15.0),
+        ],
+    }
+}
+
+pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
+    if a.duration < Duration::from_secs(5) {
+        return Err(UsageError("--duration: the demo needs at least 5s".into()).into());
+    }
+    let rt = runtime()?;
+    let target = rt
+        .block_on(DemoTarget::start(
+            ([127, 0, 0, 1], 0).into(),
+            TargetConfig {
+                workers: DEMO_WORKERS,
+                queue: DEMO_QUEUE,
+                ..TargetConfig::default()
+            },
+        ))
+        .context("starting the demo target on 127.0.0.1")?;
+    let url = target.url();
+    eprintln!(
+        "reprise demo: the demo target (a small multi-tenant shop API, {DEMO_WORKERS} workers) listens on {url}"
+    );
+    eprintln!("reprise demo: importing the bundled capture {CAPTURE_NAME}");
+    let input = Input::from_bytes(CAPTURE_NAME, CAPTURE.to_vec())?;
+    let model_opts = ModelOptions {
+        tenant_rules_automatic: true,
+        ..ModelOptions::default()
+    };
+    let model = build_model(vec![input], &ReadOptions::default(), model_opts, false)?;
+    let plan_cfg = PlanConfig {
+        mode: Mode::Stages(demo_profile(a.duration)),
+        ..PlanConfig::default()
+    };
+    let profile = describe(&plan_cfg);
+    let plan = Arc::new(Plan::new(Arc::new(model), plan_cfg)?);
+    eprintln!(
+        "reprise demo: replaying it for {}: {profile} — the target's pool saturates in the spike and recovers after",
+        crate::output::human_duration(plan.length())
+    );
+    // The demo target tells tenants apart by the X-Tenant-ID header.
+    let opts = ReplayOptions {
+        target: Target::parse(&url)?,
+        placement: Placement {
+            tenant_header: Some("x-tenant-id".into()),
+            headers: Vec::new(),
+        },
+        client: ClientOptions {
+            timeout: defaults::TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            http2: false,
+            tls: None,
+        },
+        workers: available_cpus(),
+        max_inflight: defaults::MAX_INFLIGHT,
+        max_sessions: defaults::MAX_SESSIONS,
+        late_after: defaults::LATE_AFTER,
+        grace: Duration::from_secs(5),
+    };
+    let meta = RunMeta {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command: "reprise demo".into(),
+        model: CAPTURE_NAME.into(),
+        target: url,
+        profile,
+        seed: 1,
+        ..RunMeta::default()
+    };
+    let results = execute(plan, opts, meta, interrupts, false);
+    rt.block_on(target.stop());
+    finish(&results, a.out.as_deref(), false)
+}

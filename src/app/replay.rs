@@ -1,0 +1,428 @@
+//! `reprise replay`: config → plan → safety checks → run → reports.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::exit;
+use crate::cli::ReplayArgs;
+use crate::config::{RunConfig, UsageError};
+use crate::metrics::{Results, RunMeta};
+use crate::model::Model;
+use crate::output::{human_duration, thousands};
+use crate::plan::{Mode, Plan, PlanConfig, TenantPlace, Unit};
+use crate::replay::{self, Interrupts, Progress, ReplayOptions, Shutdown};
+use crate::report::{self, Run};
+
+pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
+    let command = masked_command(std::env::args());
+    let cfg = RunConfig::from_args(a)?;
+    let model = Arc::new(Model::load(&cfg.model)?);
+    let plan = Arc::new(Plan::new(model, cfg.plan.clone()).map_err(|e| UsageError(e.0))?);
+    refuse_capture_hosts(&plan, &cfg)?;
+    if !cfg.quiet {
+        for w in placement_warnings(&plan, &cfg) {
+            eprintln!("warning: {w}");
+        }
+    }
+    if cfg.dry_run {
+        std::io::stdout()
+            .lock()
+            .write_all(dry_run(&plan, &cfg).as_bytes())?;
+        return Ok(exit::OK);
+    }
+    let meta = RunMeta {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command,
+        model: cfg.model.display().to_string(),
+        target: cfg.target.raw.clone(),
+        profile: describe(&cfg.plan),
+        seed: cfg.plan.seed,
+        segment: cfg.plan.segment.map(|s| s.to_string()),
+        ..RunMeta::default()
+    };
+    let opts = ReplayOptions {
+        target: cfg.target.clone(),
+        placement: cfg.placement.clone(),
+        client: cfg.client.clone(),
+        workers: cfg.threads,
+        max_inflight: cfg.max_inflight,
+        max_sessions: cfg.max_sessions,
+        late_after: cfg.late_after,
+        grace: cfg.grace,
+    };
+    let results = execute(plan, opts, meta, interrupts, cfg.quiet);
+    finish(&results, cfg.out.as_deref(), cfg.quiet)
+}
+
+/// Runs the plan with live progress on stderr; Ctrl-C stops it gracefully.
+pub fn execute(
+    plan: Arc<Plan>,
+    opts: ReplayOptions,
+    mut meta: RunMeta,
+    interrupts: &Interrupts,
+    quiet: bool,
+) -> Results {
+    let shutdown = Shutdown::new();
+    interrupts.arm(&shutdown);
+    meta.start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut live = Live::new(&plan, quiet);
+    let mut results = replay::run(plan, opts, shutdown, |p| live.show(p));
+    live.done();
+    interrupts.disarm();
+    meta.end = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    meta.workers = results.meta.workers;
+    meta.planned = results.meta.planned;
+    meta.elapsed = results.meta.elapsed;
+    meta.interrupted = results.meta.interrupted;
+    results.meta = meta;
+    results
+}
+
+/// Writes the run directory and prints the summary; the exit code.
+pub fn finish(results: &Results, out: Option<&Path>, quiet: bool) -> Result<u8> {
+    let run = Run::new(results);
+    if let Some(dir) = out {
+        report::write_dir(dir, &run, &report::standard())
+            .with_context(|| format!("writing the results to {}", dir.display()))?;
+    }
+    if !quiet {
+        let text = report::terminal::render(&run.summary, 10);
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        if let Some(dir) = out {
+            writeln!(stdout, "\n  results in {}", dir.display())?;
+        }
+    }
+    Ok(if results.meta.interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
+}
+
+/// Progress on stderr: a bar on a terminal, a line every few seconds
+/// otherwise (CI logs).
+struct Live {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last_line: Instant,
+    stages: Option<usize>,
+    profile: Option<crate::plan::Profile>,
+}
+
+impl Live {
+    fn new(plan: &Plan, quiet: bool) -> Live {
+        let profile = match &plan.cfg.mode {
+            Mode::Stages(p) => Some(p.clone()),
+            _ => None,
+        };
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(plan.length().as_millis() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Live {
+            bar,
+            quiet,
+            last_line: Instant::now(),
+            stages: profile.as_ref().map(|p| p.stages.len()),
+            profile,
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let stage = match (&self.profile, self.stages) {
+            (Some(pr), Some(n)) => {
+                format!("  stage {}/{n}", pr.stage_at(p.elapsed.as_secs_f64()) + 1)
+            }
+            _ => String::new(),
+        };
+        let msg = format!(
+            "{}/{}  {:.0} req/s  p95 {}  {} requests  {} failed  {} sessions open  {} in flight{stage}",
+            human_duration(p.elapsed),
+            human_duration(p.planned),
+            p.rate,
+            crate::output::human_ms(p.p95_ms),
+            thousands(p.requests),
+            thousands(p.failed),
+            thousands(p.active_sessions),
+            thousands(p.in_flight),
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position(p.elapsed.as_millis().min(u128::from(u64::MAX)) as u64);
+                b.set_message(msg);
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
+                self.last_line = Instant::now();
+                eprintln!("[reprise] {msg}");
+            }
+            None => {}
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Refuses targets the capture was recorded on, unless allowed: production
+/// must never be hit by accident.
+fn refuse_capture_hosts(plan: &Plan, cfg: &RunConfig) -> Result<(), UsageError> {
+    let recorded = &plan.model.capture.hosts;
+    let allowed = |host: &str| {
+        cfg.allow_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host) || strip_port(a).0.eq_ignore_ascii_case(host))
+    };
+    for origin in replay::origins(plan, &cfg.target) {
+        let hit = recorded.iter().find(|h| {
+            let (host, port) = strip_port(h);
+            host.eq_ignore_ascii_case(&origin.host) && port.is_none_or(|p| p == origin.port)
+        });
+        if let Some(h) = hit
+            && !allowed(&origin.host)
+        {
+            return Err(UsageError(format!(
+                "refusing to send traffic to {origin}: the capture was recorded on {h}, which may be production. \
+                 If it really is a test target, pass --allow-host {}",
+                origin.host
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `host:port` → (host, port); brackets of IPv6 literals dropped.
+fn strip_port(h: &str) -> (&str, Option<u16>) {
+    let h = h.trim();
+    if let Some(rest) = h.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').unwrap_or((rest, ""));
+        return (host, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (h, None),
+        },
+        _ => (h, None),
+    }
+}
+
+/// Tenants the target will not be able to tell apart, said before the run.
+fn placement_warnings(plan: &Plan, cfg: &RunConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &plan.tenants {
+        let place = TenantPlace::of(&plan.model.tenants[t.index]);
+        let by_header = cfg.placement.tenant_header.is_some();
+        let w = match place {
+            TenantPlace::Host if !cfg.target.per_tenant() && !by_header => Some(
+                "tenants were told apart by host subdomain, but --target has no {tenant} in its host: put it there (https://{tenant}.staging.example.com) or add --tenant-header NAME".to_string(),
+            ),
+            TenantPlace::Token(claim) if !by_header => Some(format!(
+                "tenants were told apart by the `{claim}` claim of bearer tokens; recorded tokens are never replayed, so the target sees no tenant unless --tenant-header NAME is given"
+            )),
+            _ => None,
+        };
+        if let Some(w) = w
+            && !out.contains(&w)
+        {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// How the load is driven, in words.
+pub fn describe(p: &PlanConfig) -> String {
+    let mut s = match &p.mode {
+        Mode::Speed(n) => format!("speed ×{n}{}", if p.looped { ", looped" } else { "" }),
+        Mode::Rate(n) => format!("rate ×{n}"),
+        Mode::Stages(pr) => {
+            let unit = match pr.unit {
+                Unit::Multiplier => "× recorded rate",
+                Unit::SessionsPerSec => "sessions/s",
+                Unit::Users => "users",
+            };
+            let targets: Vec<String> = pr
+                .stages
+                .iter()
+                .map(|s| format!("{}→{}", human_duration(s.duration), s.target))
+                .collect();
+            format!("profile ({unit}) {}", targets.join(", "))
+        }
+    };
+    if p.think_scale != 1.0 {
+        s.push_str(&format!(", think ×{}", p.think_scale));
+    }
+    for (t, m) in &p.tenant_mult {
+        s.push_str(&format!(", {t} ×{m}"));
+    }
+    if !p.only_tenants.is_empty() {
+        s.push_str(&format!(", only {}", p.only_tenants.join(",")));
+    }
+    s
+}
+
+/// The plan as a table: sessions/s and requests/s per tenant over time.
+pub fn dry_run(plan: &Plan, cfg: &RunConfig) -> String {
+    let len = plan.length();
+    let window = nice_window(len);
+    let expected = plan.expected(window);
+    let share = cfg.plan.segment.map_or(1.0, |s| 1.0 / f64::from(s.count));
+    let w = window.as_secs_f64();
+    let mut o = String::new();
+    o.push_str(&format!(
+        "plan: {} for {}, target {}, seed {}{}\n\n",
+        describe(&cfg.plan),
+        human_duration(len),
+        cfg.target.raw,
+        cfg.plan.seed,
+        cfg.plan.segment.map_or(String::new(), |s| format!(
+            ", segment {s} (about 1/{} of it)",
+            s.count
+        ))
+    ));
+    o.push_str(&format!("{:>9}", "from"));
+    for t in &plan.tenants {
+        o.push_str(&format!(
+            "  {:>14}",
+            format!("{} sess/s", truncate(&t.name, 7))
+        ));
+    }
+    o.push_str(&format!("  {:>12}  {:>12}\n", "sessions/s", "requests/s"));
+    let windows = expected.first().map_or(0, |(_, rows)| rows.len());
+    let mut totals = vec![(0.0, 0.0); plan.tenants.len()];
+    for k in 0..windows {
+        let start = Duration::from_secs_f64(k as f64 * w);
+        let span = (len.as_secs_f64() - k as f64 * w).min(w).max(1e-9);
+        o.push_str(&format!("{:>9}", human_duration(start)));
+        let (mut sess, mut reqs) = (0.0, 0.0);
+        for (t, rows) in &expected {
+            let (s, r) = rows[k];
+            totals[*t].0 += s * share;
+            totals[*t].1 += r * share;
+            sess += s;
+            reqs += r;
+            o.push_str(&format!("  {:>14.2}", s * share / span));
+        }
+        o.push_str(&format!(
+            "  {:>12.2}  {:>12.1}\n",
+            sess * share / span,
+            reqs * share / span
+        ));
+    }
+    o.push_str("\nexpected in total\n");
+    let (mut all_s, mut all_r) = (0.0, 0.0);
+    for (t, (s, r)) in plan.tenants.iter().zip(&totals) {
+        o.push_str(&format!(
+            "  {:<16} {:>10} sessions  {:>12} requests\n",
+            t.name,
+            thousands(s.round() as u64),
+            thousands(r.round() as u64)
+        ));
+        all_s += s;
+        all_r += r;
+    }
+    o.push_str(&format!(
+        "  {:<16} {:>10} sessions  {:>12} requests\n",
+        "all",
+        thousands(all_s.round() as u64),
+        thousands(all_r.round() as u64)
+    ));
+    o.push_str("\nnothing was sent (--dry-run)\n");
+    o
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// About a dozen rows: 1 s, 5 s, 10 s, 30 s, 1 m, 5 m, ... windows.
+fn nice_window(len: Duration) -> Duration {
+    let target = len.as_secs_f64() / 12.0;
+    let steps = [
+        1u64, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 86_400,
+    ];
+    Duration::from_secs(
+        steps
+            .iter()
+            .copied()
+            .find(|s| *s as f64 >= target)
+            .unwrap_or(86_400),
+    )
+}
+
+/// The command line for the record, with header values that look like
+/// credentials masked.
+pub fn masked_command(args: impl Iterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    let mut header_next = false;
+    for a in args {
+        let masked = if header_next || a.starts_with("--header=") {
+            let body = a.strip_prefix("--header=").unwrap_or(&a);
+            let prefix = if a.starts_with("--header=") {
+                "--header="
+            } else {
+                ""
+            };
+            match body.split_once(':') {
+                Some((name, _))
+                    if crate::model::redact::is_secret_name(&name.trim().to_ascii_lowercase()) =>
+                {
+                    format!("{prefix}{name}: ***")
+                }
+                _ => a.clone(),
+            }
+        } else {
+            a.clone()
+        };
+        header_next = a == "--header";
+        out.push(masked);
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_told_from_hosts() {
+        assert_eq!(strip_port("shop.example.com"), ("shop.example.com", None));
+        assert_eq!(
+            strip_port("shop.example.com:8443"),
+            ("shop.example.com", Some(8443))
+        );
+        assert_eq!(strip_port("[::1]:80"), ("::1", Some(80)));
+        assert_eq!(strip_port("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn credentials_in_headers_are_masked() {
+        let args = [
+            "reprise",
+            "replay",
+            "--header",
+            "Authorization: Bearer abc",
+            "--header=X-Api-Key: k",
+            "--header",
+            "X-Env: ci",
+        ];
+        let s = masked_command(args.iter().map(|s| s.to_string()));
+        assert!(!s.contains("abc") && !s.contains(": k"), "{s}");
+        assert!(s.contains("X-Env: ci"), "{s}");
+    }
+}

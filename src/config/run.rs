@@ -1,0 +1,469 @@
+//! `reprise replay`: flags and the config file → [`RunConfig`].
+//!
+//! The config file (TOML) can hold every flag plus the load profile; a flag
+//! given on the command line wins over the file, and the file over the
+//! defaults. That precedence lives in [`RunConfig::resolve`] and nowhere
+//! else.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::UsageError;
+use crate::cli::ReplayArgs;
+use crate::http::{ClientOptions, Target, tls_config};
+use crate::plan::{Mode, Placement, PlanConfig, Profile, Segment, SessionMode, Stage, Unit};
+
+/// Defaults, where neither a flag nor the file says.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const SEED: u64 = 1;
+    pub const MAX_INFLIGHT: usize = 10_000;
+    pub const MAX_SESSIONS: usize = 100_000;
+    pub const LATE_AFTER: Duration = Duration::from_millis(250);
+    pub const GRACE: Duration = Duration::from_secs(10);
+    pub const TIMEOUT: Duration = Duration::from_secs(30);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+/// The config file. Every key is optional; unknown keys are an error (a
+/// typo must not silently fall back to a default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFile {
+    pub target: Option<String>,
+    pub speed: Option<f64>,
+    pub rate: Option<f64>,
+    pub think_scale: Option<f64>,
+    #[serde(default, with = "opt_duration")]
+    pub duration: Option<Duration>,
+    #[serde(rename = "loop")]
+    pub looped: Option<bool>,
+    /// Per-tenant multipliers: `tenants = { acme = 5 }`.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub only_tenants: Vec<String>,
+    pub sessions: Option<SessionMode>,
+    pub tenant_header: Option<String>,
+    /// `headers = { "X-Env" = "staging" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub segment: Option<String>,
+    pub seed: Option<u64>,
+    pub max_inflight: Option<usize>,
+    pub max_sessions: Option<usize>,
+    #[serde(default, with = "opt_duration")]
+    pub late_after: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub grace: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    pub http2: Option<bool>,
+    pub insecure: Option<bool>,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub threads: Option<usize>,
+    pub out: Option<PathBuf>,
+    pub profile: Option<ProfileFile>,
+}
+
+/// `[profile]`: k6-style stages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// What `target` means: `multiplier` of the recorded arrival rate (the
+    /// default), `sessions_per_sec`, or concurrent `users`.
+    #[serde(default = "default_unit")]
+    pub unit: UnitName,
+    /// Where the first stage ramps from (default 0).
+    #[serde(default)]
+    pub start: f64,
+    pub stages: Vec<StageFile>,
+}
+
+fn default_unit() -> UnitName {
+    UnitName::Multiplier
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitName {
+    Multiplier,
+    SessionsPerSec,
+    Users,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageFile {
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    pub target: f64,
+}
+
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::cli::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+impl RunFile {
+    pub fn load(path: &Path) -> Result<RunFile, UsageError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Everything `reprise replay` runs with.
+#[derive(Debug)]
+pub struct RunConfig {
+    pub model: PathBuf,
+    pub plan: PlanConfig,
+    pub target: Target,
+    pub placement: Placement,
+    pub client: ClientOptions,
+    pub threads: usize,
+    pub max_inflight: usize,
+    pub max_sessions: usize,
+    pub late_after: Duration,
+    pub grace: Duration,
+    pub allow_hosts: Vec<String>,
+    pub dry_run: bool,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+impl RunConfig {
+    /// Reads `--config` if given and resolves flags over it.
+    pub fn from_args(a: ReplayArgs) -> Result<RunConfig, UsageError> {
+        let file = match &a.config {
+            Some(p) => RunFile::load(p)?,
+            None => RunFile::default(),
+        };
+        RunConfig::resolve(a, file)
+    }
+
+    /// The one place precedence lives: flag, else file, else default.
+    pub fn resolve(a: ReplayArgs, f: RunFile) -> Result<RunConfig, UsageError> {
+        let bad = |m: String| Err(UsageError(m));
+        let mode = mode(a.speed, a.rate, &f)?;
+        let Some(target) = a.target.or(f.target) else {
+            return bad("no target: name one with --target URL (or `target` in the config file); reprise never guesses where to send traffic".into());
+        };
+        let target = Target::parse(&target).map_err(|e| UsageError(e.to_string()))?;
+        let looped = a.looped || f.looped.unwrap_or(false);
+        if looped && !matches!(mode, Mode::Speed(_)) {
+            return bad("--loop repeats the recorded timeline of --speed; with --rate or a profile, --duration says how long to run".into());
+        }
+        let mut tenant_mult: Vec<(String, f64)> = f.tenants.into_iter().collect();
+        tenant_mult.extend(a.tenant_mult);
+        let mut headers = Vec::new();
+        for (k, v) in &f.headers {
+            headers.push(
+                crate::cli::parse_header(&format!("{k}: {v}"))
+                    .map_err(|e| UsageError(format!("headers in the config file: {e}")))?,
+            );
+        }
+        // Flags come last, so they replace file headers of the same name.
+        headers.extend(a.headers);
+        let segment = match (a.segment, f.segment) {
+            (Some(s), _) => Some(s),
+            (None, Some(s)) => Some(
+                s.parse::<Segment>()
+                    .map_err(|e| UsageError(format!("segment in the config file: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        let methods: Vec<String> = if a.methods.is_empty() {
+            f.methods
+        } else {
+            a.methods
+        }
+        .iter()
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+        let http2 = a.http2 || f.http2.unwrap_or(false);
+        let insecure = a.insecure || f.insecure.unwrap_or(false);
+        let client = ClientOptions {
+            timeout: a.timeout.or(f.timeout).unwrap_or(defaults::TIMEOUT),
+            connect_timeout: a
+                .connect_timeout
+                .or(f.connect_timeout)
+                .unwrap_or(defaults::CONNECT_TIMEOUT),
+            http2,
+            tls: None,
+        };
+        let threads = a.threads.or(f.threads).unwrap_or_else(available_cpus);
+        let max_inflight = a
+            .max_inflight
+            .or(f.max_inflight)
+            .unwrap_or(defaults::MAX_INFLIGHT);
+        let max_sessions = a
+            .max_sessions
+            .or(f.max_sessions)
+            .unwrap_or(defaults::MAX_SESSIONS);
+        for (flag, n) in [
+            ("--threads", threads),
+            ("--max-inflight", max_inflight),
+            ("--max-sessions", max_sessions),
+        ] {
+            if n == 0 {
+                return bad(format!("{flag} must be at least 1"));
+            }
+        }
+        if client.timeout.is_zero() || client.connect_timeout.is_zero() {
+            return bad("--timeout and --connect-timeout must be longer than zero".into());
+        }
+        let tenant_header = match a.tenant_header.or(f.tenant_header) {
+            Some(h) => Some(
+                crate::cli::parse_header(&format!("{h}: x"))
+                    .map_err(|e| UsageError(format!("--tenant-header: {e}")))?
+                    .0,
+            ),
+            None => None,
+        };
+        let mut allow_hosts = f.allow_hosts;
+        allow_hosts.extend(a.allow_hosts);
+        let plan = PlanConfig {
+            mode,
+            think_scale: a.think_scale.or(f.think_scale).unwrap_or(1.0),
+            duration: a.duration.or(f.duration),
+            looped,
+            tenant_mult,
+            only_tenants: if a.only_tenants.is_empty() {
+                f.only_tenants
+            } else {
+                a.only_tenants
+            },
+            sessions: a.sessions.or(f.sessions).unwrap_or(SessionMode::Recorded),
+            seed: a.seed.or(f.seed).unwrap_or(defaults::SEED),
+            segment,
+            methods,
+        };
+        if plan.duration.is_some_and(|d| d.is_zero()) {
+            return bad("--duration must be longer than zero".into());
+        }
+        let mut cfg = RunConfig {
+            model: a.model,
+            plan,
+            placement: Placement {
+                tenant_header,
+                headers,
+            },
+            client,
+            threads,
+            max_inflight,
+            max_sessions,
+            late_after: a
+                .late_after
+                .or(f.late_after)
+                .unwrap_or(defaults::LATE_AFTER),
+            grace: a.grace.or(f.grace).unwrap_or(defaults::GRACE),
+            allow_hosts,
+            dry_run: a.dry_run,
+            out: a.out.or(f.out),
+            quiet: a.quiet,
+            target,
+        };
+        if cfg.target.https() && !cfg.dry_run {
+            let alpn: &[&[u8]] = if http2 {
+                &[b"h2"]
+            } else {
+                &[b"h2", b"http/1.1"]
+            };
+            cfg.client.tls = Some(tls_config(insecure, alpn).map_err(UsageError)?);
+        }
+        Ok(cfg)
+    }
+}
+
+/// How arrivals are driven: `--speed` or `--rate` on the command line, else
+/// the file's `speed`, `rate` or `[profile]` (one of them), else the recorded
+/// rate.
+fn mode(speed: Option<f64>, rate: Option<f64>, f: &RunFile) -> Result<Mode, UsageError> {
+    if let Some(n) = speed {
+        return Ok(Mode::Speed(n));
+    }
+    if let Some(n) = rate {
+        return Ok(Mode::Rate(n));
+    }
+    let given = [f.speed.is_some(), f.rate.is_some(), f.profile.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if given > 1 {
+        return Err(UsageError(
+            "the config file sets more than one of speed, rate and [profile]; keep one".into(),
+        ));
+    }
+    if let Some(n) = f.speed {
+        return Ok(Mode::Speed(n));
+    }
+    if let Some(n) = f.rate {
+        return Ok(Mode::Rate(n));
+    }
+    let Some(p) = &f.profile else {
+        return Ok(Mode::Rate(1.0));
+    };
+    if p.stages.iter().any(|s| s.duration.is_zero()) {
+        return Err(UsageError(
+            "[profile]: every stage needs a duration longer than zero".into(),
+        ));
+    }
+    Ok(Mode::Stages(Profile {
+        unit: match p.unit {
+            UnitName::Multiplier => Unit::Multiplier,
+            UnitName::SessionsPerSec => Unit::SessionsPerSec,
+            UnitName::Users => Unit::Users,
+        },
+        start: p.start,
+        stages: p
+            .stages
+            .iter()
+            .map(|s| Stage {
+                duration: s.duration,
+                target: s.target,
+            })
+            .collect(),
+    }))
+}
+
+/// The CPUs this process may run on (`available_parallelism` honours the
+/// affinity mask: under `taskset -c 0` it is 1).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: Option<&str>) -> ReplayArgs {
+        ReplayArgs {
+            model: "m.json".into(),
+            target: target.map(str::to_string),
+            ..ReplayArgs::default()
+        }
+    }
+
+    fn file(text: &str) -> RunFile {
+        toml::from_str(text).expect("valid TOML")
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let f = file(
+            r#"
+            target = "http://file.example:8080"
+            rate = 3
+            seed = 7
+            timeout = "2s"
+            headers = { "X-Env" = "staging", "X-Keep" = "file" }
+            tenants = { acme = 2 }
+            "#,
+        );
+        let mut a = args(Some("http://flag.example"));
+        a.rate = Some(5.0);
+        a.headers = vec![("x-env".into(), "ci".into())];
+        a.tenant_mult = vec![("acme".into(), 4.0)];
+        let c = RunConfig::resolve(a, f).unwrap();
+        assert_eq!(c.target.origin("x").host, "flag.example");
+        assert_eq!(c.plan.mode, Mode::Rate(5.0));
+        assert_eq!(c.plan.seed, 7);
+        assert_eq!(c.client.timeout, Duration::from_secs(2));
+        assert_eq!(c.client.connect_timeout, defaults::CONNECT_TIMEOUT);
+        // The flag's header comes after the file's, so it is the one sent.
+        assert_eq!(
+            c.placement.headers.last().unwrap(),
+            &("x-env".to_string(), "ci".to_string())
+        );
+        assert_eq!(
+            c.plan.tenant_mult.last().unwrap(),
+            &("acme".to_string(), 4.0)
+        );
+    }
+
+    #[test]
+    fn the_seed_scenario_profile() {
+        let f = file(
+            r#"
+            target = "http://127.0.0.1:8080"
+            [profile]
+            unit = "users"
+            stages = [
+              { duration = "2m", target = 50 },
+              { duration = "5m", target = 50 },
+              { duration = "2m", target = 200 },
+              { duration = "5m", target = 200 },
+              { duration = "2m", target = 0 },
+            ]
+            "#,
+        );
+        let c = RunConfig::resolve(args(None), f).unwrap();
+        let Mode::Stages(p) = &c.plan.mode else {
+            panic!("{:?}", c.plan.mode)
+        };
+        assert_eq!(p.unit, Unit::Users);
+        assert_eq!(p.length(), Duration::from_secs(16 * 60));
+        assert_eq!(p.at(60.0), 25.0);
+        assert_eq!(p.at(8.0 * 60.0), 125.0);
+        assert_eq!(p.at(15.0 * 60.0), 100.0);
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        assert!(
+            RunConfig::resolve(args(None), RunFile::default())
+                .unwrap_err()
+                .0
+                .contains("no target")
+        );
+        let two = file("speed = 2\nrate = 3\n");
+        assert!(
+            RunConfig::resolve(args(Some("http://x")), two)
+                .unwrap_err()
+                .0
+                .contains("more than one")
+        );
+        assert!(
+            toml::from_str::<RunFile>("rat = 3").is_err(),
+            "unknown keys are refused"
+        );
+        assert!(toml::from_str::<RunFile>("duration = \"soon\"").is_err());
+        let mut a = args(Some("http://x"));
+        a.looped = true;
+        assert!(
+            RunConfig::resolve(a, RunFile::default())
+                .unwrap_err()
+                .0
+                .contains("--loop")
+        );
+        let zero = file("[profile]\nstages = [{ duration = \"0s\", target = 1 }]\n");
+        assert!(RunConfig::resolve(args(Some("http://x")), zero).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Sending requests to the target: hyper 1 connections, a pool per worker,
+//! TLS through rustls, and timings of every phase.
+//!
+//! A worker is one thread with its own connections: nothing is shared
+//! between workers, so the hot path takes no lock. A failed request is data
+//! — an [`Outcome`] with an error kind — never an error of the run.
+
+mod client;
+mod target;
+mod tls;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub use client::{Client, ClientOptions};
+pub use target::{Origin, Target, TargetError};
+pub use tls::tls_config;
+
+/// Why a request failed (HTTP error statuses are counted apart, by class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// The target refused the connection.
+    Refused,
+    /// The connection was reset or closed mid-request.
+    Reset,
+    /// No answer within `--timeout` (or no connection within
+    /// `--connect-timeout`).
+    Timeout,
+    /// The TLS handshake failed.
+    Tls,
+    /// Connecting failed otherwise (name resolution, unreachable).
+    Connect,
+    /// The response broke HTTP.
+    Protocol,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Refused,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Tls,
+        ErrorKind::Connect,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What happened to one request.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// When the transport began (a connection was looked for).
+    pub started: Instant,
+    /// When the last byte of the response arrived, or the failure.
+    pub finished: Instant,
+    pub status: Option<u16>,
+    pub error: Option<(ErrorKind, String)>,
+    /// Set when this request opened a new connection.
+    pub connecting: Option<Duration>,
+    pub tls: Option<Duration>,
+    /// Time to the response headers, from when the request was handed to
+    /// the connection.
+    pub waiting: Option<Duration>,
+    /// From the headers to the end of the body.
+    pub receiving: Option<Duration>,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+}
+
+impl Outcome {
+    pub fn failed(started: Instant, kind: ErrorKind, message: String) -> Outcome {
+        Outcome {
+            started,
+            finished: Instant::now(),
+            status: None,
+            error: Some((kind, message)),
+            connecting: None,
+            tls: None,
+            waiting: None,
+            receiving: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+        }
+    }
+}
+
+/// A request as the transport takes it.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub origin: &'a Origin,
+    /// `/path?query` (the target's base path already in front).
+    pub path_and_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Option<&'a [u8]>,
+}
+
+/// Something that sends requests: the hyper client, or a stand-in in tests.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    async fn send(&self, req: Request<'_>) -> Outcome;
+}

@@ -1,0 +1,313 @@
+//! A planned step → the request to send: the endpoint's template filled
+//! with the tenant's recorded values, the tenant put where the target expects
+//! it, headers and body from the model.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::str::FromStr;
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+use serde_json::Value;
+
+use super::sample::Weighted;
+use super::{Plan, SessionPlan, Step};
+use crate::model::identity::TenantRule;
+use crate::model::{BodyTemplate, SlotKind, Tenant};
+
+/// Where a tenant's identity goes in its requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantPlace {
+    /// Nothing to place (the default tenant).
+    Nowhere,
+    Header(String),
+    Query(String),
+    Cookie(String),
+    /// A `{tenant}` slot of the path (the template has it).
+    Path,
+    /// The first label of the host: the target needs `{tenant}`.
+    Host,
+    /// A claim of the bearer token: needs auth to carry it.
+    Token(String),
+}
+
+impl TenantPlace {
+    /// From the rule that found the tenant at import.
+    pub fn of(tenant: &Tenant) -> TenantPlace {
+        match tenant.matched_by.as_deref().map(TenantRule::from_str) {
+            Some(Ok(TenantRule::Header(h))) => TenantPlace::Header(h),
+            Some(Ok(TenantRule::Query(q))) => TenantPlace::Query(q),
+            Some(Ok(TenantRule::Cookie(c))) => TenantPlace::Cookie(c),
+            Some(Ok(TenantRule::PathSegment(_))) => TenantPlace::Path,
+            Some(Ok(TenantRule::HostSubdomain)) => TenantPlace::Host,
+            Some(Ok(TenantRule::Jwt(c))) => TenantPlace::Token(c),
+            _ => TenantPlace::Nowhere,
+        }
+    }
+}
+
+/// How requests are dressed beyond the model.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// `--tenant-header`: every tenant also as this header.
+    pub tenant_header: Option<String>,
+    /// `--header`: added, replacing recorded ones of the same name.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A request, ready for the transport.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestSpec {
+    pub method: String,
+    /// `/path?query`, percent-encoded as recorded.
+    pub path_and_query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Endpoint index in the model, tenant index in the plan.
+    pub endpoint: usize,
+    pub tenant: usize,
+}
+
+/// A tenant's value pools, ready to be drawn from.
+#[derive(Debug, Default)]
+pub(crate) struct Pools {
+    pools: HashMap<String, (Weighted, Vec<String>)>,
+}
+
+impl Pools {
+    pub fn new(t: &Tenant) -> Pools {
+        Pools {
+            pools: t
+                .pools
+                .iter()
+                .map(|(name, p)| {
+                    let w = Weighted::new(p.values.iter().map(|(_, c)| *c as f64));
+                    (
+                        name.clone(),
+                        (w, p.values.iter().map(|(v, _)| v.clone()).collect()),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn draw(&self, pool: &str, rng: &mut SmallRng) -> Option<&str> {
+        let (w, values) = self.pools.get(pool)?;
+        w.pick(rng).map(|i| values[i].as_str())
+    }
+}
+
+/// A value of `kind` when the tenant recorded none.
+fn made_up(kind: &SlotKind, rng: &mut SmallRng) -> String {
+    let n: u32 = rng.random_range(1..100_000);
+    match kind {
+        SlotKind::Id => n.to_string(),
+        SlotKind::Uuid => {
+            let (a, b): (u64, u64) = (rng.random(), rng.random());
+            format!(
+                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xfff,
+                (b >> 48) & 0x3fff | 0x8000,
+                b & 0xffff_ffff_ffff
+            )
+        }
+        SlotKind::Hash => format!("{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>()),
+        SlotKind::Hex => format!("{:08x}", rng.random::<u32>()),
+        SlotKind::Email => format!("user{n}@example.com"),
+        SlotKind::Date => "2024-01-01".to_string(),
+        _ => format!("x{n}"),
+    }
+}
+
+/// Percent-encodes what a path segment or query value cannot carry raw.
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl Plan {
+    /// The request for `step` of `session`. Draws from `rng` (the session's
+    /// own), so a session is the same wherever it runs.
+    pub fn request(
+        &self,
+        session: &SessionPlan,
+        step: &Step,
+        placement: &Placement,
+        rng: &mut SmallRng,
+    ) -> RequestSpec {
+        let tp = &self.tenants[session.tenant];
+        let model_tenant = &self.model.tenants[tp.index];
+        let e = &self.model.endpoints[step.endpoint];
+        let place = TenantPlace::of(model_tenant);
+        let tenant = model_tenant.name.as_str();
+
+        let mut path = String::with_capacity(e.path.len() + 32);
+        let mut slots = e.slots.iter().peekable();
+        for (i, part) in e.path.split('/').enumerate() {
+            if i > 0 {
+                path.push('/');
+            }
+            match slots.peek() {
+                Some(slot) if slot.segment == i => {
+                    let value = match &slot.kind {
+                        SlotKind::Tenant => encode(tenant),
+                        SlotKind::Secret => made_up(&SlotKind::Token, rng),
+                        kind => tp
+                            .pools
+                            .draw(&slot.pool, rng)
+                            .map_or_else(|| made_up(kind, rng), str::to_string),
+                    };
+                    path.push_str(&value);
+                    slots.next();
+                }
+                _ => path.push_str(part),
+            }
+        }
+        let mut first = true;
+        let mut param = |path: &mut String, name: &str, value: &str| {
+            path.push(if first { '?' } else { '&' });
+            first = false;
+            let _ = write!(path, "{name}={value}");
+        };
+        for q in &e.query {
+            if rng.random::<f64>() >= q.presence {
+                continue;
+            }
+            match q.kind {
+                SlotKind::Tenant => param(&mut path, &q.name, &encode(tenant)),
+                _ => {
+                    if let Some(v) = tp.pools.draw(&q.pool, rng) {
+                        param(&mut path, &q.name, v);
+                    }
+                }
+            }
+        }
+        if let TenantPlace::Query(name) = &place
+            && !e.query.iter().any(|q| q.kind == SlotKind::Tenant)
+        {
+            param(&mut path, &encode(name), &encode(tenant));
+        }
+
+        let mut headers: Vec<(String, String)> = e
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(ua) = &session.agent {
+            headers.push(("user-agent".into(), ua.clone()));
+        }
+        match &place {
+            TenantPlace::Header(h) => headers.push((h.clone(), tenant.to_string())),
+            TenantPlace::Cookie(c) => headers.push(("cookie".into(), format!("{c}={tenant}"))),
+            _ => {}
+        }
+        if let Some(h) = &placement.tenant_header
+            && place != TenantPlace::Nowhere
+        {
+            headers.retain(|(k, _)| k != h);
+            headers.push((h.clone(), tenant.to_string()));
+        }
+        for (k, v) in &placement.headers {
+            headers.retain(|(name, _)| name != k);
+            headers.push((k.clone(), v.clone()));
+        }
+        let body = e.body.as_ref().map(|b| body(b, tp, rng, &mut headers));
+        RequestSpec {
+            method: e.method.clone(),
+            path_and_query: path,
+            headers,
+            body,
+            endpoint: step.endpoint,
+            tenant: session.tenant,
+        }
+    }
+}
+
+/// A body from its template, with its slots drawn from the tenant's pools.
+fn body(
+    b: &BodyTemplate,
+    tp: &super::TenantPlan,
+    rng: &mut SmallRng,
+    headers: &mut Vec<(String, String)>,
+) -> Vec<u8> {
+    let mut content_type = |mime: &str| {
+        if !headers.iter().any(|(k, _)| k == "content-type") && !mime.is_empty() {
+            headers.push(("content-type".into(), mime.to_string()));
+        }
+    };
+    match b {
+        BodyTemplate::Json {
+            mime, value, slots, ..
+        } => {
+            content_type(mime);
+            let mut v = value.clone();
+            for s in slots {
+                if let (Some(target), Some(drawn)) =
+                    (v.pointer_mut(&s.pointer), tp.pools.draw(&s.pool, rng))
+                {
+                    // Keep the recorded type: a number stays a number.
+                    *target = match target {
+                        Value::Number(_) => drawn
+                            .parse::<serde_json::Number>()
+                            .map_or_else(|_| Value::String(drawn.into()), Value::Number),
+                        _ => Value::String(drawn.into()),
+                    };
+                }
+            }
+            serde_json::to_vec(&v).expect("a JSON value serialises")
+        }
+        BodyTemplate::Form {
+            mime,
+            params,
+            slots,
+            ..
+        } => {
+            let mut values: Vec<String> = params.iter().map(|p| p.value.clone()).collect();
+            for s in slots {
+                let i: Option<usize> = s.pointer.trim_start_matches('/').parse().ok();
+                if let (Some(i), Some(drawn)) = (i, tp.pools.draw(&s.pool, rng))
+                    && i < values.len()
+                {
+                    values[i] = drawn.to_string();
+                }
+            }
+            if mime.to_ascii_lowercase().starts_with("multipart/") {
+                let boundary = format!("reprise{:016x}", rng.random::<u64>());
+                content_type(&format!("multipart/form-data; boundary={boundary}"));
+                let mut out = String::new();
+                for (p, v) in params.iter().zip(&values) {
+                    let _ = write!(
+                        out,
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"",
+                        p.name
+                    );
+                    if let Some(f) = &p.file_name {
+                        let _ = write!(out, "; filename=\"{f}\"");
+                    }
+                    out.push_str("\r\n");
+                    if let Some(t) = &p.content_type {
+                        let _ = write!(out, "Content-Type: {t}\r\n");
+                    }
+                    let _ = write!(out, "\r\n{v}\r\n");
+                }
+                let _ = write!(out, "--{boundary}--\r\n");
+                out.into_bytes()
+            } else {
+                content_type("application/x-www-form-urlencoded");
+                params
+                    .iter()
+                    .zip(&values)
+                    .map(|(p, v)| format!("{}={}", encode(&p.name), encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&")
+                    .into_bytes()
+            }
+        }
+        BodyTemplate::Text { mime, text } => {
+            content_type(mime);
+            text.clone().into_bytes()
+        }
+    }
+}

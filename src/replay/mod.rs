@@ -1,0 +1,244 @@
+//! Running a plan: one executor for every mode.
+//!
+//! Workers are threads, one per CPU this process may use, each with its own
+//! single-threaded runtime, HTTP connections and recorder — nothing shared on
+//! the hot path. Every worker walks the same arrival sequence and starts the
+//! sessions that are its share; a session sends its requests one after the
+//! other, each due after the previous response plus the think time. Every
+//! request has a due instant: latency is measured from it (so a stalled
+//! target shows in the numbers instead of being hidden by a generator that
+//! waited), service time from the actual send, and the difference is the
+//! generator's lag. Shutdown is passed in: on Ctrl-C, workers stop starting
+//! sessions, drop what is in flight and hand in what they measured.
+
+mod clock;
+mod worker;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, PreciseClock, TokioClock};
+pub use worker::{Setup, Worker, WorkerReport};
+
+use crate::http::{Client, ClientOptions, Origin, Target};
+use crate::metrics::{Results, Tick, Timeline};
+use crate::plan::{Placement, Plan, mix};
+
+/// Everything the executor needs beyond the plan.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub target: Target,
+    pub placement: Placement,
+    pub client: ClientOptions,
+    pub workers: usize,
+    /// Requests in flight at once, all workers together.
+    pub max_inflight: usize,
+    /// Sessions open at once, all workers together; arrivals beyond are
+    /// dropped (and counted).
+    pub max_sessions: usize,
+    /// A session whose first request leaves later than this behind its
+    /// schedule is counted late.
+    pub late_after: Duration,
+    /// How long sessions still running at the end may go on.
+    pub grace: Duration,
+}
+
+/// Stops a run: the first Ctrl-C triggers it.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(CancellationToken);
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown(CancellationToken::new())
+    }
+
+    pub fn trigger(&self) {
+        self.0.cancel();
+    }
+
+    pub fn triggered(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    pub fn token(&self) -> CancellationToken {
+        self.0.clone()
+    }
+}
+
+/// Where Ctrl-C goes. `main` installs the signal handler once and passes
+/// this in; a command that can stop gracefully arms it with its
+/// [`Shutdown`]. The first press triggers the armed shutdown; a second
+/// press, or a press with nothing armed, asks for an immediate exit.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupts {
+    armed: Arc<Mutex<Option<Shutdown>>>,
+    presses: Arc<AtomicU32>,
+}
+
+impl Interrupts {
+    pub fn arm(&self, s: &Shutdown) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+    }
+
+    pub fn disarm(&self) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// A Ctrl-C. Returns true when the process should exit at once.
+    pub fn press(&self) -> bool {
+        let n = self.presses.fetch_add(1, Ordering::SeqCst) + 1;
+        match &*self.armed.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(s) if n == 1 => {
+                s.trigger();
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+/// What the run looks like now, once a second.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub planned: Duration,
+    pub requests: u64,
+    pub failed: u64,
+    /// Over the last second.
+    pub rate: f64,
+    pub p95_ms: f64,
+    pub active_sessions: u64,
+    pub in_flight: u64,
+}
+
+/// Which worker runs arrival `index` (after the segment has taken its share).
+pub fn owner(index: u64, workers: usize) -> usize {
+    (mix(index ^ 0x5eed_f00d) % workers as u64) as usize
+}
+
+/// The origin for each of the plan's tenants.
+pub fn origins(plan: &Plan, target: &Target) -> Vec<Origin> {
+    plan.tenants
+        .iter()
+        .map(|t| target.origin(&t.name))
+        .collect()
+}
+
+/// Runs `plan` on worker threads with the hyper client, calling `progress`
+/// about once a second, and returns the merged results (metadata left for
+/// the caller to fill).
+pub fn run(
+    plan: Arc<Plan>,
+    opts: ReplayOptions,
+    shutdown: Shutdown,
+    mut progress: impl FnMut(&Progress),
+) -> Results {
+    let workers = opts.workers.max(1);
+    let (tick_tx, tick_rx) = channel::<Tick>();
+    // Workers start together a little after now, so none begins behind.
+    let start = Instant::now() + Duration::from_millis(50);
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let setup = Setup {
+                id: w,
+                workers,
+                plan: plan.clone(),
+                opts: opts.clone(),
+                shutdown: shutdown.clone(),
+                start: tokio::time::Instant::from_std(start),
+            };
+            let tick_tx = tick_tx.clone();
+            thread::Builder::new()
+                .name(format!("worker {w}"))
+                .spawn(move || run_worker(setup, tick_tx))
+                .expect("spawning a worker thread")
+        })
+        .collect();
+    drop(tick_tx);
+    let timeline = collect(&tick_rx, &handles, start, plan.length(), &mut progress);
+    let mut results = Results::default();
+    results.names.endpoints = plan.model.endpoints.iter().map(|e| e.name()).collect();
+    results.names.tenants = plan.model.tenants.iter().map(|t| t.name.clone()).collect();
+    for h in handles {
+        match h.join() {
+            Ok(report) => results.absorb(report.recorder),
+            Err(_) => eprintln!("reprise: a worker thread failed; its measurements are lost"),
+        }
+    }
+    results.timeline = timeline;
+    results.meta.workers = workers;
+    results.meta.planned = plan.length();
+    results.meta.elapsed = start.elapsed();
+    results.meta.interrupted = shutdown.triggered();
+    results
+}
+
+fn run_worker(setup: Setup, ticks: std::sync::mpsc::Sender<Tick>) -> WorkerReport {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a worker runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let client = Client::new(setup.opts.client.clone());
+        let on_tick = move |t| {
+            let _ = ticks.send(t);
+        };
+        match PreciseClock::new() {
+            Ok(clock) => Worker::new(setup, client, clock).run(on_tick).await,
+            Err(_) => Worker::new(setup, client, TokioClock).run(on_tick).await,
+        }
+    })
+}
+
+/// Merges ticks into the timeline and reports progress until the workers
+/// are done.
+fn collect(
+    rx: &Receiver<Tick>,
+    handles: &[thread::JoinHandle<WorkerReport>],
+    start: Instant,
+    planned: Duration,
+    progress: &mut impl FnMut(&Progress),
+) -> Timeline {
+    let mut timeline = Timeline::default();
+    let (mut requests, mut failed) = (0u64, 0u64);
+    let mut last_report = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(t) => {
+                requests += t.counts.requests;
+                failed += t.counts.failed;
+                timeline.add(t);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let latest = timeline.latest().unwrap_or_default();
+            progress(&Progress {
+                elapsed: start.elapsed(),
+                planned,
+                requests,
+                failed,
+                rate: latest.requests as f64,
+                p95_ms: latest.p95_ms,
+                active_sessions: latest.active_sessions,
+                in_flight: latest.in_flight,
+            });
+        }
+        if handles.iter().all(|h| h.is_finished()) {
+            // No worker will send again: take what is left and stop.
+            while let Ok(t) = rx.try_recv() {
+                timeline.add(t);
+            }
+            break;
+        }
+    }
+    timeline
+}

@@ -1,0 +1,262 @@
+//! One worker: its share of the arrivals, its sessions, its ticks.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Clock, ReplayOptions, Shutdown, owner};
+use crate::http::{Origin, Request, Transport};
+use crate::metrics::{Measured, Recorder, Tick};
+use crate::plan::{Arrival, Plan, rng_for};
+
+/// What a worker hands in at the end.
+pub struct WorkerReport {
+    pub recorder: Recorder,
+}
+
+struct Inner<T, C> {
+    id: usize,
+    workers: usize,
+    plan: Arc<Plan>,
+    opts: ReplayOptions,
+    origins: Vec<Origin>,
+    transport: T,
+    clock: C,
+    start: Instant,
+    rec: RefCell<Recorder>,
+    inflight: Semaphore,
+    max_sessions: u64,
+    active: Cell<u64>,
+    in_flight: Cell<u64>,
+    /// Stops sessions: Ctrl-C, or the grace period after the end ran out.
+    stop: CancellationToken,
+    shutdown: Shutdown,
+}
+
+/// Which worker this is and what it runs.
+#[derive(Clone)]
+pub struct Setup {
+    pub id: usize,
+    pub workers: usize,
+    pub plan: Arc<Plan>,
+    pub opts: ReplayOptions,
+    pub shutdown: Shutdown,
+    /// When the run starts (arrivals are offsets from it).
+    pub start: Instant,
+}
+
+/// A worker of the executor, generic over the transport and the clock so
+/// that tests can run it against a stand-in under paused time.
+pub struct Worker<T, C> {
+    inner: Rc<Inner<T, C>>,
+}
+
+/// Different stream numbers for planning a session and for drawing its
+/// requests' values.
+const REQUEST_STREAM: u64 = 0x7265_7175_6573_7473;
+
+impl<T: Transport + 'static, C: Clock> Worker<T, C> {
+    pub fn new(setup: Setup, transport: T, clock: C) -> Worker<T, C> {
+        let Setup {
+            id,
+            workers,
+            plan,
+            opts,
+            shutdown,
+            start,
+        } = setup;
+        let share = |n: usize| (n / workers).max(1);
+        Worker {
+            inner: Rc::new(Inner {
+                id,
+                workers,
+                origins: super::origins(&plan, &opts.target),
+                inflight: Semaphore::new(share(opts.max_inflight)),
+                max_sessions: share(opts.max_sessions) as u64,
+                plan,
+                opts,
+                transport,
+                clock,
+                start,
+                rec: RefCell::new(Recorder::default()),
+                active: Cell::new(0),
+                in_flight: Cell::new(0),
+                stop: shutdown.token().child_token(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// Runs the worker's share of the plan to its end; `on_tick` gets each
+    /// second's measurements.
+    pub async fn run(self, on_tick: impl FnMut(Tick) + 'static) -> WorkerReport {
+        let inner = self.inner;
+        let done = CancellationToken::new();
+        let ticker = tokio::task::spawn_local(ticks(inner.clone(), done.clone(), on_tick));
+        schedule(&inner).await;
+        // Sessions still running may finish within the grace period.
+        let end = inner.start + inner.plan.length() + inner.opts.grace;
+        while inner.active.get() > 0 {
+            if inner.clock.now() >= end {
+                inner.stop.cancel();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = inner.stop.cancelled(), if !inner.stop.is_cancelled() => {}
+            }
+            if inner.stop.is_cancelled() {
+                // Stopped sessions notice at their next await; give them
+                // a moment to count themselves out.
+                tokio::task::yield_now().await;
+                if inner.active.get() > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        done.cancel();
+        let _ = ticker.await;
+        let recorder = std::mem::take(&mut *inner.rec.borrow_mut());
+        WorkerReport { recorder }
+    }
+}
+
+/// Starts this worker's sessions as they come due.
+async fn schedule<T: Transport + 'static, C: Clock>(inner: &Rc<Inner<T, C>>) {
+    let segment = inner.plan.cfg.segment;
+    for arrival in inner.plan.arrivals() {
+        if inner.stop.is_cancelled() {
+            return;
+        }
+        if segment.is_some_and(|s| !s.owns(arrival.index))
+            || owner(arrival.index, inner.workers) != inner.id
+        {
+            continue;
+        }
+        let due = inner.start + arrival.due;
+        tokio::select! {
+            _ = inner.clock.sleep_until(due) => {}
+            _ = inner.stop.cancelled() => return,
+        }
+        if inner.active.get() >= inner.max_sessions {
+            inner.rec.borrow_mut().session_dropped();
+            continue;
+        }
+        inner.active.set(inner.active.get() + 1);
+        tokio::task::spawn_local(session(inner.clone(), arrival, due));
+    }
+}
+
+/// One session: its requests in order, each after the previous response and
+/// a think time.
+async fn session<T: Transport + 'static, C: Clock>(
+    inner: Rc<Inner<T, C>>,
+    arrival: Arrival,
+    due: Instant,
+) {
+    let plan = &inner.plan;
+    let sp = plan.session(&arrival);
+    let mut rng = rng_for(plan.cfg.seed ^ REQUEST_STREAM, arrival.index);
+    let origin = &inner.origins[arrival.tenant];
+    let mut last_end = due;
+    let mut started = false;
+    let mut completed = true;
+    for (i, step) in sp.steps.iter().enumerate() {
+        let when = if i == 0 { due } else { last_end + step.think };
+        tokio::select! {
+            _ = inner.clock.sleep_until(when) => {}
+            _ = inner.stop.cancelled() => { completed = false; break; }
+        }
+        let spec = plan.request(&sp, step, &inner.opts.placement, &mut rng);
+        let path = format!("{}{}", inner.opts.target.base_path, spec.path_and_query);
+        let permit = tokio::select! {
+            p = inner.inflight.acquire() => p.expect("never closed"),
+            _ = inner.stop.cancelled() => { completed = false; break; }
+        };
+        let sent = inner.clock.now();
+        inner.in_flight.set(inner.in_flight.get() + 1);
+        let req = Request {
+            method: &spec.method,
+            origin,
+            path_and_query: &path,
+            headers: &spec.headers,
+            body: spec.body.as_deref(),
+        };
+        let outcome = tokio::select! {
+            o = inner.transport.send(req) => Some(o),
+            _ = inner.stop.cancelled() => None,
+        };
+        inner.in_flight.set(inner.in_flight.get() - 1);
+        drop(permit);
+        let Some(o) = outcome else {
+            completed = false;
+            break;
+        };
+        let finished = Instant::from_std(o.finished).max(sent);
+        let lag = sent.saturating_duration_since(when);
+        let m = Measured {
+            endpoint: spec.endpoint as u32,
+            tenant: plan.tenants[spec.tenant].index as u32,
+            status: o.status,
+            error: o.error.as_ref().map(|(k, _)| *k),
+            duration: finished.saturating_duration_since(when),
+            service: finished.saturating_duration_since(sent),
+            lag,
+            waiting: o.waiting,
+            receiving: o.receiving,
+            connecting: o.connecting,
+            tls: o.tls,
+            bytes_received: o.bytes_received,
+            bytes_sent: o.bytes_sent,
+        };
+        let mut rec = inner.rec.borrow_mut();
+        if !started {
+            rec.session_started(lag > inner.opts.late_after);
+            started = true;
+        }
+        rec.request(&m, o.error.as_ref().map(|(_, msg)| msg.as_str()));
+        drop(rec);
+        last_end = finished;
+    }
+    let mut rec = inner.rec.borrow_mut();
+    if !started {
+        rec.session_started(false);
+    }
+    rec.session_ended(last_end.saturating_duration_since(due), completed);
+    drop(rec);
+    inner.active.set(inner.active.get() - 1);
+    let _ = &inner.shutdown;
+}
+
+/// Hands over the measurements of each second, and of the last part-second
+/// when the worker is done.
+async fn ticks<T: Transport + 'static, C: Clock>(
+    inner: Rc<Inner<T, C>>,
+    done: CancellationToken,
+    mut on_tick: impl FnMut(Tick),
+) {
+    let mut second = 0u64;
+    loop {
+        let next = inner.start + Duration::from_secs(second + 1);
+        let finished = tokio::select! {
+            _ = inner.clock.sleep_until(next) => false,
+            _ = done.cancelled() => true,
+        };
+        let tick =
+            inner
+                .rec
+                .borrow_mut()
+                .take_tick(second + 1, inner.in_flight.get(), inner.active.get());
+        let mut tick = tick;
+        tick.second = second;
+        on_tick(tick);
+        second += 1;
+        if finished {
+            return;
+        }
+    }
+}

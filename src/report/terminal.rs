@@ -1,0 +1,211 @@
+//! The end-of-run summary for people, k6-like: every metric with
+//! avg/min/med/max/p90/p95/p99, then tenants, the top endpoints and errors
+//! by kind. Also saved as summary.txt next to the JSON.
+
+use std::fmt::Write;
+
+use super::summary::{Group, Stats, Summary};
+use super::{Exporter, ReportError, Run};
+use crate::output::{human_ms as ms, thousands};
+
+/// Renders the summary as text; `top` endpoints are listed.
+pub struct Terminal {
+    pub top: usize,
+}
+
+impl Exporter for Terminal {
+    fn file_name(&self) -> &'static str {
+        "summary.txt"
+    }
+
+    fn render(&self, run: &Run<'_>) -> Result<Vec<u8>, ReportError> {
+        Ok(render(&run.summary, self.top).into_bytes())
+    }
+}
+
+fn trim(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn bytes(n: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{} {}", trim(v, 1), units[u])
+}
+
+fn pct(x: f64) -> String {
+    format!("{}%", trim(x * 100.0, 2))
+}
+
+fn dots(name: &str) -> String {
+    let mut s = name.to_string();
+    s.push_str(&".".repeat(30usize.saturating_sub(name.len()).max(2)));
+    s.push(':');
+    s
+}
+
+fn stats_line(s: &Stats) -> String {
+    format!(
+        "avg={:<9} min={:<9} med={:<9} max={:<9} p(90)={:<9} p(95)={:<9} p(99)={}",
+        ms(s.avg),
+        ms(s.min),
+        ms(s.med),
+        ms(s.max),
+        ms(s.p90),
+        ms(s.p95),
+        ms(s.p99)
+    )
+}
+
+/// The summary as text.
+pub fn render(s: &Summary, top: usize) -> String {
+    let mut o = String::new();
+    let run = &s.run;
+    let _ = writeln!(o, "\nreprise replay · {} → {}", run.model, run.target);
+    let _ = writeln!(
+        o,
+        "  {} · {} planned, {} run · seed {}{} · {} workers{}",
+        run.profile,
+        ms(run.planned.as_secs_f64() * 1000.0),
+        ms(run.elapsed.as_secs_f64() * 1000.0),
+        run.seed,
+        run.segment
+            .as_ref()
+            .map_or(String::new(), |g| format!(" · segment {g}")),
+        run.workers,
+        if run.interrupted {
+            " · INTERRUPTED (Ctrl-C): partial results"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(o);
+    let r = &s.requests;
+    let secs = run.elapsed.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        o,
+        "  {} {:<12} {}/s",
+        dots("http_reqs"),
+        thousands(r.total),
+        trim(r.per_sec, 1)
+    );
+    let _ = writeln!(
+        o,
+        "  {} {:<12} {} of {}",
+        dots("http_req_failed"),
+        pct(r.failed_rate),
+        thousands(r.failed),
+        thousands(r.total)
+    );
+    for m in &s.metrics {
+        if m.stats.count > 0 {
+            let _ = writeln!(o, "  {} {}", dots(m.name), stats_line(&m.stats));
+        }
+    }
+    let ss = &s.sessions;
+    let _ = writeln!(
+        o,
+        "  {} {} started, {} completed, {} late, {} dropped, {} interrupted",
+        dots("sessions"),
+        thousands(ss.started),
+        thousands(ss.completed),
+        thousands(ss.late),
+        thousands(ss.dropped),
+        thousands(ss.interrupted)
+    );
+    for (name, n) in [
+        ("data_received", r.bytes_received),
+        ("data_sent", r.bytes_sent),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {} {:<12} {}/s",
+            dots(name),
+            bytes(n as f64),
+            bytes(n as f64 / secs)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n  http_req_duration counts from when each request was due, so a slow or stalled\n  target shows in it; service_time counts from the send; generator_lag is the\n  difference (reprise's own lateness)."
+    );
+    table(&mut o, "tenant", &s.tenants, usize::MAX);
+    table(&mut o, "endpoint", &s.endpoints, top);
+    if s.endpoints.len() > top {
+        let _ = writeln!(
+            o,
+            "  … and {} more endpoints (all in summary.json)",
+            s.endpoints.len() - top
+        );
+    }
+    if s.errors.is_empty() {
+        let _ = writeln!(o, "\n  errors: none");
+    } else {
+        let _ = writeln!(o, "\n  errors");
+        for e in &s.errors {
+            let _ = write!(o, "    {:<9} {:>9}", e.kind, thousands(e.count));
+            if let Some((endpoint, message)) = e.examples.first() {
+                let _ = write!(o, "   e.g. {endpoint}: {message}");
+            }
+            let _ = writeln!(o);
+        }
+    }
+    o
+}
+
+fn table(o: &mut String, what: &str, groups: &[Group], top: usize) {
+    if groups.is_empty() {
+        return;
+    }
+    let width = groups
+        .iter()
+        .take(top)
+        .map(|g| g.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(what.len(), 48);
+    let _ = writeln!(
+        o,
+        "\n  {what:<width$}  {:>9}  {:>6}  {:>7}  {:>9}  {:>9}  {:>9}",
+        "requests", "share", "failed", "p50", "p95", "p99"
+    );
+    for g in groups.iter().take(top) {
+        let name: String = if g.name.chars().count() > width {
+            g.name.chars().take(width - 1).chain(['…']).collect()
+        } else {
+            g.name.clone()
+        };
+        let _ = writeln!(
+            o,
+            "  {name:<width$}  {:>9}  {:>6}  {:>7}  {:>9}  {:>9}  {:>9}",
+            thousands(g.requests),
+            pct(g.share),
+            pct(g.failed_rate),
+            ms(g.duration.med),
+            ms(g.duration.p95),
+            ms(g.duration.p99)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_shares() {
+        assert_eq!(bytes(1_234_567.0), "1.2 MB");
+        assert_eq!(bytes(999.0), "999 B");
+        assert_eq!(pct(0.01234), "1.23%");
+    }
+}
