@@ -5,5 +5,7 @@ mod cli;
 mod corpus;
 mod fuzz;
 mod ground_truth;
+mod replay;
+mod report;
 mod secrets;
 mod util;

@@ -24,6 +24,19 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
     let plan = Arc::new(Plan::new(model, cfg.plan.clone()).map_err(|e| UsageError(e.0))?);
     refuse_capture_hosts(&plan, &cfg)?;
     if !cfg.quiet {
+        if let Some(d) = cfg.plan.duration
+            && d > plan.length()
+        {
+            let why = match cfg.plan.mode {
+                Mode::Speed(_) => "the recorded timeline at this speed (--loop repeats it)",
+                _ => "the profile's stages",
+            };
+            eprintln!(
+                "warning: --duration {} is longer than {why}: the run lasts {}",
+                human_duration(d),
+                human_duration(plan.length())
+            );
+        }
         for w in placement_warnings(&plan, &cfg) {
             eprintln!("warning: {w}");
         }
@@ -308,7 +321,12 @@ pub fn dry_run(plan: &Plan, cfg: &RunConfig) -> String {
     for k in 0..windows {
         let start = Duration::from_secs_f64(k as f64 * w);
         let span = (len.as_secs_f64() - k as f64 * w).min(w).max(1e-9);
-        o.push_str(&format!("{:>9}", human_duration(start)));
+        let from = if start.is_zero() {
+            "0s".to_string()
+        } else {
+            human_duration(start)
+        };
+        o.push_str(&format!("{from:>9}"));
         let (mut sess, mut reqs) = (0.0, 0.0);
         for (t, rows) in &expected {
             let (s, r) = rows[k];

@@ -220,6 +220,9 @@ pub struct Counts {
     pub sessions_dropped: u64,
     /// Cut short by the end of the run or Ctrl-C.
     pub sessions_interrupted: u64,
+    /// Requests in flight when the run stopped (Ctrl-C, or the grace period
+    /// ran out): sent, never answered, not in the latency metrics.
+    pub requests_cut: u64,
 }
 
 impl Counts {
@@ -237,6 +240,7 @@ impl Counts {
         self.sessions_late += o.sessions_late;
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.requests_cut += o.requests_cut;
     }
 
     pub fn error(&self, k: ErrorKind) -> u64 {
@@ -401,6 +405,11 @@ impl Recorder {
         if completed {
             self.metrics.session.saturating_record(us(took));
         }
+    }
+
+    pub fn request_cut(&mut self) {
+        self.counts.requests_cut += 1;
+        self.tick.counts.requests_cut += 1;
     }
 
     pub fn session_dropped(&mut self) {

@@ -325,7 +325,7 @@ impl Plan {
             .collect();
         let span = Duration::from_secs_f64(bucket * buckets as f64);
         let length = match &cfg.mode {
-            Mode::Speed(n) if cfg.looped => cfg.duration.expect("validated"),
+            Mode::Speed(_) if cfg.looped => cfg.duration.expect("validated"),
             Mode::Speed(n) => cfg
                 .duration
                 .map_or(span.div_f64(*n), |d| d.min(span.div_f64(*n))),
@@ -356,8 +356,13 @@ impl Plan {
     /// Sessions per second of tenant `t` at plan time `tau` (seconds).
     pub fn intensity(&self, t: usize, tau: f64) -> f64 {
         let tp = &self.tenants[t];
+        // Recorded time: `--speed N` walks the recording N× faster.
+        let recorded_at = match self.cfg.mode {
+            Mode::Speed(n) => tau * n,
+            _ => tau,
+        };
         let recorded = || {
-            let b = ((tau / self.bucket) as usize) % self.buckets;
+            let b = ((recorded_at / self.bucket) as usize) % self.buckets;
             tp.rates.get(b).copied().unwrap_or(0.0)
         };
         tp.mult
@@ -483,18 +488,16 @@ fn mean_session(model: &Model, tenants: &[usize], think_scale: f64) -> Duration 
             .sum::<f64>()
             / n;
         let think = t.think_ms.as_ref().map_or(0.0, |d| d.mean / 1000.0) * think_scale;
-        let latency = model
-            .endpoints
-            .iter()
-            .filter_map(|e| e.latency_ms.as_ref())
-            .map(|d| d.mean / 1000.0)
-            .sum::<f64>()
-            / model
-                .endpoints
-                .iter()
-                .filter(|e| e.latency_ms.is_some())
-                .count()
-                .max(1) as f64;
+        // The recorded latency, weighted by how often the tenant calls each
+        // endpoint.
+        let (mut weighted, mut calls) = (0.0, 0.0);
+        for (&e, &count) in &t.endpoints {
+            if let Some(d) = model.endpoints.get(e).and_then(|e| e.latency_ms.as_ref()) {
+                weighted += d.mean / 1000.0 * count as f64;
+                calls += count as f64;
+            }
+        }
+        let latency = if calls > 0.0 { weighted / calls } else { 0.0 };
         total += n * (steps * latency + (steps - 1.0).max(0.0) * think);
         sessions += n;
     }

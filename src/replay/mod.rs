@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use clock::{Clock, PreciseClock, TokioClock};
-pub use worker::{Setup, Worker, WorkerReport};
+pub use worker::{Limits, Setup, Worker, WorkerReport};
 
 use crate::http::{Client, ClientOptions, Origin, Target};
 use crate::metrics::{Results, Tick, Timeline};
@@ -142,6 +142,7 @@ pub fn run(
     let (tick_tx, tick_rx) = channel::<Tick>();
     // Workers start together a little after now, so none begins behind.
     let start = Instant::now() + Duration::from_millis(50);
+    let limits = Limits::new(opts.max_inflight, opts.max_sessions);
     let handles: Vec<_> = (0..workers)
         .map(|w| {
             let setup = Setup {
@@ -151,6 +152,7 @@ pub fn run(
                 opts: opts.clone(),
                 shutdown: shutdown.clone(),
                 start: tokio::time::Instant::from_std(start),
+                limits: limits.clone(),
             };
             let tick_tx = tick_tx.clone();
             thread::Builder::new()

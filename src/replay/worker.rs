@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -29,8 +30,8 @@ struct Inner<T, C> {
     clock: C,
     start: Instant,
     rec: RefCell<Recorder>,
-    inflight: Semaphore,
-    max_sessions: u64,
+    limits: Limits,
+    /// This worker's open sessions (the limit is on all workers' together).
     active: Cell<u64>,
     in_flight: Cell<u64>,
     /// Stops sessions: Ctrl-C, or the grace period after the end ran out.
@@ -48,6 +49,42 @@ pub struct Setup {
     pub shutdown: Shutdown,
     /// When the run starts (arrivals are offsets from it).
     pub start: Instant,
+    /// Shared by all workers.
+    pub limits: Limits,
+}
+
+/// The limits on all workers together: requests in flight (waited for) and
+/// sessions open (past it, arrivals are dropped and counted).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    inflight: Arc<Semaphore>,
+    open: Arc<AtomicU64>,
+    max_sessions: u64,
+}
+
+impl Limits {
+    pub fn new(max_inflight: usize, max_sessions: usize) -> Limits {
+        Limits {
+            inflight: Arc::new(Semaphore::new(
+                max_inflight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            open: Arc::new(AtomicU64::new(0)),
+            max_sessions: max_sessions.max(1) as u64,
+        }
+    }
+
+    /// Takes a session slot if one is free.
+    fn open_session(&self) -> bool {
+        if self.open.fetch_add(1, Ordering::Relaxed) < self.max_sessions {
+            return true;
+        }
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        false
+    }
+
+    fn close_session(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A worker of the executor, generic over the transport and the clock so
@@ -69,15 +106,14 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
             opts,
             shutdown,
             start,
+            limits,
         } = setup;
-        let share = |n: usize| (n / workers).max(1);
         Worker {
             inner: Rc::new(Inner {
                 id,
                 workers,
                 origins: super::origins(&plan, &opts.target),
-                inflight: Semaphore::new(share(opts.max_inflight)),
-                max_sessions: share(opts.max_sessions) as u64,
+                limits,
                 plan,
                 opts,
                 transport,
@@ -142,7 +178,7 @@ async fn schedule<T: Transport + 'static, C: Clock>(inner: &Rc<Inner<T, C>>) {
             _ = inner.clock.sleep_until(due) => {}
             _ = inner.stop.cancelled() => return,
         }
-        if inner.active.get() >= inner.max_sessions {
+        if !inner.limits.open_session() {
             inner.rec.borrow_mut().session_dropped();
             continue;
         }
@@ -174,7 +210,7 @@ async fn session<T: Transport + 'static, C: Clock>(
         let spec = plan.request(&sp, step, &inner.opts.placement, &mut rng);
         let path = format!("{}{}", inner.opts.target.base_path, spec.path_and_query);
         let permit = tokio::select! {
-            p = inner.inflight.acquire() => p.expect("never closed"),
+            p = inner.limits.inflight.acquire() => p.expect("never closed"),
             _ = inner.stop.cancelled() => { completed = false; break; }
         };
         let sent = inner.clock.now();
@@ -193,6 +229,8 @@ async fn session<T: Transport + 'static, C: Clock>(
         inner.in_flight.set(inner.in_flight.get() - 1);
         drop(permit);
         let Some(o) = outcome else {
+            // Stopped while in flight: no response to measure, but counted.
+            inner.rec.borrow_mut().request_cut();
             completed = false;
             break;
         };
@@ -229,6 +267,7 @@ async fn session<T: Transport + 'static, C: Clock>(
     rec.session_ended(last_end.saturating_duration_since(due), completed);
     drop(rec);
     inner.active.set(inner.active.get() - 1);
+    inner.limits.close_session();
     let _ = &inner.shutdown;
 }
 

@@ -66,6 +66,8 @@ pub struct Requests {
     pub by_class: Vec<(String, u64)>,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    /// In flight when the run stopped: sent, never answered, not in `total`.
+    pub cut_short: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -140,6 +142,7 @@ impl Summary {
                     .collect(),
                 bytes_received: c.bytes_received,
                 bytes_sent: c.bytes_sent,
+                cut_short: c.requests_cut,
             },
             sessions: Sessions {
                 started: c.sessions_started,

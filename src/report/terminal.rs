@@ -107,6 +107,14 @@ pub fn render(s: &Summary, top: usize) -> String {
         thousands(r.failed),
         thousands(r.total)
     );
+    if r.cut_short > 0 {
+        let _ = writeln!(
+            o,
+            "  {} {:<12} in flight when the run stopped, never answered",
+            dots("http_reqs_cut_short"),
+            thousands(r.cut_short)
+        );
+    }
     for m in &s.metrics {
         if m.stats.count > 0 {
             let _ = writeln!(o, "  {} {}", dots(m.name), stats_line(&m.stats));

@@ -1,0 +1,909 @@
+//! The replay engine: plans (due times for speed, rate, stages, tenant
+//! multipliers, segments), the executor under paused time with a stand-in
+//! transport, and the binary against loopback servers that record what they
+//! receive.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reprise::http::{ClientOptions, Outcome, Request, Target, Transport};
+use reprise::model::Model;
+use reprise::plan::{Arrival, Mode, Placement, Plan, PlanConfig, Profile, Segment, Stage, Unit};
+use reprise::replay::{Limits, ReplayOptions, Setup, Shutdown, TokioClock, Worker};
+use serde_json::Value;
+
+use crate::util::server::{Behaviour, Recorder, Seen};
+use crate::util::{self, synth, text};
+
+/// The synthetic ground-truth capture (three tenants, ids disjoint between
+/// tenants), as a HAR, imported once for the whole module.
+fn synth_model() -> &'static (PathBuf, Arc<Model>) {
+    static MODEL: OnceLock<(PathBuf, Arc<Model>)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let har = dir.join("synth.har");
+        std::fs::write(
+            &har,
+            synth::har(&synth::generate(&synth::Truth::standard())),
+        )
+        .expect("writes");
+        let (model, _, _) = util::import(&dir, &[har.to_str().expect("utf-8")]);
+        (dir.join("model.json"), Arc::new(model))
+    })
+}
+
+fn plan(cfg: PlanConfig) -> Plan {
+    Plan::new(synth_model().1.clone(), cfg).expect("a plan")
+}
+
+/// A profile holding `level` for `seconds`.
+fn flat(unit: Unit, level: f64, seconds: u64) -> Mode {
+    Mode::Stages(Profile {
+        unit,
+        start: level,
+        stages: vec![Stage {
+            duration: Duration::from_secs(seconds),
+            target: level,
+        }],
+    })
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Poisson counts: within `k` standard deviations of what was expected.
+fn near(observed: f64, expected: f64, k: f64) -> bool {
+    (observed - expected).abs() <= k * expected.sqrt() + 1.0
+}
+
+#[test]
+fn speed_lays_out_the_recorded_arrivals_compressed() {
+    let p = plan(PlanConfig {
+        mode: Mode::Speed(60.0),
+        ..PlanConfig::default()
+    });
+    let model = &synth_model().1;
+    let span = model.tenants[0].arrivals.bucket().as_secs_f64()
+        * model.tenants[0].arrivals.counts.len() as f64;
+    assert!(
+        (secs(p.length()) - span / 60.0).abs() < 1e-6,
+        "{:?} vs {span}/60",
+        p.length()
+    );
+    // The plan's forecast (what --dry-run prints) says the same.
+    let forecast: f64 = p
+        .expected(p.length())
+        .iter()
+        .map(|(_, rows)| rows[0].0)
+        .sum();
+    assert!(
+        (forecast - model.capture.sessions as f64).abs() < 1.0,
+        "{forecast} vs {}",
+        model.capture.sessions
+    );
+    // Every recorded session arrives once, in its own (compressed) bucket.
+    let mut counts: HashMap<(usize, usize), u64> = HashMap::new();
+    let mut last = Duration::ZERO;
+    for a in p.arrivals() {
+        assert!(a.due >= last, "arrivals come in time order");
+        last = a.due;
+        let t = p.tenants[a.tenant].index;
+        let bucket = model.tenants[t].arrivals.bucket().as_secs_f64() / 60.0;
+        *counts
+            .entry((t, (secs(a.due) / bucket) as usize))
+            .or_default() += 1;
+    }
+    for (ti, t) in model.tenants.iter().enumerate() {
+        for (k, &c) in t.arrivals.counts.iter().enumerate() {
+            assert_eq!(
+                counts.get(&(ti, k)).copied().unwrap_or(0),
+                c,
+                "tenant {} bucket {k}",
+                t.name
+            );
+        }
+    }
+}
+
+#[test]
+fn speed_divides_think_times() {
+    let one = plan(PlanConfig::default());
+    let fast = plan(PlanConfig {
+        mode: Mode::Speed(10.0),
+        ..PlanConfig::default()
+    });
+    let a = Arrival {
+        index: 42,
+        due: Duration::ZERO,
+        tenant: 0,
+    };
+    let (s1, s10) = (one.session(&a), fast.session(&a));
+    assert_eq!(s1.steps.len(), s10.steps.len(), "same session, same steps");
+    assert!(s1.steps.len() > 1, "a session with think times");
+    for (x, y) in s1.steps.iter().zip(&s10.steps) {
+        assert_eq!(x.endpoint, y.endpoint);
+        assert!(
+            (secs(x.think) / 10.0 - secs(y.think)).abs() < 1e-6,
+            "{:?} / 10 vs {:?}",
+            x.think,
+            y.think
+        );
+    }
+}
+
+/// Arrivals per window against the integral of the intensity.
+fn check_windows(p: &Plan, window: Duration, k: f64) {
+    let arrivals: Vec<Arrival> = p.arrivals().collect();
+    for (t, rows) in p.expected(window) {
+        for (w, (expected, _)) in rows.iter().enumerate() {
+            let (a, b) = (w as f64 * secs(window), (w + 1) as f64 * secs(window));
+            let observed = arrivals
+                .iter()
+                .filter(|x| x.tenant == t && secs(x.due) >= a && secs(x.due) < b)
+                .count();
+            assert!(
+                near(observed as f64, *expected, k),
+                "tenant {t} window {w}: {observed} arrivals, {expected:.1} expected"
+            );
+        }
+    }
+}
+
+#[test]
+fn rate_follows_the_shape_of_the_recorded_curve() {
+    let p = plan(PlanConfig {
+        mode: Mode::Rate(3.0),
+        ..PlanConfig::default()
+    });
+    let total: f64 = p.expected(p.length()).iter().map(|(_, r)| r[0].0).sum();
+    let recorded = synth_model().1.capture.sessions as f64;
+    assert!(
+        (total / recorded - 3.0).abs() < 0.01,
+        "3× the recorded sessions: {total} vs {recorded}"
+    );
+    check_windows(&p, Duration::from_secs(900), 4.0);
+    let n = p.arrivals().count() as f64;
+    assert!(near(n, total, 4.0), "{n} arrivals, {total} expected");
+}
+
+#[test]
+fn stages_ramp_linearly_in_sessions_per_second() {
+    let profile = Profile {
+        unit: Unit::SessionsPerSec,
+        start: 0.0,
+        stages: vec![
+            Stage {
+                duration: Duration::from_secs(20),
+                target: 100.0,
+            },
+            Stage {
+                duration: Duration::from_secs(20),
+                target: 100.0,
+            },
+            Stage {
+                duration: Duration::from_secs(20),
+                target: 0.0,
+            },
+        ],
+    };
+    assert_eq!(profile.at(10.0), 50.0);
+    assert_eq!(profile.at(30.0), 100.0);
+    assert_eq!(profile.at(50.0), 50.0);
+    let p = plan(PlanConfig {
+        mode: Mode::Stages(profile),
+        ..PlanConfig::default()
+    });
+    assert_eq!(p.length(), Duration::from_secs(60));
+    let all: f64 = (0..p.tenants.len()).map(|t| p.intensity(t, 30.0)).sum();
+    assert!((all - 100.0).abs() < 1e-9, "all tenants together: {all}/s");
+    check_windows(&p, Duration::from_secs(5), 4.0);
+    // Tenants share the sessions by their recorded weights.
+    let arrivals: Vec<Arrival> = p.arrivals().collect();
+    let model = &synth_model().1;
+    for (i, t) in p.tenants.iter().enumerate() {
+        let n = arrivals.len() as f64;
+        let got = arrivals.iter().filter(|a| a.tenant == i).count() as f64 / n;
+        let want = model.tenants[t.index].session_share;
+        let sd = (want * (1.0 - want) / n).sqrt();
+        assert!(
+            (got - want).abs() < 4.0 * sd,
+            "{}: {got:.3} of sessions, recorded {want:.3}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn users_are_turned_into_sessions_per_second_by_littles_law() {
+    let p = plan(PlanConfig {
+        mode: flat(Unit::Users, 200.0, 60),
+        ..PlanConfig::default()
+    });
+    let mean = secs(p.mean_session());
+    assert!(mean > 1.0, "sessions last: {mean}s");
+    let all: f64 = (0..p.tenants.len()).map(|t| p.intensity(t, 10.0)).sum();
+    assert!(
+        (all * mean - 200.0).abs() < 1e-6,
+        "λ × W = {} users",
+        all * mean
+    );
+}
+
+#[test]
+fn a_tenant_multiplier_scales_that_tenant_only() {
+    let base = plan(PlanConfig {
+        mode: Mode::Rate(2.0),
+        ..PlanConfig::default()
+    });
+    let noisy = plan(PlanConfig {
+        mode: Mode::Rate(2.0),
+        tenant_mult: vec![("globex".into(), 5.0)],
+        ..PlanConfig::default()
+    });
+    let count = |p: &Plan, name: &str| {
+        let t = p
+            .tenants
+            .iter()
+            .position(|t| t.name == name)
+            .expect("tenant");
+        p.arrivals().filter(|a| a.tenant == t).count() as f64
+    };
+    let (g1, g5) = (count(&base, "globex"), count(&noisy, "globex"));
+    assert!(
+        near(g5, 5.0 * g1, 4.0 * 5f64.sqrt()),
+        "globex ×5: {g1} → {g5}"
+    );
+    let (a1, a5) = (count(&base, "acme"), count(&noisy, "acme"));
+    assert!(
+        near(a5, a1, 4.0 * 2f64.sqrt()),
+        "acme unchanged: {a1} → {a5}"
+    );
+    let t = noisy
+        .tenants
+        .iter()
+        .position(|t| t.name == "globex")
+        .expect("tenant");
+    let u = noisy
+        .tenants
+        .iter()
+        .position(|t| t.name == "acme")
+        .expect("tenant");
+    let at = 3600.0;
+    assert!((noisy.intensity(t, at) - 5.0 * base.intensity(t, at)).abs() < 1e-9);
+    assert!((noisy.intensity(u, at) - base.intensity(u, at)).abs() < 1e-9);
+}
+
+#[test]
+fn segments_partition_the_sessions() {
+    let cfg = PlanConfig {
+        mode: Mode::Rate(1.0),
+        ..PlanConfig::default()
+    };
+    let whole: Vec<Arrival> = plan(cfg.clone()).arrivals().collect();
+    let n = 3;
+    let mut owners = vec![0u32; whole.len()];
+    for i in 1..=n {
+        let s = Segment { index: i, count: n };
+        let p = plan(PlanConfig {
+            segment: Some(s),
+            ..cfg.clone()
+        });
+        // Every process sees the same arrival sequence and keeps its share.
+        let mine: Vec<Arrival> = p.arrivals().filter(|a| s.owns(a.index)).collect();
+        assert!(
+            near(mine.len() as f64, whole.len() as f64 / 3.0, 4.0),
+            "segment {s}: {} of {}",
+            mine.len(),
+            whole.len()
+        );
+        for a in mine {
+            assert_eq!(
+                whole[a.index as usize], a,
+                "the same arrival in the whole run"
+            );
+            owners[a.index as usize] += 1;
+        }
+    }
+    assert!(
+        owners.iter().all(|&o| o == 1),
+        "each session run by exactly one segment"
+    );
+    assert!(
+        "0/3".parse::<Segment>().is_err()
+            && "4/3".parse::<Segment>().is_err()
+            && "2/3".parse::<Segment>().is_ok()
+    );
+}
+
+/// A transport that answers after a fixed time (tokio's, so it can be
+/// paused) and records when each request was sent.
+#[derive(Clone)]
+struct Mock {
+    delay: Duration,
+    sent: Rc<RefCell<Vec<(Duration, String)>>>,
+    start: tokio::time::Instant,
+    in_flight: Rc<Cell<usize>>,
+    most_in_flight: Rc<Cell<usize>>,
+}
+
+impl Mock {
+    fn new(delay: Duration, start: tokio::time::Instant) -> Mock {
+        Mock {
+            delay,
+            sent: Rc::default(),
+            start,
+            in_flight: Rc::default(),
+            most_in_flight: Rc::default(),
+        }
+    }
+}
+
+impl Transport for Mock {
+    async fn send(&self, req: Request<'_>) -> Outcome {
+        let now = tokio::time::Instant::now();
+        self.sent
+            .borrow_mut()
+            .push((now - self.start, req.path_and_query.to_string()));
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.most_in_flight
+            .set(self.most_in_flight.get().max(self.in_flight.get()));
+        tokio::time::sleep(self.delay).await;
+        self.in_flight.set(self.in_flight.get() - 1);
+        let end = tokio::time::Instant::now().into_std();
+        Outcome {
+            started: now.into_std(),
+            finished: end,
+            status: Some(200),
+            error: None,
+            connecting: None,
+            tls: None,
+            waiting: Some(self.delay),
+            receiving: Some(Duration::ZERO),
+            bytes_received: 10,
+            bytes_sent: 10,
+        }
+    }
+}
+
+fn options(max_inflight: usize) -> ReplayOptions {
+    ReplayOptions {
+        target: Target::parse("http://127.0.0.1:9").expect("target"),
+        placement: Placement::default(),
+        client: ClientOptions {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            http2: false,
+            tls: None,
+        },
+        workers: 1,
+        max_inflight,
+        max_sessions: 1_000_000,
+        late_after: Duration::from_millis(250),
+        grace: Duration::from_secs(600),
+    }
+}
+
+/// Runs `p` on one worker with the mock transport under paused time.
+fn run_paused(
+    p: Plan,
+    delay: Duration,
+    max_inflight: usize,
+) -> (reprise::replay::WorkerReport, Mock) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let start = tokio::time::Instant::now();
+        let mock = Mock::new(delay, start);
+        let setup = Setup {
+            id: 0,
+            workers: 1,
+            plan: Arc::new(p),
+            opts: options(max_inflight),
+            shutdown: Shutdown::new(),
+            start,
+            limits: Limits::new(max_inflight, 1_000_000),
+        };
+        let report = Worker::new(setup, mock.clone(), TokioClock)
+            .run(|_| {})
+            .await;
+        (report, mock)
+    })
+}
+
+#[test]
+fn each_request_leaves_when_due_and_latency_counts_from_then() {
+    let cfg = PlanConfig {
+        mode: Mode::Speed(120.0),
+        ..PlanConfig::default()
+    };
+    let delay = Duration::from_millis(7);
+    let (report, mock) = run_paused(plan(cfg.clone()), delay, 10_000);
+    // What the plan says: the first request at the arrival, each next one
+    // after the previous response plus its think time.
+    let p = plan(cfg);
+    let mut expected: Vec<Duration> = Vec::new();
+    for a in p.arrivals() {
+        let s = p.session(&a);
+        let mut at = a.due;
+        for (i, step) in s.steps.iter().enumerate() {
+            if i > 0 {
+                at += delay + step.think;
+            }
+            expected.push(at);
+        }
+    }
+    let mut sent: Vec<Duration> = mock.sent.borrow().iter().map(|(t, _)| *t).collect();
+    expected.sort();
+    sent.sort();
+    assert_eq!(sent.len(), expected.len(), "every planned request was sent");
+    // tokio's timers have millisecond granularity: each request can leave
+    // up to a millisecond late, which carries into its session's next ones
+    // (sessions here have at most four requests).
+    for (s, e) in sent.iter().zip(&expected) {
+        assert!(
+            *s >= *e && *s - *e <= Duration::from_millis(5),
+            "sent at {s:?}, due {e:?}"
+        );
+    }
+    let r = report.recorder;
+    assert_eq!(r.counts.requests, expected.len() as u64);
+    assert_eq!(r.counts.sessions_completed, p.arrivals().count() as u64);
+    let ms = |h: &reprise::metrics::Hist, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    assert!(
+        ms(&r.metrics.service, 0.5) >= 6.9 && ms(&r.metrics.service, 0.99) <= 8.1,
+        "service time is the mock's 7 ms"
+    );
+    assert!(
+        ms(&r.metrics.lag, 0.99) <= 1.01,
+        "never more than a timer tick late"
+    );
+    assert!(ms(&r.metrics.duration, 0.99) <= 8.1);
+}
+
+#[test]
+fn waiting_for_a_free_slot_counts_in_the_latency() {
+    // 20 single-worker sessions a second for 5 s, each request taking
+    // 100 ms, at most one in flight: requests queue behind each other.
+    let cfg = PlanConfig {
+        mode: flat(Unit::SessionsPerSec, 20.0, 5),
+        think_scale: 0.0,
+        ..PlanConfig::default()
+    };
+    let (report, mock) = run_paused(plan(cfg), Duration::from_millis(100), 1);
+    assert_eq!(mock.most_in_flight.get(), 1, "--max-inflight holds");
+    let r = report.recorder;
+    let p50 = |h: &reprise::metrics::Hist| h.value_at_quantile(0.5) as f64 / 1000.0;
+    assert!(
+        (p50(&r.metrics.service) - 100.0).abs() < 2.0,
+        "service time stays the target's"
+    );
+    assert!(
+        p50(&r.metrics.duration) > 1000.0,
+        "latency from due includes the queue: {}",
+        p50(&r.metrics.duration)
+    );
+    assert!(
+        p50(&r.metrics.lag) > 900.0,
+        "and the generator's lag says why"
+    );
+    assert!(
+        r.counts.sessions_late > 0,
+        "sessions that started late are counted"
+    );
+}
+
+// ---- The binary against loopback servers ----
+
+/// Runs `reprise replay` with a config file; returns the process output and
+/// the summary.json written.
+fn replay(dir: &Path, model: &Path, toml: &str, args: &[&str]) -> (std::process::Output, Value) {
+    let config = dir.join("run.toml");
+    std::fs::write(&config, toml).expect("writes");
+    let out_dir = dir.join("out");
+    let out = util::reprise()
+        .arg("replay")
+        .arg(model)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out_dir)
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let summary = std::fs::read(out_dir.join("summary.json"))
+        .map(|b| serde_json::from_slice(&b).expect("summary.json is JSON"))
+        .unwrap_or(Value::Null);
+    (out, summary)
+}
+
+/// An endpoint name of the synth model for a request seen on the wire.
+fn endpoint_of(s: &Seen) -> String {
+    let path = s.path();
+    let templated: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            if seg.parse::<u64>().is_ok() {
+                "{id}".to_string()
+            } else if seg.len() == 36 && seg.matches('-').count() == 4 {
+                "{uuid}".to_string()
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect();
+    format!("{} {}", s.method, templated.join("/"))
+}
+
+#[test]
+fn a_replay_reproduces_the_models_mix_tenants_and_ids() {
+    let (model_path, model) = synth_model();
+    let server = Recorder::start(Behaviour::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 1,000 sessions a second for 12 s; think times scaled down so that the
+    // sessions finish within the run.
+    let toml = format!(
+        "target = \"{}\"\nthink_scale = 0.005\ngrace = \"20s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 1000\nstages = [{{ duration = \"12s\", target = 1000 }}]\n",
+        server.url()
+    );
+    let (out, summary) = replay(dir.path(), model_path, &toml, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = server.seen();
+    assert_eq!(
+        seen.len() as u64,
+        summary["requests"]["total"].as_u64().expect("total"),
+        "every request counted once"
+    );
+
+    // The endpoint mix, within 2 points of the model's.
+    let mut by_endpoint: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &seen {
+        *by_endpoint.entry(endpoint_of(s)).or_default() += 1;
+    }
+    let total_model: u64 = model.endpoints.iter().map(|e| e.requests).sum();
+    for e in &model.endpoints {
+        let want = e.requests as f64 / total_model as f64;
+        let got = by_endpoint.get(&e.name()).copied().unwrap_or(0) as f64 / seen.len() as f64;
+        assert!(
+            (got - want).abs() < 0.02,
+            "{}: {got:.4} of requests replayed, {want:.4} in the model",
+            e.name()
+        );
+    }
+    assert_eq!(
+        by_endpoint.len(),
+        model.endpoints.len(),
+        "no other endpoints: {by_endpoint:?}"
+    );
+
+    // Tenants' shares of requests within 1 point; every id is the tenant's own.
+    let truth = synth::Truth::standard();
+    let mut by_tenant: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &seen {
+        let tenant = s
+            .header("x-tenant-id")
+            .expect("the tenant travels in its recorded header")
+            .to_string();
+        let ti = truth
+            .tenants
+            .iter()
+            .position(|(t, _)| *t == tenant)
+            .expect("a known tenant");
+        for seg in s.path().split('/') {
+            if let Ok(id) = seg.parse::<u32>() {
+                assert!(
+                    synth::Truth::product_ids(ti).contains(&id),
+                    "{tenant} sent id {id} of another tenant"
+                );
+            }
+            if seg.len() == 36 && seg.matches('-').count() == 4 {
+                // synth order ids carry their tenant in the third group.
+                assert_eq!(
+                    &seg[15..18],
+                    format!("{ti:03x}"),
+                    "{tenant} sent order {seg} of another tenant"
+                );
+            }
+        }
+        if s.method == "POST" && s.path() == "/api/orders" {
+            let body: Value = serde_json::from_slice(&s.body).expect("a JSON order");
+            let id = body["product_id"].as_u64().expect("product id") as u32;
+            assert!(
+                synth::Truth::product_ids(ti).contains(&id),
+                "{tenant} ordered product {id} of another tenant"
+            );
+        }
+        *by_tenant.entry(tenant).or_default() += 1;
+    }
+    for t in &model.tenants {
+        let got = by_tenant.get(&t.name).copied().unwrap_or(0) as f64 / seen.len() as f64;
+        assert!(
+            (got - t.request_share).abs() < 0.01,
+            "{}: {got:.4} of requests, {:.4} in the model",
+            t.name,
+            t.request_share
+        );
+    }
+
+    // The session rate achieved: within 2 % of the plan's (its Poisson
+    // arrivals for this seed, themselves near 1,000/s).
+    let planned = plan(PlanConfig {
+        mode: flat(Unit::SessionsPerSec, 1000.0, 12),
+        think_scale: 0.005,
+        ..PlanConfig::default()
+    })
+    .arrivals()
+    .count() as f64;
+    assert!(near(planned, 12_000.0, 4.0), "{planned} arrivals planned");
+    let started = summary["sessions"]["started"].as_u64().expect("sessions") as f64;
+    assert!(
+        (started / planned - 1.0).abs() < 0.02,
+        "{started} sessions started, {planned} planned"
+    );
+    let elapsed = summary["run"]["elapsed_ms"].as_f64().expect("elapsed");
+    let first_and_last: Vec<Duration> = seen.iter().map(|s| s.at).collect();
+    let span = first_and_last.iter().max().copied().unwrap_or_default();
+    assert!(
+        span < Duration::from_secs(14) && elapsed < 14_000.0,
+        "sessions kept to the 12 s schedule: {span:?}"
+    );
+    assert_eq!(summary["sessions"]["dropped"], 0);
+    assert_eq!(summary["requests"]["failed"], 0);
+}
+
+#[test]
+fn a_stall_shows_in_latency_from_due_and_in_service_time() {
+    // One request per session, 200 sessions a second for 10 s; the server
+    // holds everything arriving between 3 s and 4 s until 4 s.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = String::new();
+    for i in 0..600 {
+        log.push_str(&format!(
+            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET /ping HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
+            i / 250,
+            i % 250 + 1,
+            i / 60 % 60,
+            i % 60
+        ));
+    }
+    let log_path = dir.path().join("ping.log");
+    std::fs::write(&log_path, log).expect("writes");
+    util::import(dir.path(), &[log_path.to_str().expect("utf-8")]);
+    let server = Recorder::start(Behaviour {
+        stall: Some((Duration::from_secs(3), Duration::from_secs(4))),
+    });
+    let toml = format!(
+        "target = \"{}\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 200\nstages = [{{ duration = \"10s\", target = 200 }}]\n",
+        server.url()
+    );
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let metric = |name: &str, q: &str| {
+        summary["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == name)
+            .expect("metric")[q]
+            .as_f64()
+            .expect("a number")
+    };
+    // Open-model truth: a tenth of the requests wait 0–1 s, so p99 ≈ 900 ms
+    // and p95 ≈ 500 ms.
+    let (p95, p99) = (
+        metric("http_req_duration", "p95"),
+        metric("http_req_duration", "p99"),
+    );
+    assert!(
+        (400.0..=620.0).contains(&p95),
+        "p95 from due {p95} ms; truth ≈ 500 ms"
+    );
+    assert!(
+        (820.0..=1000.0).contains(&p99),
+        "p99 from due {p99} ms; truth ≈ 900 ms"
+    );
+    // Requests left on time: the wait was the server's.
+    let service_p99 = metric("http_req_service_time", "p99");
+    assert!(
+        service_p99 >= 800.0,
+        "service time shows the stall too: {service_p99} ms"
+    );
+    let lag_p99 = metric("generator_lag", "p99");
+    eprintln!(
+        "stall: p95 {p95} ms, p99 {p99} ms, service p99 {service_p99} ms, lag p99 {lag_p99} ms"
+    );
+    assert!(
+        lag_p99 < 100.0,
+        "reprise kept the schedule: lag p99 {lag_p99} ms"
+    );
+    assert_eq!(summary["requests"]["failed"], 0);
+}
+
+#[test]
+fn segments_together_send_exactly_what_one_process_sends() {
+    let (model_path, _) = synth_model();
+    let run = |segment: Option<&str>| {
+        let server = Recorder::start(Behaviour::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!("target = \"{}\"\nspeed = 2400\n", server.url());
+        let mut args = vec!["--quiet"];
+        if let Some(s) = segment {
+            args.extend(["--segment", s]);
+        }
+        let (out, _) = replay(dir.path(), model_path, &toml, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut sent: Vec<String> = server
+            .seen()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {} {}",
+                    s.header("x-tenant-id").unwrap_or(""),
+                    s.method,
+                    s.target,
+                    text(&s.body)
+                )
+            })
+            .collect();
+        sent.sort();
+        sent
+    };
+    let whole = run(None);
+    assert!(whole.len() > 1000, "{} requests", whole.len());
+    let mut parts: Vec<String> = Vec::new();
+    for s in ["1/3", "2/3", "3/3"] {
+        let part = run(Some(s));
+        assert!(
+            !part.is_empty() && part.len() < whole.len(),
+            "segment {s}: {} requests",
+            part.len()
+        );
+        parts.extend(part);
+    }
+    parts.sort();
+    assert_eq!(
+        parts, whole,
+        "the segments' requests are the whole run's, none twice"
+    );
+}
+
+#[test]
+fn hosts_the_capture_was_recorded_on_are_refused() {
+    // The synth capture was recorded on api.example.com.
+    let (model_path, _) = synth_model();
+    let out = util::reprise()
+        .args([
+            "replay",
+            model_path.to_str().expect("utf-8"),
+            "--target",
+            "https://api.example.com",
+            "--dry-run",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--allow-host api.example.com"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = util::reprise()
+        .args([
+            "replay",
+            model_path.to_str().expect("utf-8"),
+            "--target",
+            "https://API.example.com",
+            "--allow-host",
+            "api.example.com",
+            "--dry-run",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("nothing was sent"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_per_tenant() {
+    let (model_path, model) = synth_model();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = "target = \"http://127.0.0.1:9\"\n[profile]\nunit = \"sessions_per_sec\"\nstages = [{ duration = \"1m\", target = 10 }, { duration = \"1m\", target = 10 }]\n";
+    std::fs::write(dir.path().join("run.toml"), toml).expect("writes");
+    let out = util::reprise()
+        .arg("replay")
+        .arg(model_path)
+        .arg("--config")
+        .arg(dir.path().join("run.toml"))
+        .arg("--dry-run")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for t in &model.tenants {
+        assert!(s.contains(&t.name), "{s}");
+    }
+    // 5/s on average over the ramp, 10/s held: 900 sessions in all.
+    let all = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("all "))
+        .expect("a total line");
+    assert!(all.contains(" 900 sessions"), "{all}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_results() {
+    let (model_path, _) = synth_model();
+    let server = Recorder::start(Behaviour::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reprise"))
+        .arg("replay")
+        .arg(model_path)
+        .args([
+            "--target",
+            &server.url(),
+            "--rate",
+            "50",
+            "--duration",
+            "10m",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .spawn()
+        .expect("starts");
+    // Wait until traffic flows, then interrupt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.seen().len() < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending SIGINT to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waits") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(30),
+            "did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the documented exit code for an interrupted run"
+    );
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join("summary.json")).expect("summary written"),
+    )
+    .expect("JSON");
+    assert_eq!(summary["run"]["interrupted"], true);
+    assert!(summary["requests"]["total"].as_u64().expect("total") >= 50);
+    assert!(out_dir.join("timeline.csv").is_file() && out_dir.join("histograms.json").is_file());
+}

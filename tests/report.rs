@@ -1,0 +1,194 @@
+//! Reports of a run: the terminal summary (snapshot), the run directory's
+//! files, summary.json against its committed schema, and histograms that
+//! read back exactly.
+
+use std::time::Duration;
+
+use reprise::http::ErrorKind;
+use reprise::metrics::{Measured, Recorder, Results, RunMeta};
+use reprise::report::{self, Run, Summary, decode_histogram};
+use serde_json::Value;
+
+use crate::util;
+
+fn measured(endpoint: u32, tenant: u32, ms: u64, status: Option<u16>) -> Measured {
+    Measured {
+        endpoint,
+        tenant,
+        status,
+        error: status.is_none().then_some(ErrorKind::Refused),
+        duration: Duration::from_millis(ms),
+        service: Duration::from_millis(ms.saturating_sub(1)),
+        lag: Duration::from_micros(150),
+        waiting: status.map(|_| Duration::from_millis(ms.saturating_sub(2))),
+        receiving: status.map(|_| Duration::from_micros(300)),
+        connecting: ms.is_multiple_of(50).then(|| Duration::from_micros(120)),
+        tls: None,
+        bytes_received: 1200,
+        bytes_sent: 180,
+    }
+}
+
+/// A run with known numbers: two tenants, three endpoints, some 5xx and
+/// some refused connections.
+fn results() -> Results {
+    let mut r = Results::default();
+    r.names.endpoints = vec![
+        "GET /api/products".into(),
+        "GET /api/products/{id}".into(),
+        "POST /api/orders".into(),
+    ];
+    r.names.tenants = vec!["acme".into(), "globex".into()];
+    let mut rec = Recorder::default();
+    for i in 0..1000u64 {
+        let endpoint = (i % 3) as u32;
+        let tenant = u32::from(i % 4 == 0);
+        let status = match i % 100 {
+            0 => None,
+            1..=3 => Some(503),
+            _ => Some(200),
+        };
+        let msg = status
+            .is_none()
+            .then_some("connecting to 127.0.0.1:8080: Connection refused (os error 111)");
+        rec.request(&measured(endpoint, tenant, 5 + i % 200, status), msg);
+    }
+    for i in 0..300u64 {
+        rec.session_started(i % 100 == 0);
+        rec.session_ended(Duration::from_secs(2 + i % 7), i % 50 != 0);
+    }
+    rec.session_dropped();
+    r.absorb(rec);
+    r.meta = RunMeta {
+        version: "0.1.0".into(),
+        command: "reprise replay model.json --target http://127.0.0.1:8080".into(),
+        model: "model.json".into(),
+        target: "http://127.0.0.1:8080".into(),
+        profile: "rate ×2".into(),
+        seed: 1,
+        segment: None,
+        workers: 2,
+        start: "2026-11-27T12:00:00.000Z".into(),
+        end: "2026-11-27T12:00:20.000Z".into(),
+        planned: Duration::from_secs(20),
+        elapsed: Duration::from_secs(20),
+        interrupted: false,
+    };
+    r
+}
+
+#[test]
+fn the_terminal_summary() {
+    let r = results();
+    let s = Summary::of(&r);
+    insta::assert_snapshot!(report::terminal::render(&s, 10));
+}
+
+#[test]
+fn the_summary_counts_what_was_recorded() {
+    let s = Summary::of(&results());
+    assert_eq!(s.requests.total, 1000);
+    assert_eq!(s.requests.failed, 40, "10 refused + 30 503s");
+    assert!((s.requests.failed_rate - 0.04).abs() < 1e-9);
+    assert!((s.requests.per_sec - 50.0).abs() < 1e-9);
+    assert_eq!(s.sessions.started, 300);
+    assert_eq!(s.sessions.late, 3);
+    assert_eq!(s.sessions.dropped, 1);
+    assert_eq!(s.sessions.interrupted, 6);
+    let kinds: Vec<(&str, u64)> = s
+        .errors
+        .iter()
+        .map(|e| (e.kind.as_str(), e.count))
+        .collect();
+    assert_eq!(kinds, [("refused", 10), ("5xx", 30)]);
+    let acme = s.tenants.iter().find(|t| t.name == "acme").expect("acme");
+    assert_eq!(acme.requests, 750);
+    let d = s.metric("http_req_duration").expect("duration");
+    // 5 + i % 200 ms over i in 0..1000: uniform on 5..=204 ms.
+    assert!(
+        (d.med - 104.5).abs() <= 1.0 && (d.p99 - 203.0).abs() <= 1.5,
+        "{d:?}"
+    );
+    assert_eq!(d.min, 5.0);
+}
+
+#[test]
+fn a_run_directory_holds_every_file_and_histograms_read_back_exactly() {
+    let r = results();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = Run::new(&r);
+    let written = report::write_dir(dir.path(), &run, &report::standard()).expect("written");
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "summary.json",
+            "timeline.csv",
+            "histograms.json",
+            "summary.txt"
+        ]
+    );
+    let h: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("histograms.json")).expect("read"))
+            .expect("JSON");
+    let duration = h["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m[0] == "http_req_duration")
+        .expect("http_req_duration");
+    let back = decode_histogram(duration[1].as_str().expect("base64")).expect("decodes");
+    assert_eq!(back.len(), 1000);
+    assert_eq!(
+        back.value_at_quantile(0.99),
+        r.metrics.duration.value_at_quantile(0.99)
+    );
+    assert_eq!(back.max(), r.metrics.duration.max());
+    let keys = h["keys"].as_array().expect("keys");
+    let total: u64 = keys
+        .iter()
+        .map(|k| k["requests"].as_u64().expect("requests"))
+        .sum();
+    assert_eq!(total, 1000);
+    let per_key: u64 = keys
+        .iter()
+        .map(|k| {
+            decode_histogram(k["duration"].as_str().expect("b64"))
+                .expect("decodes")
+                .len()
+        })
+        .sum();
+    assert_eq!(per_key, 1000, "per-key histograms hold every request");
+}
+
+fn schema_errors(v: &jsonschema::Validator, json: &Value) -> Vec<String> {
+    v.iter_errors(json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn summary_json_follows_the_committed_schema() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(util::repo("docs/summary.schema.json")).expect("docs/summary.schema.json"),
+    )
+    .expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let r = results();
+    let json: Value = serde_json::to_value(Summary::of(&r)).expect("serialises");
+    assert_eq!(schema_errors(&validator, &json), Vec::<String>::new());
+    // The schema is strict: a field it does not know is an error.
+    let mut extra = json.clone();
+    extra["requests"]["surprise"] = Value::from(1);
+    assert!(!validator.is_valid(&extra));
+    // And a run that sent nothing is still valid.
+    let nothing = Results {
+        meta: r.meta.clone(),
+        ..Results::default()
+    };
+    let empty: Value = serde_json::to_value(Summary::of(&nothing)).expect("serialises");
+    assert_eq!(schema_errors(&validator, &empty), Vec::<String>::new());
+}

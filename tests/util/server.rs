@@ -1,0 +1,175 @@
+//! A loopback HTTP server for replay tests: bound to 127.0.0.1:0, records
+//! every request it receives, answers 200 (after a stall, when asked to).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Since the first request arrived.
+    pub at: Duration,
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// How the server behaves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Behaviour {
+    /// Requests arriving within this window (offsets from the first
+    /// request) are held until the window ends: a stall.
+    pub stall: Option<(Duration, Duration)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    first: Option<Instant>,
+    seen: Vec<Seen>,
+}
+
+/// The running server; stops when dropped.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start(behaviour: Behaviour) -> Recorder {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let s = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("sends");
+                let serve = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req| handle(s.clone(), behaviour, req));
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        Recorder {
+            addr: addr_rx.recv().expect("server started"),
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.lock().expect("lock").seen.clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Mutex<Shared>>,
+    behaviour: Behaviour,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let now = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let at = {
+        let mut s = shared.lock().expect("lock");
+        let first = *s.first.get_or_insert(now);
+        let at = now - first;
+        s.seen.push(Seen {
+            at,
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or("/".into(), |p| p.to_string()),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+        });
+        at
+    };
+    if let Some((from, to)) = behaviour.stall
+        && at >= from
+        && at < to
+    {
+        tokio::time::sleep(to - at).await;
+    }
+    Ok(hyper::Response::new(Full::new(Bytes::from_static(
+        b"{\"ok\":true}",
+    ))))
+}
