@@ -240,7 +240,7 @@ impl Client {
         let origin = req.origin;
         let (sender, connecting, tls) = match reuse.then(|| self.checkout(origin)).flatten() {
             Some(s) => (s, None, None),
-            None => match self.connect(origin).await {
+            None => match Box::pin(self.connect(origin)).await {
                 Ok((s, c, t)) => (s, Some(c), t),
                 Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
             },
@@ -315,8 +315,8 @@ impl Transport for Client {
                 Ok(o) => o,
                 // A kept-alive connection the server had already closed:
                 // once more on a new one.
-                Err((true, _)) => self
-                    .attempt(&req, started, false)
+                // Boxed: rare, and it keeps every request's future small.
+                Err((true, _)) => Box::pin(self.attempt(&req, started, false))
                     .await
                     .unwrap_or_else(|(_, o)| o),
                 Err((false, o)) => o,
