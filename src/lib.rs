@@ -12,6 +12,7 @@
 //!   for each command. Only `app` uses `anyhow`; the core never sees clap.
 
 pub mod app;
+pub mod auth;
 pub mod capture;
 pub mod cli;
 pub mod config;

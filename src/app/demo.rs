@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use std::path::Path;
 
 use super::replay::{describe, execute, finish};
 use super::{build_model, exit, runtime};
+use crate::auth::{Auth, AuthConfig, AuthFile, HttpLogin};
 use crate::capture::{Input, ReadOptions};
 use crate::cli::{DemoArgs, DemoTargetArgs};
 use crate::config::{UsageError, available_cpus, defaults};
@@ -17,7 +19,7 @@ use crate::http::{ClientOptions, Target};
 use crate::metrics::RunMeta;
 use crate::model::ModelOptions;
 use crate::plan::{Mode, Placement, Plan, PlanConfig, Profile, Stage, Unit};
-use crate::replay::{Interrupts, ReplayOptions};
+use crate::replay::{Interrupts, ReplayOptions, Shutdown};
 
 /// The capture the demo replays: mitmproxy's HAR of traffic to the demo target
 /// (captures/README.md says how it was recorded).
@@ -27,6 +29,30 @@ const CAPTURE_NAME: &str = "captures/demo-shop.har.gz";
 /// The demo target's pool: small, so the spike goes past its capacity.
 const DEMO_WORKERS: usize = 1;
 const DEMO_QUEUE: usize = 32;
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(10);
+
+/// How the demo logs in: five test shoppers, each able to shop at any
+/// tenant, through the demo target's JSON login (docs/auth.md explains each
+/// key). The recorded logins in the capture carry redacted passwords; the
+/// token manager logs in instead.
+fn demo_auth() -> String {
+    format!(
+        r#"kind = "json_login"
+url = "/api/login"
+body = '{{"email": "{{username}}", "password": "{{password}}"}}'
+login_headers = {{ "x-tenant-id" = "{{tenant}}" }}
+password = "{password}"
+users = [
+  {{ username = "shopper1@demo.test" }},
+  {{ username = "shopper2@demo.test" }},
+  {{ username = "shopper3@demo.test" }},
+  {{ username = "shopper4@demo.test" }},
+  {{ username = "shopper5@demo.test" }},
+]
+"#,
+        password = crate::demo::target::DEFAULT_PASSWORD
+    )
+}
 
 pub fn demo_target(a: DemoTargetArgs) -> Result<u8> {
     if a.workers == 0 || !(a.service_scale.is_finite() && a.service_scale >= 0.0) {
@@ -91,6 +117,10 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
             TargetConfig {
                 workers: DEMO_WORKERS,
                 queue: DEMO_QUEUE,
+                // Business requests need a token, and tokens live a third
+                // of the run: the summary shows logins and refreshes.
+                require_auth: true,
+                token_ttl: DEMO_TOKEN_TTL,
                 ..TargetConfig::default()
             },
         ))
@@ -144,7 +174,28 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         seed: 1,
         ..RunMeta::default()
     };
-    let results = execute(plan, opts, meta, interrupts, false);
+    let shutdown = Shutdown::new();
+    let auth_file: AuthFile = toml::from_str(&demo_auth()).context("the demo's [auth]")?;
+    let auth = Auth::new(
+        AuthConfig::resolve(auth_file, Path::new("."))?,
+        &plan,
+        opts.target.clone(),
+        Arc::new(HttpLogin {
+            tls: None,
+            timeout: defaults::TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+        }),
+        shutdown.clone(),
+    )?;
+    let results = execute(
+        plan,
+        opts,
+        Some(Arc::new(auth)),
+        shutdown,
+        meta,
+        interrupts,
+        false,
+    );
     rt.block_on(target.stop());
     finish(&results, a.out.as_deref(), false)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::exit;
+use crate::auth::{Auth, HttpLogin};
 use crate::cli::ReplayArgs;
 use crate::config::{RunConfig, UsageError};
 use crate::metrics::{Results, RunMeta};
@@ -41,10 +42,27 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
             eprintln!("warning: {w}");
         }
     }
+    let shutdown = Shutdown::new();
+    let auth = match cfg.auth.clone() {
+        Some(a) => Some(Arc::new(Auth::new(
+            a,
+            &plan,
+            cfg.target.clone(),
+            Arc::new(HttpLogin {
+                tls: cfg.auth_tls.clone(),
+                timeout: cfg.client.timeout,
+                connect_timeout: cfg.client.connect_timeout,
+            }),
+            shutdown.clone(),
+        )?)),
+        None => None,
+    };
     if cfg.dry_run {
-        std::io::stdout()
-            .lock()
-            .write_all(dry_run(&plan, &cfg).as_bytes())?;
+        let mut text = dry_run(&plan, &cfg);
+        if let Some(a) = &auth {
+            text.push_str(&format!("\n{}\n", a.describe()));
+        }
+        std::io::stdout().lock().write_all(text.as_bytes())?;
         return Ok(exit::OK);
     }
     let meta = RunMeta {
@@ -67,7 +85,7 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
         late_after: cfg.late_after,
         grace: cfg.grace,
     };
-    let results = execute(plan, opts, meta, interrupts, cfg.quiet);
+    let results = execute(plan, opts, auth, shutdown, meta, interrupts, cfg.quiet);
     finish(&results, cfg.out.as_deref(), cfg.quiet)
 }
 
@@ -75,15 +93,16 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
 pub fn execute(
     plan: Arc<Plan>,
     opts: ReplayOptions,
+    auth: Option<Arc<Auth>>,
+    shutdown: Shutdown,
     mut meta: RunMeta,
     interrupts: &Interrupts,
     quiet: bool,
 ) -> Results {
-    let shutdown = Shutdown::new();
     interrupts.arm(&shutdown);
     meta.start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut live = Live::new(&plan, quiet);
-    let mut results = replay::run(plan, opts, shutdown, |p| live.show(p));
+    let mut results = replay::run(plan, opts, auth, shutdown, |p| live.show(p));
     live.done();
     interrupts.disarm();
     meta.end = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -91,6 +110,7 @@ pub fn execute(
     meta.planned = results.meta.planned;
     meta.elapsed = results.meta.elapsed;
     meta.interrupted = results.meta.interrupted;
+    meta.aborted = results.meta.aborted.take();
     results.meta = meta;
     results
 }
@@ -109,6 +129,10 @@ pub fn finish(results: &Results, out: Option<&Path>, quiet: bool) -> Result<u8> 
         if let Some(dir) = out {
             writeln!(stdout, "\n  results in {}", dir.display())?;
         }
+    }
+    if let Some(reason) = &results.meta.aborted {
+        eprintln!("error: {reason}");
+        return Ok(exit::FAILURE);
     }
     Ok(if results.meta.interrupted {
         exit::INTERRUPTED

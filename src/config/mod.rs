@@ -7,6 +7,7 @@ mod run;
 
 use std::path::PathBuf;
 
+pub(crate) use run::opt_duration;
 pub use run::{RunConfig, RunFile, available_cpus, defaults};
 
 use crate::capture::{ReadOptions, Source};

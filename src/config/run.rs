@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::UsageError;
+use crate::auth::AuthConfig;
 use crate::cli::ReplayArgs;
 use crate::http::{ClientOptions, Target, tls_config};
 use crate::plan::{Mode, Placement, PlanConfig, Profile, Segment, SessionMode, Stage, Unit};
@@ -73,6 +74,8 @@ pub struct RunFile {
     pub threads: Option<usize>,
     pub out: Option<PathBuf>,
     pub profile: Option<ProfileFile>,
+    /// `[auth]`: how test users log in (docs/auth.md).
+    pub auth: Option<crate::auth::AuthFile>,
 }
 
 /// `[profile]`: k6-style stages.
@@ -120,7 +123,7 @@ mod duration {
     }
 }
 
-mod opt_duration {
+pub(crate) mod opt_duration {
     use std::time::Duration;
 
     use serde::Deserializer;
@@ -155,6 +158,9 @@ pub struct RunConfig {
     pub dry_run: bool,
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    pub auth: Option<AuthConfig>,
+    /// TLS for login requests (HTTP/1.1 only), when any go to https.
+    pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl RunConfig {
@@ -268,6 +274,16 @@ impl RunConfig {
         if plan.duration.is_some_and(|d| d.is_zero()) {
             return bad("--duration must be longer than zero".into());
         }
+        let base = a
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let auth = f
+            .auth
+            .map(|af| AuthConfig::resolve(af, &base))
+            .transpose()?;
         let mut cfg = RunConfig {
             model: a.model,
             plan,
@@ -289,6 +305,8 @@ impl RunConfig {
             out: a.out.or(f.out),
             quiet: a.quiet,
             target,
+            auth,
+            auth_tls: None,
         };
         if cfg.target.https() && !cfg.dry_run {
             let alpn: &[&[u8]] = if http2 {
@@ -297,6 +315,16 @@ impl RunConfig {
                 &[b"h2", b"http/1.1"]
             };
             cfg.client.tls = Some(tls_config(insecure, alpn).map_err(UsageError)?);
+        }
+        let login_https = cfg
+            .auth
+            .as_ref()
+            .and_then(|a| a.login.as_ref())
+            .is_some_and(|l| {
+                l.url.starts_with("https://") || (l.url.starts_with('/') && cfg.target.https())
+            });
+        if login_https && !cfg.dry_run {
+            cfg.auth_tls = Some(tls_config(insecure, &[b"http/1.1"]).map_err(UsageError)?);
         }
         Ok(cfg)
     }

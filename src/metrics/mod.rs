@@ -454,6 +454,8 @@ pub struct RunMeta {
     pub elapsed: Duration,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
+    /// Stopped early by the run itself, and why (every login failed).
+    pub aborted: Option<String>,
 }
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -470,6 +472,8 @@ pub struct Results {
     pub counts: Counts,
     pub examples: Vec<Example>,
     pub timeline: Timeline,
+    /// What the token manager did, when auth was configured.
+    pub auth: Option<crate::auth::AuthReport>,
 }
 
 impl Results {

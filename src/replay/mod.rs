@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use clock::{Clock, PreciseClock, TokioClock};
 pub use worker::{Limits, Setup, Worker, WorkerReport};
 
+use crate::auth::Auth;
 use crate::http::{Client, ClientOptions, Origin, Target};
 use crate::metrics::{Results, Tick, Timeline};
 use crate::plan::{Placement, Plan, mix};
@@ -48,25 +49,48 @@ pub struct ReplayOptions {
     pub grace: Duration,
 }
 
-/// Stops a run: the first Ctrl-C triggers it.
+/// Stops a run: the first Ctrl-C triggers it, or the run aborts itself
+/// (every login failed; later, a lost threshold) with a reason.
 #[derive(Clone, Debug, Default)]
-pub struct Shutdown(CancellationToken);
+pub struct Shutdown {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
 
 impl Shutdown {
     pub fn new() -> Shutdown {
-        Shutdown(CancellationToken::new())
+        Shutdown::default()
     }
 
+    /// Ctrl-C.
     pub fn trigger(&self) {
-        self.0.cancel();
+        self.token.cancel();
+    }
+
+    /// Stops the run because of what it found (the first reason stays).
+    pub fn abort(&self, reason: String) {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
+        self.token.cancel();
     }
 
     pub fn triggered(&self) -> bool {
-        self.0.is_cancelled()
+        self.token.is_cancelled()
+    }
+
+    /// Why the run aborted itself; `None` when it was not (or was stopped
+    /// by Ctrl-C).
+    pub fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn token(&self) -> CancellationToken {
-        self.0.clone()
+        self.token.clone()
     }
 }
 
@@ -135,6 +159,7 @@ pub fn origins(plan: &Plan, target: &Target) -> Vec<Origin> {
 pub fn run(
     plan: Arc<Plan>,
     opts: ReplayOptions,
+    auth: Option<Arc<Auth>>,
     shutdown: Shutdown,
     mut progress: impl FnMut(&Progress),
 ) -> Results {
@@ -153,6 +178,7 @@ pub fn run(
                 shutdown: shutdown.clone(),
                 start: tokio::time::Instant::from_std(start),
                 limits: limits.clone(),
+                auth: auth.clone(),
             };
             let tick_tx = tick_tx.clone();
             thread::Builder::new()
@@ -176,7 +202,9 @@ pub fn run(
     results.meta.workers = workers;
     results.meta.planned = plan.length();
     results.meta.elapsed = start.elapsed();
-    results.meta.interrupted = shutdown.triggered();
+    results.meta.aborted = shutdown.reason();
+    results.meta.interrupted = shutdown.triggered() && results.meta.aborted.is_none();
+    results.auth = auth.map(|a| a.report());
     results
 }
 

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Clock, ReplayOptions, Shutdown, owner};
-use crate::http::{Origin, Request, Transport};
+use crate::auth::Auth;
+use crate::http::{Origin, Outcome, Request, Transport};
 use crate::metrics::{Measured, Recorder, Tick};
-use crate::plan::{Arrival, Plan, rng_for};
+use crate::plan::{Arrival, Plan, RequestSpec, rng_for};
 
 /// What a worker hands in at the end.
 pub struct WorkerReport {
@@ -37,6 +38,7 @@ struct Inner<T, C> {
     /// Stops sessions: Ctrl-C, or the grace period after the end ran out.
     stop: CancellationToken,
     shutdown: Shutdown,
+    auth: Option<Arc<Auth>>,
 }
 
 /// Which worker this is and what it runs.
@@ -51,6 +53,8 @@ pub struct Setup {
     pub start: Instant,
     /// Shared by all workers.
     pub limits: Limits,
+    /// The token manager, shared by all workers.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// The limits on all workers together: requests in flight (waited for) and
@@ -107,6 +111,7 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
             shutdown,
             start,
             limits,
+            auth,
         } = setup;
         Worker {
             inner: Rc::new(Inner {
@@ -124,6 +129,7 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
                 in_flight: Cell::new(0),
                 stop: shutdown.token().child_token(),
                 shutdown,
+                auth,
             }),
         }
     }
@@ -198,6 +204,10 @@ async fn session<T: Transport + 'static, C: Clock>(
     let sp = plan.session(&arrival);
     let mut rng = rng_for(plan.cfg.seed ^ REQUEST_STREAM, arrival.index);
     let origin = &inner.origins[arrival.tenant];
+    let user = inner
+        .auth
+        .as_ref()
+        .map(|a| a.handle(arrival.tenant, arrival.index));
     let mut last_end = due;
     let mut started = false;
     let mut completed = true;
@@ -207,25 +217,63 @@ async fn session<T: Transport + 'static, C: Clock>(
             _ = inner.clock.sleep_until(when) => {}
             _ = inner.stop.cancelled() => { completed = false; break; }
         }
-        let spec = plan.request(&sp, step, &inner.opts.placement, &mut rng);
-        let path = format!("{}{}", inner.opts.target.base_path, spec.path_and_query);
+        if inner.auth.as_ref().is_some_and(|a| a.skips(step.endpoint)) {
+            // The recorded login: the token manager logs in instead.
+            last_end = when;
+            continue;
+        }
+        let mut spec = plan.request(&sp, step, &inner.opts.placement, &mut rng);
+        let mut path = format!("{}{}", inner.opts.target.base_path, spec.path_and_query);
+        let token = match (&inner.auth, user) {
+            (Some(auth), Some(user)) => {
+                let t = tokio::select! {
+                    t = auth.token(user) => t,
+                    _ = inner.stop.cancelled() => { completed = false; break; }
+                };
+                match t {
+                    Ok(t) => {
+                        auth.apply(&t, &mut spec.headers, &mut path);
+                        Some(t)
+                    }
+                    Err(_) => {
+                        // No token: the session cannot go on as its user.
+                        auth.count_denied();
+                        completed = false;
+                        break;
+                    }
+                }
+            }
+            _ => None,
+        };
         let permit = tokio::select! {
             p = inner.limits.inflight.acquire() => p.expect("never closed"),
             _ = inner.stop.cancelled() => { completed = false; break; }
         };
         let sent = inner.clock.now();
         inner.in_flight.set(inner.in_flight.get() + 1);
-        let req = Request {
-            method: &spec.method,
-            origin,
-            path_and_query: &path,
-            headers: &spec.headers,
-            body: spec.body.as_deref(),
-        };
-        let outcome = tokio::select! {
-            o = inner.transport.send(req) => Some(o),
-            _ = inner.stop.cancelled() => None,
-        };
+        let mut outcome = send(&inner, origin, &spec, &path).await;
+        // A retry status with a token: log in again (once for everyone
+        // holding that token) and retry once. The measurement covers both
+        // tries, from the same due time.
+        if let (Some(auth), Some(user), Some(old), Some(o)) = (&inner.auth, user, &token, &outcome)
+            && auth.retries_on(o.status)
+        {
+            auth.invalidate(user, old.generation);
+            auth.count_retry();
+            let fresh = tokio::select! {
+                t = auth.token(user) => Some(t),
+                _ = inner.stop.cancelled() => None,
+            };
+            outcome = match fresh {
+                Some(Ok(t)) => {
+                    auth.apply(&t, &mut spec.headers, &mut path);
+                    send(&inner, origin, &spec, &path).await
+                }
+                // No new token: the 401 stands as the answer.
+                Some(Err(_)) => outcome,
+                None => None,
+            };
+        }
         inner.in_flight.set(inner.in_flight.get() - 1);
         drop(permit);
         let Some(o) = outcome else {
@@ -269,6 +317,26 @@ async fn session<T: Transport + 'static, C: Clock>(
     inner.active.set(inner.active.get() - 1);
     inner.limits.close_session();
     let _ = &inner.shutdown;
+}
+
+/// Sends one request; `None` when the run stopped while it was in flight.
+async fn send<T: Transport + 'static, C: Clock>(
+    inner: &Inner<T, C>,
+    origin: &Origin,
+    spec: &RequestSpec,
+    path: &str,
+) -> Option<Outcome> {
+    let req = Request {
+        method: &spec.method,
+        origin,
+        path_and_query: path,
+        headers: &spec.headers,
+        body: spec.body.as_deref(),
+    };
+    tokio::select! {
+        o = inner.transport.send(req) => Some(o),
+        _ = inner.stop.cancelled() => None,
+    }
 }
 
 /// Hands over the measurements of each second, and of the last part-second

@@ -114,6 +114,24 @@ pub struct Summary {
     /// Every endpoint that was sent, most requests first.
     pub endpoints: Vec<Group>,
     pub errors: Vec<ErrorGroup>,
+    /// Auth traffic, when auth was configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSummary>,
+}
+
+/// The token manager's traffic: its own group, never in the business
+/// metrics.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuthSummary {
+    pub kind: &'static str,
+    pub identities: usize,
+    pub auth_req_duration: Stats,
+    pub logins: u64,
+    pub token_refreshes: u64,
+    pub auth_failures: u64,
+    pub auth_retries: u64,
+    pub sessions_denied: u64,
+    pub examples: Vec<String>,
 }
 
 impl Summary {
@@ -163,6 +181,17 @@ impl Summary {
             tenants: groups(r, |k| k.tenant as usize, &r.names.tenants),
             endpoints: groups(r, |k| k.endpoint as usize, &r.names.endpoints),
             errors: errors(r),
+            auth: r.auth.as_ref().map(|a| AuthSummary {
+                kind: a.kind.name(),
+                identities: a.identities,
+                auth_req_duration: Stats::of(&a.duration),
+                logins: a.logins,
+                token_refreshes: a.refreshes,
+                auth_failures: a.failures,
+                auth_retries: a.retries,
+                sessions_denied: a.sessions_denied,
+                examples: a.examples.clone(),
+            }),
         }
     }
 

@@ -89,6 +89,9 @@ pub fn render(s: &Summary, top: usize) -> String {
             ""
         }
     );
+    if let Some(reason) = &run.aborted {
+        let _ = writeln!(o, "  STOPPED EARLY: {reason}");
+    }
     let _ = writeln!(o);
     let r = &s.requests;
     let secs = run.elapsed.as_secs_f64().max(1e-9);
@@ -142,6 +145,36 @@ pub fn render(s: &Summary, top: usize) -> String {
             bytes(n as f64),
             bytes(n as f64 / secs)
         );
+    }
+    if let Some(a) = &s.auth {
+        let _ = writeln!(
+            o,
+            "\n  auth ({}, {} user{})",
+            a.kind,
+            thousands(a.identities as u64),
+            if a.identities == 1 { "" } else { "s" }
+        );
+        if a.auth_req_duration.count > 0 {
+            let _ = writeln!(
+                o,
+                "  {} {}",
+                dots("auth_req_duration"),
+                stats_line(&a.auth_req_duration)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  {} {} logins, {} token_refreshes, {} auth_failures, {} auth_retries, {} sessions denied",
+            dots("auth"),
+            thousands(a.logins),
+            thousands(a.token_refreshes),
+            thousands(a.auth_failures),
+            thousands(a.auth_retries),
+            thousands(a.sessions_denied)
+        );
+        if let Some(e) = a.examples.first() {
+            let _ = writeln!(o, "    e.g. {e}");
+        }
     }
     let _ = writeln!(
         o,

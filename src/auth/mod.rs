@@ -1,0 +1,928 @@
+//! Auth during replay: test users log in, their tokens are kept fresh, and
+//! a request answered 401 logs in again and is retried once.
+//!
+//! Recorded credentials are never replayed (the importer redacts them).
+//! Each replayed session is mapped to a test user of its tenant by a stable
+//! hash of the session's identity (its number in the run, the same for a
+//! given seed on every machine and segment), so one replayed user is always
+//! the same test user. The model keeps no recorded identities, so this is
+//! the identity there is.
+//!
+//! The token manager is shared by all worker threads. Each (user, tenant)
+//! has a slot: the token under a plain mutex (read on every request, held
+//! for nanoseconds) and an async gate that makes logins single-flight —
+//! a thousand sessions of one user waiting for a token cause one login.
+//! A token is renewed in the background at expiry − skew (with the refresh
+//! token when there is one), so requests wait for a login only when the
+//! token has really expired. Auth traffic is measured on its own and never
+//! mixed into the business metrics.
+
+pub mod config;
+pub mod login;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub use config::{AuthConfig, AuthFile, AuthKind};
+pub use login::{HttpLogin, LoginRequest, LoginResponse, LoginTransport};
+
+use config::Apply;
+use login::Grant;
+
+use crate::config::UsageError;
+use crate::http::Target;
+use crate::metrics::{Hist, hist};
+use crate::plan::{Plan, mix};
+use crate::replay::Shutdown;
+
+/// After a failed login, the same slot does not try again for this long
+/// (sessions meanwhile fail fast instead of hammering the login endpoint).
+const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// With no login ever succeeding, the run stops after this many failures.
+const FATAL_AFTER: u64 = 3;
+
+/// Failure messages kept as examples.
+const EXAMPLES: usize = 5;
+
+/// How much of a failed login's response body is shown.
+const EXCERPT: usize = 200;
+
+/// A token, as requests carry it. Its value is never printed.
+pub struct Token {
+    value: String,
+    /// Which login of its slot made it (a 401 invalidates only that one).
+    pub generation: u64,
+    expires_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"***")
+            .field("generation", &self.generation)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Which slot a session uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle {
+    tenant: usize,
+    slot: usize,
+}
+
+#[derive(Default)]
+struct State {
+    token: Option<Arc<Token>>,
+    refresh: Option<String>,
+    /// When to renew in the background.
+    renew_at: Option<Instant>,
+    renewing: bool,
+    generation: u64,
+    /// The last failure and until when it stands.
+    failed: Option<(Instant, Arc<str>)>,
+}
+
+struct Slot {
+    identity: usize,
+    state: Mutex<State>,
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What auth did in a run.
+#[derive(Clone, Debug)]
+pub struct AuthReport {
+    pub kind: AuthKind,
+    pub identities: usize,
+    /// Every login and token request, successful or not.
+    pub duration: Hist,
+    /// First tokens obtained.
+    pub logins: u64,
+    /// Later tokens: background renewals, refresh grants, logins after
+    /// expiry or a 401.
+    pub refreshes: u64,
+    /// Login or token requests that gave no token.
+    pub failures: u64,
+    /// Requests answered with a retry status, retried with a new token.
+    pub retries: u64,
+    /// Sessions ended because no token could be had.
+    pub sessions_denied: u64,
+    /// A few failures, secrets masked.
+    pub examples: Vec<String>,
+}
+
+#[derive(Default)]
+struct Tally {
+    duration: Option<Hist>,
+    examples: Vec<String>,
+}
+
+/// The token manager of a run.
+pub struct Auth {
+    cfg: AuthConfig,
+    target: Target,
+    /// Plan tenant names.
+    tenants: Vec<String>,
+    /// Per plan tenant, the slots of the users that serve it.
+    slots: Vec<Vec<Slot>>,
+    transport: Arc<dyn LoginTransport>,
+    /// Model endpoints that are the login itself (left out of the replay).
+    skip: Vec<bool>,
+    secrets: Vec<String>,
+    shutdown: Shutdown,
+    tally: Mutex<Tally>,
+    logins: AtomicU64,
+    refreshes: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    denied: AtomicU64,
+}
+
+/// Different stream for picking a session's user.
+const USER_STREAM: u64 = 0x7573_6572_7321;
+
+impl Auth {
+    /// The manager for `plan`; users are matched to the plan's tenants
+    /// here, and a tenant nobody can log in for is a usage error.
+    pub fn new(
+        cfg: AuthConfig,
+        plan: &Plan,
+        target: Target,
+        transport: Arc<dyn LoginTransport>,
+        shutdown: Shutdown,
+    ) -> Result<Auth, UsageError> {
+        Auth::with_tenants(
+            cfg,
+            plan.tenants.iter().map(|t| t.name.clone()).collect(),
+            plan.model
+                .endpoints
+                .iter()
+                .map(|e| (e.method.as_str(), e.path.as_str())),
+            target,
+            transport,
+            shutdown,
+        )
+    }
+
+    /// The manager for these tenant names and model endpoints
+    /// (method, path template).
+    pub fn with_tenants<'a>(
+        cfg: AuthConfig,
+        tenants: Vec<String>,
+        endpoints: impl Iterator<Item = (&'a str, &'a str)>,
+        target: Target,
+        transport: Arc<dyn LoginTransport>,
+        shutdown: Shutdown,
+    ) -> Result<Auth, UsageError> {
+        let mut slots = Vec::new();
+        let mut missing = Vec::new();
+        for name in &tenants {
+            let own: Vec<usize> = (0..cfg.identities.len())
+                .filter(|&i| {
+                    cfg.identities[i]
+                        .tenant
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(name))
+                })
+                .collect();
+            let users = if own.is_empty() {
+                (0..cfg.identities.len())
+                    .filter(|&i| cfg.identities[i].tenant.is_none())
+                    .collect()
+            } else {
+                own
+            };
+            if users.is_empty() {
+                missing.push(name.clone());
+            }
+            slots.push(
+                users
+                    .into_iter()
+                    .map(|identity| {
+                        let mut state = State::default();
+                        if cfg.kind == AuthKind::ApiKey {
+                            state.generation = 1;
+                            state.token = Some(Arc::new(Token {
+                                value: cfg.identities[identity]
+                                    .get("key")
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                generation: 1,
+                                expires_at: None,
+                            }));
+                        }
+                        Slot {
+                            identity,
+                            state: Mutex::new(state),
+                            gate: tokio::sync::Mutex::new(()),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        if !missing.is_empty() {
+            return Err(UsageError(format!(
+                "[auth]: no credentials for tenant {}: add users with these tenants, or users with an empty tenant (or `*`) who serve any tenant",
+                missing.join(", ")
+            )));
+        }
+        let login_path = cfg
+            .login
+            .as_ref()
+            .filter(|_| cfg.skip_login_requests)
+            .filter(|l| l.url.starts_with('/'))
+            .map(|l| {
+                let path = l.url.split('?').next().unwrap_or_default();
+                (l.method.clone(), path.to_string())
+            });
+        let skip = endpoints
+            .map(|(method, path)| {
+                login_path
+                    .as_ref()
+                    .is_some_and(|(m, p)| method.eq_ignore_ascii_case(m) && path == p)
+            })
+            .collect();
+        let mut secrets = cfg.secrets();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Auth {
+            cfg,
+            target,
+            tenants,
+            slots,
+            transport,
+            skip,
+            secrets,
+            shutdown,
+            tally: Mutex::new(Tally::default()),
+            logins: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+        })
+    }
+
+    /// In words, for the dry run (no secrets).
+    pub fn describe(&self) -> String {
+        let users = self.cfg.identities.len();
+        let mut s = match &self.cfg.login {
+            Some(l) => format!(
+                "auth: {} ({} {}), {users} user{}",
+                self.cfg.kind.name(),
+                l.method,
+                l.url,
+                if users == 1 { "" } else { "s" }
+            ),
+            None => format!(
+                "auth: {}, {users} key{}",
+                self.cfg.kind.name(),
+                if users == 1 { "" } else { "s" }
+            ),
+        };
+        let skipped = self.skip.iter().filter(|x| **x).count();
+        if skipped > 0 {
+            s.push_str("; the recorded login requests are left out (the token manager logs in)");
+        }
+        s
+    }
+
+    /// The user session `session` of plan tenant `tenant` runs as.
+    pub fn handle(&self, tenant: usize, session: u64) -> Handle {
+        let n = self.slots[tenant].len() as u64;
+        Handle {
+            tenant,
+            slot: (mix(session ^ USER_STREAM) % n) as usize,
+        }
+    }
+
+    /// Whether model endpoint `e` is the login (the manager logs in itself).
+    pub fn skips(&self, endpoint: usize) -> bool {
+        self.skip.get(endpoint).copied().unwrap_or(false)
+    }
+
+    /// Whether a response with `status` means "log in again and retry".
+    pub fn retries_on(&self, status: Option<u16>) -> bool {
+        self.cfg.login.is_some() && status.is_some_and(|s| self.cfg.retry_on.contains(&s))
+    }
+
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn slot(&self, h: Handle) -> &Slot {
+        &self.slots[h.tenant][h.slot]
+    }
+
+    /// A valid token for `h`: at once when there is one (starting a
+    /// background renewal when it is due), else after a login — one login
+    /// however many sessions are waiting.
+    pub async fn token(self: &Arc<Self>, h: Handle) -> Result<Arc<Token>, Arc<str>> {
+        if let Some(r) = self.current(h, true) {
+            return r;
+        }
+        // Boxed: rare, and it keeps every request's future small.
+        Box::pin(self.wait(h)).await
+    }
+
+    async fn wait(self: &Arc<Self>, h: Handle) -> Result<Arc<Token>, Arc<str>> {
+        let slot = self.slot(h);
+        let _gate = slot.gate.lock().await;
+        // Someone else may have logged in while this one waited.
+        if let Some(r) = self.current(h, false) {
+            return r;
+        }
+        self.obtain(h).await
+    }
+
+    /// The token if it is still good (or the failure if one stands);
+    /// `None` when a login is needed.
+    fn current(
+        self: &Arc<Self>,
+        h: Handle,
+        may_renew: bool,
+    ) -> Option<Result<Arc<Token>, Arc<str>>> {
+        let now = Instant::now();
+        let mut st = self.slot(h).state();
+        let failing = st
+            .failed
+            .as_ref()
+            .filter(|(until, _)| now < *until)
+            .map(|(_, e)| e.clone());
+        if let Some(t) = &st.token
+            && t.expires_at.is_none_or(|e| now < e)
+        {
+            let t = t.clone();
+            if may_renew
+                && failing.is_none()
+                && !st.renewing
+                && st.renew_at.is_some_and(|r| now >= r)
+            {
+                st.renewing = true;
+                drop(st);
+                let this = self.clone();
+                tokio::spawn(async move { this.renew(h).await });
+            }
+            return Some(Ok(t));
+        }
+        failing.map(Err)
+    }
+
+    /// A background renewal.
+    async fn renew(self: Arc<Self>, h: Handle) {
+        struct Done<'a>(&'a Slot);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.state().renewing = false;
+            }
+        }
+        let slot = self.slot(h);
+        let _done = Done(slot);
+        let _gate = slot.gate.lock().await;
+        let due = {
+            let st = slot.state();
+            st.renew_at.is_some_and(|r| Instant::now() >= r) || st.token.is_none()
+        };
+        if due {
+            let _ = self.obtain(h).await;
+        }
+    }
+
+    /// Drops the token a retry status came back for (unless a newer one has
+    /// replaced it already).
+    pub fn invalidate(&self, h: Handle, generation: u64) {
+        let mut st = self.slot(h).state();
+        if st.generation == generation {
+            st.token = None;
+            st.renew_at = None;
+        }
+    }
+
+    /// Logs in (or refreshes) with the gate held.
+    async fn obtain(&self, h: Handle) -> Result<Arc<Token>, Arc<str>> {
+        let slot = self.slot(h);
+        let (refresh, first) = {
+            let st = slot.state();
+            (st.refresh.clone(), st.generation == 0)
+        };
+        let mut result = match &refresh {
+            Some(rt) => self.exchange(h, &Grant::Refresh(rt.clone())).await,
+            None => self.exchange(h, &Grant::Login).await,
+        };
+        if result.is_err() && refresh.is_some() {
+            // An expired or revoked refresh token: a full login instead.
+            result = self.exchange(h, &Grant::Login).await;
+        }
+        let now = Instant::now();
+        let mut st = slot.state();
+        match result {
+            Ok(o) => {
+                st.generation += 1;
+                let token = Arc::new(Token {
+                    value: o.value,
+                    generation: st.generation,
+                    expires_at: o.expires_at,
+                });
+                st.token = Some(token.clone());
+                if o.refresh.is_some() {
+                    st.refresh = o.refresh;
+                }
+                // Renew at expiry − skew, but never in the first half of a
+                // short token's life (a 2 s token with the default 30 s skew
+                // is renewed after 1 s, not continuously).
+                st.renew_at = o.expires_at.map(|e| {
+                    let life = e.saturating_duration_since(now);
+                    e.checked_sub(self.cfg.skew.min(life / 2)).unwrap_or(now)
+                });
+                st.failed = None;
+                drop(st);
+                if first {
+                    self.logins.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.refreshes.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(token)
+            }
+            Err(message) => {
+                let message: Arc<str> = message.into();
+                st.failed = Some((now + FAILURE_BACKOFF, message.clone()));
+                drop(st);
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                {
+                    let mut t = self.tally();
+                    if t.examples.len() < EXAMPLES {
+                        t.examples.push(message.to_string());
+                    }
+                }
+                let succeeded =
+                    self.logins.load(Ordering::Relaxed) + self.refreshes.load(Ordering::Relaxed);
+                if succeeded == 0 && failures >= FATAL_AFTER {
+                    self.shutdown.abort(format!(
+                        "every login failed ({failures} tried, none succeeded), so the run stopped instead of sending unauthenticated traffic; the last: {message}"
+                    ));
+                }
+                Err(message)
+            }
+        }
+    }
+
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One login or token request, timed; the error masked.
+    async fn exchange(&self, h: Handle, grant: &Grant) -> Result<login::Obtained, String> {
+        let id = &self.cfg.identities[self.slot(h).identity];
+        let tenant = &self.tenants[h.tenant];
+        let req = login::request(&self.cfg, id, tenant, &self.target, grant)?;
+        let what = format!("{} {} for {}", req.method, req.url, id.label());
+        let started = Instant::now();
+        let sent = self.transport.send(req).await;
+        let took = started.elapsed();
+        self.tally()
+            .duration
+            .get_or_insert_with(hist)
+            .saturating_record((took.as_micros().min(u128::from(u64::MAX)) as u64).max(1));
+        let extra: Vec<&str> = match grant {
+            Grant::Refresh(rt) => vec![rt.as_str()],
+            Grant::Login => Vec::new(),
+        };
+        let r = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(self.mask(&format!("{what}: {e}"), &extra)),
+        };
+        login::extract(&self.cfg, &r, Instant::now()).map_err(|e| {
+            let body = excerpt(&r.body);
+            let msg = if body.is_empty() {
+                format!("{what}: {e}")
+            } else {
+                format!("{what}: {e}: {body}")
+            };
+            self.mask(&msg, &extra)
+        })
+    }
+
+    /// `s` with every credential (and `extra`) replaced by `***`.
+    pub fn mask(&self, s: &str, extra: &[&str]) -> String {
+        let mut out = s.to_string();
+        for secret in self
+            .secrets
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+        {
+            if secret.len() >= 3 {
+                out = out.replace(secret, "***");
+            }
+        }
+        out
+    }
+
+    /// Puts `token` on a request: its headers and its path.
+    pub fn apply(&self, token: &Token, headers: &mut Vec<(String, String)>, path: &mut String) {
+        match &self.cfg.apply {
+            Apply::Header(name, template) => {
+                headers.retain(|(k, _)| k != name);
+                headers.push((name.clone(), template.replace("{token}", &token.value)));
+            }
+            Apply::Cookie(name) => {
+                let pairs = match name {
+                    Some(n) => format!("{n}={}", token.value),
+                    None => token.value.clone(),
+                };
+                let names: Vec<&str> = pairs
+                    .split("; ")
+                    .filter_map(|p| p.split_once('=').map(|(n, _)| n))
+                    .collect();
+                let mut kept: Vec<String> = Vec::new();
+                headers.retain(|(k, v)| {
+                    if k == "cookie" {
+                        kept.extend(
+                            crate::model::identity::cookie_pairs(v)
+                                .filter(|(n, _)| !names.contains(n))
+                                .map(|(n, v)| format!("{n}={v}")),
+                        );
+                        false
+                    } else {
+                        true
+                    }
+                });
+                kept.push(pairs);
+                headers.push(("cookie".into(), kept.join("; ")));
+            }
+            Apply::Query(name) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                let value: String =
+                    url::form_urlencoded::byte_serialize(token.value.as_bytes()).collect();
+                path.push(sep);
+                path.push_str(name);
+                path.push('=');
+                path.push_str(&value);
+            }
+        }
+    }
+
+    /// What auth did, for the results.
+    pub fn report(&self) -> AuthReport {
+        let t = self.tally();
+        AuthReport {
+            kind: self.cfg.kind,
+            identities: self.cfg.identities.len(),
+            duration: t.duration.clone().unwrap_or_else(hist),
+            logins: self.logins.load(Ordering::Relaxed),
+            refreshes: self.refreshes.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            sessions_denied: self.denied.load(Ordering::Relaxed),
+            examples: t.examples.clone(),
+        }
+    }
+}
+
+/// The start of a response body on one line, with the values of
+/// secret-looking JSON fields masked.
+fn excerpt(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            mask_json(&mut v);
+            v.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(EXCERPT) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
+    }
+}
+
+fn mask_json(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if crate::model::redact::is_secret_name(&k.to_ascii_lowercase()) && !x.is_null() {
+                    *x = Value::String("***".into());
+                } else {
+                    mask_json(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(mask_json),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    /// A login server stand-in: answers after `delay` with `status`, a
+    /// numbered token valid for `ttl` seconds and a refresh token.
+    struct Fake {
+        calls: AtomicU64,
+        delay: Duration,
+        status: u16,
+        ttl: f64,
+        bodies: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(status: u16, ttl: f64) -> Arc<Fake> {
+            Arc::new(Fake {
+                calls: AtomicU64::new(0),
+                delay: Duration::from_millis(50),
+                status,
+                ttl,
+                bodies: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    impl LoginTransport for Fake {
+        fn send(&self, req: LoginRequest) -> login::LoginFuture {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            self.bodies
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(req.body.unwrap_or_default()).unwrap());
+            let (delay, status, ttl) = (self.delay, self.status, self.ttl);
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                let body = if status == 200 {
+                    format!(
+                        r#"{{"access_token": "tok-{n}", "token": "tok-{n}", "refresh_token": "rt-{n}", "expires_in": {ttl}}}"#
+                    )
+                } else {
+                    r#"{"error": "invalid credentials", "password": "hunter22", "detail": "user pw-secret-1 refused"}"#.to_string()
+                };
+                Ok(LoginResponse {
+                    status,
+                    headers: Vec::new(),
+                    body: body.into_bytes(),
+                })
+            })
+        }
+    }
+
+    fn manager(text: &str, fake: Arc<Fake>, shutdown: Shutdown) -> Arc<Auth> {
+        let f: AuthFile = toml::from_str(text).unwrap();
+        let cfg = AuthConfig::resolve(f, Path::new(".")).unwrap();
+        Arc::new(
+            Auth::with_tenants(
+                cfg,
+                vec!["acme".into(), "globex".into()],
+                [("POST", "/api/login"), ("GET", "/api/products")].into_iter(),
+                Target::parse("http://127.0.0.1:9").unwrap(),
+                fake,
+                shutdown,
+            )
+            .unwrap(),
+        )
+    }
+
+    const JSON_LOGIN: &str = "kind = \"json_login\"\nurl = \"/api/login\"\nusername = \"demo@x.test\"\npassword = \"pw-secret-1\"";
+
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_thousand_waiting_sessions_cause_one_login() {
+        paused().block_on(async {
+            let fake = Fake::new(200, 900.0);
+            let auth = manager(JSON_LOGIN, fake.clone(), Shutdown::new());
+            let h = auth.handle(0, 7);
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| {
+                    let a = auth.clone();
+                    tokio::spawn(async move { a.token(h).await.unwrap().generation })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 1);
+            }
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+            assert_eq!(auth.report().logins, 1);
+            assert!(
+                auth.skips(0) && !auth.skips(1),
+                "the recorded login is left out"
+            );
+        });
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire_without_anyone_waiting() {
+        paused().block_on(async {
+            let fake = Fake::new(200, 2.0);
+            let auth = manager(JSON_LOGIN, fake.clone(), Shutdown::new());
+            let h = auth.handle(1, 3);
+            let first = auth.token(h).await.unwrap();
+            assert_eq!(first.generation, 1);
+            // Half-way through a 2 s life (the 30 s skew is more than it has).
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let t0 = Instant::now();
+            let still = auth.token(h).await.unwrap();
+            assert_eq!(t0.elapsed(), Duration::ZERO, "nobody waits for a renewal");
+            assert_eq!(still.generation, 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(auth.token(h).await.unwrap().generation, 2);
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+            // Over 10 s: a renewal about every second, never an expired token.
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let t = auth.token(h).await.unwrap();
+                assert!(t.expires_at.unwrap() > Instant::now());
+            }
+            let r = auth.report();
+            assert_eq!(r.logins, 1);
+            assert!((9..=12).contains(&r.refreshes), "{} refreshes", r.refreshes);
+            assert_eq!(r.failures, 0);
+        });
+    }
+
+    #[test]
+    fn a_401_invalidates_only_the_token_it_was_for() {
+        paused().block_on(async {
+            let fake = Fake::new(200, 900.0);
+            let auth = manager(JSON_LOGIN, fake.clone(), Shutdown::new());
+            let h = auth.handle(0, 1);
+            let t1 = auth.token(h).await.unwrap();
+            auth.invalidate(h, t1.generation);
+            let t2 = auth.token(h).await.unwrap();
+            assert_eq!(t2.generation, 2);
+            // A late 401 for the old token does not throw away the new one.
+            auth.invalidate(h, t1.generation);
+            assert_eq!(auth.token(h).await.unwrap().generation, 2);
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+            assert!(auth.retries_on(Some(401)) && !auth.retries_on(Some(403)));
+        });
+    }
+
+    #[test]
+    fn the_refresh_token_grant_is_used_when_there_is_one() {
+        paused().block_on(async {
+            let fake = Fake::new(200, 60.0);
+            let auth = manager(
+                "kind = \"oauth2_password\"\nurl = \"/token\"\nusername = \"u\"\npassword = \"pw-secret-1\"\nclient_id = \"app\"",
+                fake.clone(),
+                Shutdown::new(),
+            );
+            let h = auth.handle(0, 1);
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let bodies = fake.bodies.lock().unwrap().clone();
+            assert_eq!(bodies.len(), 2);
+            assert!(bodies[0].starts_with("grant_type=password&username=u"));
+            assert_eq!(
+                bodies[1],
+                "grant_type=refresh_token&refresh_token=rt-1&client_id=app"
+            );
+        });
+    }
+
+    #[test]
+    fn when_every_login_fails_the_run_stops_and_no_secret_is_shown() {
+        paused().block_on(async {
+            let fake = Fake::new(401, 0.0);
+            let shutdown = Shutdown::new();
+            let auth = manager(JSON_LOGIN, fake.clone(), shutdown.clone());
+            let h = auth.handle(0, 1);
+            let e = auth.token(h).await.unwrap_err();
+            assert!(e.contains("status 401"), "{e}");
+            assert!(
+                e.contains("POST http://127.0.0.1:9/api/login for demo@x.test"),
+                "{e}"
+            );
+            assert!(!e.contains("hunter22") && !e.contains("pw-secret-1"), "{e}");
+            // Within the back-off, no new login: the failure stands.
+            assert!(auth.token(h).await.is_err());
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+            assert!(!shutdown.triggered());
+            for _ in 0..2 {
+                tokio::time::sleep(FAILURE_BACKOFF).await;
+                assert!(auth.token(h).await.is_err());
+            }
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+            let reason = shutdown.reason().expect("the run aborts");
+            assert!(reason.contains("every login failed"), "{reason}");
+            let r = auth.report();
+            assert_eq!((r.failures, r.logins), (3, 0));
+            assert!(r.examples.iter().all(|e| !e.contains("pw-secret-1")));
+        });
+    }
+
+    #[test]
+    fn tokens_go_where_configured() {
+        let fake = Fake::new(200, 1.0);
+        let token = Token {
+            value: "abc".into(),
+            generation: 1,
+            expires_at: None,
+        };
+        let mut headers = vec![
+            ("authorization".to_string(), "Bearer recorded".to_string()),
+            ("cookie".to_string(), "theme=dark; sid=old".to_string()),
+        ];
+        let mut path = "/p?x=1".to_string();
+        manager(JSON_LOGIN, fake.clone(), Shutdown::new()).apply(&token, &mut headers, &mut path);
+        assert_eq!(headers[1], ("authorization".into(), "Bearer abc".into()));
+        manager(
+            "kind = \"cookie_login\"\nurl = \"/login\"\ntoken_cookie = \"sid\"\nusername = \"u\"\npassword = \"p\"",
+            fake.clone(),
+            Shutdown::new(),
+        )
+        .apply(&token, &mut headers, &mut path);
+        assert_eq!(headers.last().unwrap().1, "theme=dark; sid=abc");
+        manager(
+            "kind = \"json_login\"\nurl = \"/login\"\nquery = \"access_token\"\nusername = \"u\"\npassword = \"p\"",
+            fake,
+            Shutdown::new(),
+        )
+        .apply(&token, &mut headers, &mut path);
+        assert_eq!(path, "/p?x=1&access_token=abc");
+        assert!(
+            !format!("{token:?}").contains("abc"),
+            "Debug never shows a token"
+        );
+    }
+
+    #[test]
+    fn users_are_matched_to_tenants_and_sessions_stably() {
+        let f: AuthFile = toml::from_str(
+            "kind = \"json_login\"\nurl = \"/l\"\npassword = \"p\"\nusers = [{ tenant = \"acme\", username = \"a1\" }, { tenant = \"acme\", username = \"a2\" }, { tenant = \"*\", username = \"any\" }]",
+        )
+        .unwrap();
+        let cfg = AuthConfig::resolve(f, Path::new(".")).unwrap();
+        let make = |tenants: Vec<String>| {
+            Auth::with_tenants(
+                cfg.clone(),
+                tenants,
+                std::iter::empty(),
+                Target::parse("http://127.0.0.1:9").unwrap(),
+                Fake::new(200, 1.0),
+                Shutdown::new(),
+            )
+        };
+        let auth = make(vec!["acme".into(), "globex".into()]).unwrap();
+        let user = |t: usize, s: u64| {
+            auth.cfg.identities[auth.slot(auth.handle(t, s)).identity]
+                .get("username")
+                .unwrap()
+                .to_string()
+        };
+        let acme: std::collections::BTreeSet<String> = (0..100).map(|s| user(0, s)).collect();
+        assert_eq!(acme.into_iter().collect::<Vec<_>>(), vec!["a1", "a2"]);
+        assert!((0..100).all(|s| user(1, s) == "any"));
+        assert_eq!(user(0, 42), user(0, 42), "one session, one user, always");
+        let f: AuthFile =
+            toml::from_str("kind = \"json_login\"\nurl = \"/l\"\nusername = \"u\"\npassword = \"p\"\nusers = [{ tenant = \"acme\" }]")
+                .unwrap();
+        let only_acme = AuthConfig::resolve(f, Path::new(".")).unwrap();
+        let e = Auth::with_tenants(
+            only_acme,
+            vec!["acme".into(), "globex".into()],
+            std::iter::empty(),
+            Target::parse("http://127.0.0.1:9").unwrap(),
+            Fake::new(200, 1.0),
+            Shutdown::new(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.0.contains("no credentials for tenant globex"), "{e}");
+    }
+
+    #[test]
+    fn excerpts_mask_secret_fields() {
+        let e = excerpt(br#"{"error": "bad", "access_token": "xyz", "nested": {"password": "p"}}"#);
+        assert_eq!(
+            e,
+            r#"{"error":"bad","access_token":"***","nested":{"password":"***"}}"#
+        );
+        let long = "a ".repeat(500);
+        assert!(excerpt(long.as_bytes()).chars().count() <= EXCERPT + 1);
+    }
+}
