@@ -411,6 +411,7 @@ fn run_paused(
             shutdown: Shutdown::new(),
             start,
             limits: Limits::new(max_inflight, 1_000_000),
+            auth: None,
         };
         let report = Worker::new(setup, mock.clone(), TokioClock)
             .run(|_| {})
@@ -505,7 +506,12 @@ fn waiting_for_a_free_slot_counts_in_the_latency() {
 
 /// Runs `reprise replay` with a config file; returns the process output and
 /// the summary.json written.
-fn replay(dir: &Path, model: &Path, toml: &str, args: &[&str]) -> (std::process::Output, Value) {
+pub fn replay(
+    dir: &Path,
+    model: &Path,
+    toml: &str,
+    args: &[&str],
+) -> (std::process::Output, Value) {
     let config = dir.join("run.toml");
     std::fs::write(&config, toml).expect("writes");
     let out_dir = dir.join("out");
@@ -680,6 +686,7 @@ fn a_stall_shows_in_latency_from_due_and_in_service_time() {
     util::import(dir.path(), &[log_path.to_str().expect("utf-8")]);
     let server = Recorder::start(Behaviour {
         stall: Some((Duration::from_secs(3), Duration::from_secs(4))),
+        ..Behaviour::default()
     });
     let toml = format!(
         "target = \"{}\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 200\nstages = [{{ duration = \"10s\", target = 200 }}]\n",

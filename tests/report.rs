@@ -73,7 +73,23 @@ fn results() -> Results {
         planned: Duration::from_secs(20),
         elapsed: Duration::from_secs(20),
         interrupted: false,
+        aborted: None,
     };
+    let mut auth_duration = reprise::metrics::hist();
+    for ms in [18u64, 22, 25, 31, 40] {
+        auth_duration.record(ms * 1000).expect("in range");
+    }
+    r.auth = Some(reprise::auth::AuthReport {
+        kind: reprise::auth::AuthKind::JsonLogin,
+        identities: 3,
+        duration: auth_duration,
+        logins: 3,
+        refreshes: 2,
+        failures: 0,
+        retries: 1,
+        sessions_denied: 0,
+        examples: Vec::new(),
+    });
     r
 }
 

@@ -1,5 +1,6 @@
 //! The integration suite: one binary, a module per area.
 
+mod auth;
 mod capture;
 mod cli;
 mod corpus;

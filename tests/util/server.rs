@@ -1,5 +1,8 @@
 //! A loopback HTTP server for replay tests: bound to 127.0.0.1:0, records
 //! every request it receives, answers 200 (after a stall, when asked to).
+//! With `auth`, it is also a login server: `POST /login` issues `tok-N`
+//! (valid 15 minutes), every other request needs a bearer token, and at the
+//! given offset every token issued so far is revoked (a key rotation).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,6 +21,8 @@ use tokio::net::TcpListener;
 pub struct Seen {
     /// Since the first request arrived.
     pub at: Duration,
+    /// When it arrived, by the wall clock.
+    pub wall: std::time::SystemTime,
     pub method: String,
     /// Path and query.
     pub target: String,
@@ -45,12 +50,18 @@ pub struct Behaviour {
     /// Requests arriving within this window (offsets from the first
     /// request) are held until the window ends: a stall.
     pub stall: Option<(Duration, Duration)>,
+    /// Require tokens; revoke all issued before this offset when it comes.
+    pub auth: Option<Duration>,
 }
 
 #[derive(Default)]
 struct Shared {
     first: Option<Instant>,
     seen: Vec<Seen>,
+    /// When each token was issued (token N at index N - 1).
+    issued: Vec<Duration>,
+    /// Requests answered 401.
+    unauthorized: u64,
 }
 
 /// The running server; stops when dropped.
@@ -113,6 +124,15 @@ impl Recorder {
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.lock().expect("lock").seen.clone()
     }
+
+    /// Tokens issued (logins answered).
+    pub fn logins(&self) -> usize {
+        self.shared.lock().expect("lock").issued.len()
+    }
+
+    pub fn unauthorized(&self) -> u64 {
+        self.shared.lock().expect("lock").unauthorized
+    }
 }
 
 impl Drop for Recorder {
@@ -138,12 +158,44 @@ async fn handle(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
-    let at = {
+    let login = parts.method == hyper::Method::POST && parts.uri.path() == "/login";
+    let bearer = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer tok-"))
+        .and_then(|n| n.parse::<usize>().ok());
+    let (at, auth_answer) = {
         let mut s = shared.lock().expect("lock");
         let first = *s.first.get_or_insert(now);
         let at = now - first;
+        let auth_answer = match behaviour.auth {
+            Some(_) if login => {
+                s.issued.push(at);
+                Some((
+                    200,
+                    format!(
+                        "{{\"token\": \"tok-{}\", \"expires_in\": 900}}",
+                        s.issued.len()
+                    ),
+                ))
+            }
+            Some(revoke) => {
+                let valid = bearer
+                    .and_then(|n| s.issued.get(n.wrapping_sub(1)))
+                    .is_some_and(|issued| at < revoke || *issued >= revoke);
+                if valid {
+                    None
+                } else {
+                    s.unauthorized += 1;
+                    Some((401, "{\"error\": \"invalid token\"}".to_string()))
+                }
+            }
+            None => None,
+        };
         s.seen.push(Seen {
             at,
+            wall: std::time::SystemTime::now(),
             method: parts.method.to_string(),
             target: parts
                 .uri
@@ -161,8 +213,13 @@ async fn handle(
                 .collect(),
             body,
         });
-        at
+        (at, auth_answer)
     };
+    if let Some((status, body)) = auth_answer {
+        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).expect("a status");
+        return Ok(r);
+    }
     if let Some((from, to)) = behaviour.stall
         && at >= from
         && at < to
