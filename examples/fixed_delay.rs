@@ -20,10 +20,15 @@ use tokio::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let delay_ms: f64 = args.next().map_or(Ok(20.0), |a| a.parse()).map_err(std::io::Error::other)?;
+    let delay_ms: f64 = args
+        .next()
+        .map_or(Ok(20.0), |a| a.parse())
+        .map_err(std::io::Error::other)?;
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
     let delay = Duration::from_secs_f64(delay_ms / 1000.0);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let clock = PreciseClock::new()?;
@@ -39,10 +44,14 @@ fn main() -> std::io::Result<()> {
                     async move {
                         let due = clock.now() + delay;
                         clock.sleep_until(due).await;
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            b"ok",
+                        ))))
                     }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     })
