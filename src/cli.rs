@@ -37,6 +37,9 @@ pub enum Command {
     /// The whole product in one command: starts the demo target, imports the
     /// bundled capture, replays it with a ramp and a spike, shows the summary.
     Demo(DemoArgs),
+    /// Drills: `reprise drill spike MODEL --target URL --spike 5` measures
+    /// how long the target takes to recover from a spike.
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -164,9 +167,94 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// A pass/fail criterion, k6's syntax: `http_req_duration: p(95)<500`,
+    /// `http_req_failed{tenant:acme}: rate<0.01`, `http_req_duration:
+    /// p(95)<500 over 1m` (every minute must hold). Repeatable; any that
+    /// fails makes the exit code 99. See docs/thresholds.md.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = parse_threshold)]
+    pub thresholds: Vec<Vec<crate::threshold::Threshold>>,
+
+    /// Write a JUnit XML report here: a testcase per threshold and check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
     /// No progress, no summary (results still go to --out).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+fn parse_threshold(s: &str) -> Result<Vec<crate::threshold::Threshold>, String> {
+    crate::threshold::parse(s).map_err(|e| e.to_string())
+}
+
+/// `reprise drill ...`
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    pub kind: DrillKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillKind {
+    /// Baseline load, a spike of N× the baseline, the baseline again: how
+    /// bad it gets and how long the target takes to recover.
+    Spike(Box<SpikeArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SpikeArgs {
+    /// The baseline, as a multiple of the recorded arrival rate.
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    pub baseline: f64,
+
+    /// The spike, as a multiple of the recorded arrival rate.
+    #[arg(long, value_name = "N")]
+    pub spike: f64,
+
+    /// How long the baseline runs before the spike (its last four fifths
+    /// are the baseline measurement).
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_duration)]
+    pub baseline_for: Duration,
+
+    /// How long the spike lasts.
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_duration)]
+    pub spike_for: Duration,
+
+    /// How long to watch for recovery after the spike.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub observe: Duration,
+
+    /// How far p95 and the error rate may stay above the baseline and still
+    /// count as recovered: `20%` or `0.2`.
+    #[arg(long, default_value = "20%", value_name = "PCT", value_parser = parse_fraction)]
+    pub tolerance: f64,
+
+    /// How long the target must stay within tolerance to count as recovered.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub sustain: Duration,
+
+    /// The trailing window each second after the spike is judged on.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// Everything `reprise replay` takes, except how the load is driven
+    /// (the drill sets it).
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+}
+
+/// `20%` or `0.2`.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a fraction (0.2) or a percentage (20%)"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be zero or more"))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -14,9 +14,11 @@
 pub mod app;
 pub mod auth;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod drill;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
@@ -25,3 +27,4 @@ pub mod output;
 pub mod plan;
 pub mod replay;
 pub mod report;
+pub mod threshold;

@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::path::Path;
 
-use super::replay::{describe, execute, finish};
+use super::replay::{describe, execute, finish, judge};
 use super::{build_model, exit, runtime};
 use crate::auth::{Auth, AuthConfig, AuthFile, HttpLogin};
 use crate::capture::{Input, ReadOptions};
+use crate::check::Checks;
 use crate::cli::{DemoArgs, DemoTargetArgs};
 use crate::config::{UsageError, available_cpus, defaults};
 use crate::demo::{DemoTarget, TargetConfig};
@@ -136,6 +137,7 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         ..ModelOptions::default()
     };
     let model = build_model(vec![input], &ReadOptions::default(), model_opts, false)?;
+    let checks = Arc::new(Checks::new(&model, &[], true)?);
     let plan_cfg = PlanConfig {
         mode: Mode::Stages(demo_profile(a.duration)),
         ..PlanConfig::default()
@@ -164,6 +166,7 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         max_sessions: defaults::MAX_SESSIONS,
         late_after: defaults::LATE_AFTER,
         grace: Duration::from_secs(5),
+        checks: checks.clone(),
     };
     let meta = RunMeta {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -191,11 +194,14 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         plan,
         opts,
         Some(Arc::new(auth)),
-        shutdown,
+        (shutdown, None),
         meta,
         interrupts,
         false,
     );
+    let mut results = results;
+    results.check_names = checks.names.clone();
+    judge(&mut results, &[], None);
     rt.block_on(target.stop());
-    finish(&results, a.out.as_deref(), false)
+    finish(&results, a.out.as_deref(), None, false)
 }

@@ -2,6 +2,7 @@
 //! `anyhow`, and the only place that knows about exit codes.
 
 mod demo;
+mod drill;
 pub mod replay;
 
 use std::io::Write;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, interrupts: &Interrupts) -> Result<u8> {
         Command::Replay(a) => replay::replay(*a, interrupts),
         Command::DemoTarget(a) => demo::demo_target(a),
         Command::Demo(a) => demo::demo(a, interrupts),
+        Command::Drill(a) => drill::drill(a, interrupts),
     }
 }
 

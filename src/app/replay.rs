@@ -9,20 +9,33 @@ use anyhow::{Context, Result};
 
 use super::exit;
 use crate::auth::{Auth, HttpLogin};
+use crate::check::Checks;
 use crate::cli::ReplayArgs;
 use crate::config::{RunConfig, UsageError};
+use crate::drill::SpikeDrill;
 use crate::metrics::{Results, RunMeta};
 use crate::model::Model;
 use crate::output::{human_duration, thousands};
 use crate::plan::{Mode, Plan, PlanConfig, TenantPlace, Unit};
 use crate::replay::{self, Interrupts, Progress, ReplayOptions, Shutdown};
 use crate::report::{self, Run};
+use crate::threshold::{self, Watcher};
 
 pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
-    let command = masked_command(std::env::args());
     let cfg = RunConfig::from_args(a)?;
+    run_config(cfg, None, interrupts)
+}
+
+/// Runs a resolved config: `replay`, or a drill (which set the profile and
+/// passes its shape for the analysis).
+pub fn run_config(
+    cfg: RunConfig,
+    drill: Option<SpikeDrill>,
+    interrupts: &Interrupts,
+) -> Result<u8> {
+    let command = masked_command(std::env::args());
     let model = Arc::new(Model::load(&cfg.model)?);
-    let plan = Arc::new(Plan::new(model, cfg.plan.clone()).map_err(|e| UsageError(e.0))?);
+    let plan = Arc::new(Plan::new(model.clone(), cfg.plan.clone()).map_err(|e| UsageError(e.0))?);
     refuse_capture_hosts(&plan, &cfg)?;
     if !cfg.quiet {
         if let Some(d) = cfg.plan.duration
@@ -42,6 +55,23 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
             eprintln!("warning: {w}");
         }
     }
+    let checks = Arc::new(Checks::new(
+        &model,
+        &cfg.checks.files,
+        cfg.checks.status_check,
+    )?);
+    let endpoints: Vec<String> = model.endpoints.iter().map(|e| e.name()).collect();
+    let tenants: Vec<String> = model.tenants.iter().map(|t| t.name.clone()).collect();
+    threshold::validate(
+        &cfg.thresholds,
+        &threshold::Known {
+            endpoints: &endpoints,
+            tenants: &tenants,
+            checks: &checks.names,
+            drill: drill.is_some(),
+        },
+    )
+    .map_err(UsageError)?;
     let shutdown = Shutdown::new();
     let auth = match cfg.auth.clone() {
         Some(a) => Some(Arc::new(Auth::new(
@@ -61,6 +91,9 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
         let mut text = dry_run(&plan, &cfg);
         if let Some(a) = &auth {
             text.push_str(&format!("\n{}\n", a.describe()));
+        }
+        for t in &cfg.thresholds {
+            text.push_str(&format!("threshold: {}\n", t.source));
         }
         std::io::stdout().lock().write_all(text.as_bytes())?;
         return Ok(exit::OK);
@@ -84,17 +117,63 @@ pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
         max_sessions: cfg.max_sessions,
         late_after: cfg.late_after,
         grace: cfg.grace,
+        checks: checks.clone(),
     };
-    let results = execute(plan, opts, auth, shutdown, meta, interrupts, cfg.quiet);
-    finish(&results, cfg.out.as_deref(), cfg.quiet)
+    let watcher = Watcher::new(&cfg.thresholds);
+    let mut results = execute(
+        plan,
+        opts,
+        auth,
+        (shutdown, watcher),
+        meta,
+        interrupts,
+        cfg.quiet,
+    );
+    results.check_names = checks.names.clone();
+    judge(&mut results, &cfg.thresholds, drill.as_ref());
+    finish(
+        &results,
+        cfg.out.as_deref(),
+        cfg.junit.as_deref(),
+        cfg.quiet,
+    )
 }
 
-/// Runs the plan with live progress on stderr; Ctrl-C stops it gracefully.
+/// Judges the thresholds (and a drill's recovery) on the results.
+pub fn judge(
+    results: &mut Results,
+    thresholds: &[threshold::Threshold],
+    drill: Option<&SpikeDrill>,
+) {
+    if let Some(d) = drill {
+        results.drill = Some(crate::drill::analyse(d, &results.timeline));
+    }
+    results.thresholds = threshold::evaluate(thresholds, results);
+    if let Some(r) = &results.drill {
+        // A drill fails when the target does not come back in time.
+        results.thresholds.insert(
+            0,
+            threshold::Verdict {
+                threshold: "recovery: back to the baseline before the observation ends".into(),
+                ok: r.recovery_time.is_some(),
+                observed: r.recovery_time.map(|d| d.as_secs_f64() * 1000.0),
+                unit: "ms",
+                windows: None,
+                abort_on_fail: false,
+                agg: "recovery_time".into(),
+                note: Some(r.verdict.clone()),
+            },
+        );
+    }
+}
+
+/// Runs the plan with live progress on stderr; Ctrl-C stops it gracefully,
+/// a lost threshold with abort_on_fail stops it early.
 pub fn execute(
     plan: Arc<Plan>,
     opts: ReplayOptions,
     auth: Option<Arc<Auth>>,
-    shutdown: Shutdown,
+    (shutdown, watcher): (Shutdown, Option<Watcher>),
     mut meta: RunMeta,
     interrupts: &Interrupts,
     quiet: bool,
@@ -102,7 +181,7 @@ pub fn execute(
     interrupts.arm(&shutdown);
     meta.start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut live = Live::new(&plan, quiet);
-    let mut results = replay::run(plan, opts, auth, shutdown, |p| live.show(p));
+    let mut results = replay::run(plan, opts, auth, watcher, shutdown, |p| live.show(p));
     live.done();
     interrupts.disarm();
     meta.end = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -111,16 +190,28 @@ pub fn execute(
     meta.elapsed = results.meta.elapsed;
     meta.interrupted = results.meta.interrupted;
     meta.aborted = results.meta.aborted.take();
+    meta.abort_code = results.meta.abort_code;
     results.meta = meta;
     results
 }
 
-/// Writes the run directory and prints the summary; the exit code.
-pub fn finish(results: &Results, out: Option<&Path>, quiet: bool) -> Result<u8> {
+/// Writes the run directory (and `--junit`) and prints the summary; the
+/// exit code: 130 when interrupted, 99 when a threshold failed (or aborted
+/// the run), the abort's code, else 0.
+pub fn finish(
+    results: &Results,
+    out: Option<&Path>,
+    junit: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
     let run = Run::new(results);
     if let Some(dir) = out {
         report::write_dir(dir, &run, &report::standard())
             .with_context(|| format!("writing the results to {}", dir.display()))?;
+    }
+    if let Some(path) = junit {
+        report::write_file(path, &run, &report::JUnit)
+            .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
     }
     if !quiet {
         let text = report::terminal::render(&run.summary, 10);
@@ -130,15 +221,27 @@ pub fn finish(results: &Results, out: Option<&Path>, quiet: bool) -> Result<u8> 
             writeln!(stdout, "\n  results in {}", dir.display())?;
         }
     }
+    if results.meta.interrupted {
+        return Ok(exit::INTERRUPTED);
+    }
+    let failed = results.thresholds.iter().filter(|v| !v.ok).count();
     if let Some(reason) = &results.meta.aborted {
         eprintln!("error: {reason}");
-        return Ok(exit::FAILURE);
+        return Ok(if failed > 0 {
+            exit::THRESHOLDS
+        } else {
+            results.meta.abort_code.max(exit::FAILURE)
+        });
     }
-    Ok(if results.meta.interrupted {
-        exit::INTERRUPTED
-    } else {
-        exit::OK
-    })
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} of {} thresholds failed (exit code {})",
+            results.thresholds.len(),
+            exit::THRESHOLDS
+        );
+        return Ok(exit::THRESHOLDS);
+    }
+    Ok(exit::OK)
 }
 
 /// Progress on stderr: a bar on a terminal, a line every few seconds

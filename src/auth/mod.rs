@@ -472,9 +472,12 @@ impl Auth {
                 let succeeded =
                     self.logins.load(Ordering::Relaxed) + self.refreshes.load(Ordering::Relaxed);
                 if succeeded == 0 && failures >= FATAL_AFTER {
-                    self.shutdown.abort(format!(
-                        "every login failed ({failures} tried, none succeeded), so the run stopped instead of sending unauthenticated traffic; the last: {message}"
-                    ));
+                    self.shutdown.abort(
+                        format!(
+                            "every login failed ({failures} tried, none succeeded), so the run stopped instead of sending unauthenticated traffic; the last: {message}"
+                        ),
+                        crate::app::exit::FAILURE,
+                    );
                 }
                 Err(message)
             }

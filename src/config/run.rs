@@ -76,6 +76,15 @@ pub struct RunFile {
     pub profile: Option<ProfileFile>,
     /// `[auth]`: how test users log in (docs/auth.md).
     pub auth: Option<crate::auth::AuthFile>,
+    /// `[thresholds]`: `metric{tags} = ["expr", ...]` (docs/thresholds.md).
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Vec<crate::threshold::ThresholdEntry>>,
+    /// `[[checks]]`.
+    #[serde(default)]
+    pub checks: Vec<crate::check::CheckFile>,
+    /// The default "status as recorded" check (on unless false).
+    pub status_check: Option<bool>,
+    pub junit: Option<PathBuf>,
 }
 
 /// `[profile]`: k6-style stages.
@@ -159,6 +168,10 @@ pub struct RunConfig {
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub auth: Option<AuthConfig>,
+    /// File thresholds, then flag thresholds.
+    pub thresholds: Vec<crate::threshold::Threshold>,
+    pub checks: crate::check::CheckConfig,
+    pub junit: Option<PathBuf>,
     /// TLS for login requests (HTTP/1.1 only), when any go to https.
     pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -284,6 +297,8 @@ impl RunConfig {
             .auth
             .map(|af| AuthConfig::resolve(af, &base))
             .transpose()?;
+        let mut thresholds = crate::threshold::from_file(&f.thresholds).map_err(UsageError)?;
+        thresholds.extend(a.thresholds.into_iter().flatten());
         let mut cfg = RunConfig {
             model: a.model,
             plan,
@@ -306,6 +321,12 @@ impl RunConfig {
             quiet: a.quiet,
             target,
             auth,
+            thresholds,
+            checks: crate::check::CheckConfig {
+                files: f.checks,
+                status_check: f.status_check.unwrap_or(true),
+            },
+            junit: a.junit.or(f.junit),
             auth_tls: None,
         };
         if cfg.target.https() && !cfg.dry_run {

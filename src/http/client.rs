@@ -267,6 +267,7 @@ impl Client {
             receiving: None,
             bytes_received: 0,
             bytes_sent,
+            kept: None,
         };
         let (response, h1) = match result {
             (Ok(r), h1) => (r, h1),
@@ -281,12 +282,31 @@ impl Client {
         let headers_at = Instant::now();
         outcome.waiting = Some(headers_at - sent);
         outcome.status = Some(response.status().as_u16());
+        let mut kept = req.keep.then(|| {
+            Box::new(super::Kept {
+                headers: response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: Vec::new(),
+            })
+        });
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             match frame {
                 Ok(f) => {
                     if let Some(d) = f.data_ref() {
                         outcome.bytes_received += d.len() as u64;
+                        if let Some(k) = kept.as_mut() {
+                            let room = super::KEEP_LIMIT.saturating_sub(k.body.len());
+                            k.body.extend_from_slice(&d[..d.len().min(room)]);
+                        }
                     }
                 }
                 Err(e) => {
@@ -300,6 +320,7 @@ impl Client {
         }
         outcome.finished = Instant::now();
         outcome.receiving = Some(outcome.finished - headers_at);
+        outcome.kept = kept;
         if let (Some(s), None) = (h1, &outcome.error) {
             self.checkin(origin, s);
         }

@@ -81,7 +81,21 @@ pub struct Outcome {
     pub receiving: Option<Duration>,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    /// The response's headers and body (up to [`KEEP_LIMIT`]), when the
+    /// request asked for them (checks look at them).
+    pub kept: Option<Box<Kept>>,
 }
+
+/// A response kept for checks.
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The most of a body kept for checks.
+pub const KEEP_LIMIT: usize = 1 << 20;
 
 impl Outcome {
     pub fn failed(started: Instant, kind: ErrorKind, message: String) -> Outcome {
@@ -96,6 +110,7 @@ impl Outcome {
             receiving: None,
             bytes_received: 0,
             bytes_sent: 0,
+            kept: None,
         }
     }
 }
@@ -108,6 +123,8 @@ pub struct Request<'a> {
     pub path_and_query: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Option<&'a [u8]>,
+    /// Keep the response's headers and body in the outcome.
+    pub keep: bool,
 }
 
 /// Something that sends requests: the hyper client, or a stand-in in tests.

@@ -91,7 +91,7 @@ impl Class {
         )
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -223,6 +223,9 @@ pub struct Counts {
     /// Requests in flight when the run stopped (Ctrl-C, or the grace period
     /// ran out): sent, never answered, not in the latency metrics.
     pub requests_cut: u64,
+    /// Check results, all checks together.
+    pub checks_passed: u64,
+    pub checks_failed: u64,
 }
 
 impl Counts {
@@ -241,6 +244,28 @@ impl Counts {
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_interrupted += o.sessions_interrupted;
         self.requests_cut += o.requests_cut;
+        self.checks_passed += o.checks_passed;
+        self.checks_failed += o.checks_failed;
+    }
+
+    /// Takes `o` (a part of these counts) back out.
+    pub(crate) fn subtract(&mut self, o: &Counts) {
+        self.requests -= o.requests;
+        self.failed -= o.failed;
+        for i in 0..6 {
+            self.errors[i] -= o.errors[i];
+            self.classes[i] -= o.classes[i];
+        }
+        self.bytes_received -= o.bytes_received;
+        self.bytes_sent -= o.bytes_sent;
+        self.sessions_started -= o.sessions_started;
+        self.sessions_completed -= o.sessions_completed;
+        self.sessions_late -= o.sessions_late;
+        self.sessions_dropped -= o.sessions_dropped;
+        self.sessions_interrupted -= o.sessions_interrupted;
+        self.requests_cut -= o.requests_cut;
+        self.checks_passed -= o.checks_passed;
+        self.checks_failed -= o.checks_failed;
     }
 
     pub fn error(&self, k: ErrorKind) -> u64 {
@@ -295,7 +320,27 @@ pub struct Tick {
 }
 
 impl Tick {
-    fn new(second: u64) -> Tick {
+    /// Adds another tick (of another worker, or another second).
+    pub fn merge(&mut self, t: &Tick) {
+        self.counts.merge(&t.counts);
+        let _ = self.duration.add(&t.duration);
+        let _ = self.service.add(&t.service);
+        let _ = self.lag.add(&t.lag);
+        self.in_flight += t.in_flight;
+        self.active_sessions += t.active_sessions;
+    }
+
+    /// Takes out a tick merged in before (sliding windows).
+    pub fn subtract(&mut self, t: &Tick) {
+        self.counts.subtract(&t.counts);
+        let _ = self.duration.subtract(&t.duration);
+        let _ = self.service.subtract(&t.service);
+        let _ = self.lag.subtract(&t.lag);
+        self.in_flight -= t.in_flight;
+        self.active_sessions -= t.active_sessions;
+    }
+
+    pub fn new(second: u64) -> Tick {
         Tick {
             second,
             counts: Counts::default(),
@@ -313,6 +358,8 @@ pub struct Recorder {
     pub metrics: Metrics,
     pub keys: HashMap<Key, KeyStats>,
     pub counts: Counts,
+    /// (passed, failed) per check.
+    pub checks: Vec<(u64, u64)>,
     /// (kind, endpoint index, message).
     pub examples: Vec<(String, u32, String)>,
     tick: Tick,
@@ -324,6 +371,7 @@ impl Default for Recorder {
             metrics: Metrics::default(),
             keys: HashMap::new(),
             counts: Counts::default(),
+            checks: Vec::new(),
             examples: Vec::new(),
             tick: Tick::new(0),
         }
@@ -407,6 +455,23 @@ impl Recorder {
         }
     }
 
+    /// Check `index` passed or failed.
+    pub fn check(&mut self, index: usize, passed: bool) {
+        if self.checks.len() <= index {
+            self.checks.resize(index + 1, (0, 0));
+        }
+        let c = &mut self.checks[index];
+        if passed {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+        for c in [&mut self.counts, &mut self.tick.counts] {
+            c.checks_passed += u64::from(passed);
+            c.checks_failed += u64::from(!passed);
+        }
+    }
+
     pub fn request_cut(&mut self) {
         self.counts.requests_cut += 1;
         self.tick.counts.requests_cut += 1;
@@ -454,8 +519,12 @@ pub struct RunMeta {
     pub elapsed: Duration,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
-    /// Stopped early by the run itself, and why (every login failed).
+    /// Stopped early by the run itself, and why (every login failed, a
+    /// threshold with abort_on_fail was lost).
     pub aborted: Option<String>,
+    /// The exit code the abort calls for.
+    #[serde(skip)]
+    pub abort_code: u8,
 }
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -474,6 +543,13 @@ pub struct Results {
     pub timeline: Timeline,
     /// What the token manager did, when auth was configured.
     pub auth: Option<crate::auth::AuthReport>,
+    /// Check names, and (passed, failed) per check.
+    pub check_names: Vec<String>,
+    pub checks: Vec<(u64, u64)>,
+    /// The thresholds, judged at the end of the run.
+    pub thresholds: Vec<crate::threshold::Verdict>,
+    /// The spike drill's analysis, for `reprise drill`.
+    pub drill: Option<crate::drill::DrillReport>,
 }
 
 impl Results {
@@ -481,6 +557,13 @@ impl Results {
     pub fn absorb(&mut self, r: Recorder) {
         self.metrics.merge(&r.metrics);
         self.counts.merge(&r.counts);
+        if self.checks.len() < r.checks.len() {
+            self.checks.resize(r.checks.len(), (0, 0));
+        }
+        for (mine, theirs) in self.checks.iter_mut().zip(&r.checks) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
         for (k, s) in r.keys {
             self.keys.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);
         }

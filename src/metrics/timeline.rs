@@ -90,14 +90,7 @@ fn ms(h: &SmallHist, q: f64) -> f64 {
 impl Timeline {
     pub fn add(&mut self, t: Tick) {
         match self.seconds.get_mut(&t.second) {
-            Some(s) => {
-                s.counts.merge(&t.counts);
-                let _ = s.duration.add(&t.duration);
-                let _ = s.service.add(&t.service);
-                let _ = s.lag.add(&t.lag);
-                s.in_flight += t.in_flight;
-                s.active_sessions += t.active_sessions;
-            }
+            Some(s) => s.merge(&t),
             None => {
                 self.seconds.insert(t.second, t);
             }

@@ -26,9 +26,11 @@ pub use clock::{Clock, PreciseClock, TokioClock};
 pub use worker::{Limits, Setup, Worker, WorkerReport};
 
 use crate::auth::Auth;
+use crate::check::Checks;
 use crate::http::{Client, ClientOptions, Origin, Target};
 use crate::metrics::{Results, Tick, Timeline};
 use crate::plan::{Placement, Plan, mix};
+use crate::threshold::Watcher;
 
 /// Everything the executor needs beyond the plan.
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ pub struct ReplayOptions {
     pub late_after: Duration,
     /// How long sessions still running at the end may go on.
     pub grace: Duration,
+    /// Checks run on every response.
+    pub checks: Arc<Checks>,
 }
 
 /// Stops a run: the first Ctrl-C triggers it, or the run aborts itself
@@ -54,7 +58,8 @@ pub struct ReplayOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
     token: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
+    /// Why, and the exit code it calls for.
+    reason: Arc<Mutex<Option<(String, u8)>>>,
 }
 
 impl Shutdown {
@@ -67,12 +72,13 @@ impl Shutdown {
         self.token.cancel();
     }
 
-    /// Stops the run because of what it found (the first reason stays).
-    pub fn abort(&self, reason: String) {
+    /// Stops the run because of what it found, with the exit code that
+    /// calls for (the first reason stays).
+    pub fn abort(&self, reason: String, exit_code: u8) {
         self.reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
+            .get_or_insert((reason, exit_code));
         self.token.cancel();
     }
 
@@ -83,6 +89,11 @@ impl Shutdown {
     /// Why the run aborted itself; `None` when it was not (or was stopped
     /// by Ctrl-C).
     pub fn reason(&self) -> Option<String> {
+        self.aborted().map(|(r, _)| r)
+    }
+
+    /// The reason and the exit code of an abort.
+    pub fn aborted(&self) -> Option<(String, u8)> {
         self.reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,6 +171,7 @@ pub fn run(
     plan: Arc<Plan>,
     opts: ReplayOptions,
     auth: Option<Arc<Auth>>,
+    watcher: Option<Watcher>,
     shutdown: Shutdown,
     mut progress: impl FnMut(&Progress),
 ) -> Results {
@@ -188,7 +200,14 @@ pub fn run(
         })
         .collect();
     drop(tick_tx);
-    let timeline = collect(&tick_rx, &handles, start, plan.length(), &mut progress);
+    let timeline = collect(
+        &tick_rx,
+        &handles,
+        start,
+        plan.length(),
+        (watcher, &shutdown),
+        &mut progress,
+    );
     let mut results = Results::default();
     results.names.endpoints = plan.model.endpoints.iter().map(|e| e.name()).collect();
     results.names.tenants = plan.model.tenants.iter().map(|t| t.name.clone()).collect();
@@ -202,7 +221,10 @@ pub fn run(
     results.meta.workers = workers;
     results.meta.planned = plan.length();
     results.meta.elapsed = start.elapsed();
-    results.meta.aborted = shutdown.reason();
+    if let Some((reason, code)) = shutdown.aborted() {
+        results.meta.aborted = Some(reason);
+        results.meta.abort_code = code;
+    }
     results.meta.interrupted = shutdown.triggered() && results.meta.aborted.is_none();
     results.auth = auth.map(|a| a.report());
     results
@@ -233,6 +255,7 @@ fn collect(
     handles: &[thread::JoinHandle<WorkerReport>],
     start: Instant,
     planned: Duration,
+    (mut watcher, shutdown): (Option<Watcher>, &Shutdown),
     progress: &mut impl FnMut(&Progress),
 ) -> Timeline {
     let mut timeline = Timeline::default();
@@ -244,6 +267,10 @@ fn collect(
                 requests += t.counts.requests;
                 failed += t.counts.failed;
                 timeline.add(t);
+                if let Some(reason) = watcher.as_mut().and_then(|w| w.update(&timeline)) {
+                    shutdown.abort(reason, crate::app::exit::THRESHOLDS);
+                    watcher = None;
+                }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

@@ -305,6 +305,10 @@ async fn session<T: Transport + 'static, C: Clock>(
             started = true;
         }
         rec.request(&m, o.error.as_ref().map(|(_, msg)| msg.as_str()));
+        inner
+            .opts
+            .checks
+            .run(spec.endpoint, m.tenant, &o, m.duration, &mut rec);
         drop(rec);
         last_end = finished;
     }
@@ -332,6 +336,7 @@ async fn send<T: Transport + 'static, C: Clock>(
         path_and_query: path,
         headers: &spec.headers,
         body: spec.body.as_deref(),
+        keep: inner.opts.checks.keep(spec.endpoint),
     };
     tokio::select! {
         o = inner.transport.send(req) => Some(o),

@@ -3,12 +3,14 @@
 //! directory (`--out DIR`) is whatever the exporters write into it.
 
 mod files;
+mod junit;
 pub mod summary;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
 pub use files::{Histograms, JsonSummary, TimelineCsv, decode_histogram};
+pub use junit::JUnit;
 pub use summary::{Stats, Summary};
 pub use terminal::Terminal;
 
@@ -82,4 +84,13 @@ pub fn write_dir(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes one exporter's output to `path` (`--junit FILE`), atomically.
+pub fn write_file(path: &Path, run: &Run<'_>, exporter: &dyn Exporter) -> Result<(), ReportError> {
+    let bytes = exporter.render(run)?;
+    write_atomic(path, &bytes).map_err(|source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }

@@ -117,6 +117,13 @@ pub struct Summary {
     /// Auth traffic, when auth was configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSummary>,
+    /// Every check with its passes and failures.
+    pub checks: Vec<crate::check::CheckSummary>,
+    /// Every threshold, judged.
+    pub thresholds: Vec<crate::threshold::Verdict>,
+    /// A drill's analysis (`reprise drill`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<crate::drill::DrillReport>,
 }
 
 /// The token manager's traffic: its own group, never in the business
@@ -192,6 +199,9 @@ impl Summary {
                 sessions_denied: a.sessions_denied,
                 examples: a.examples.clone(),
             }),
+            checks: crate::check::summarise(&r.check_names, &r.checks),
+            thresholds: r.thresholds.clone(),
+            drill: r.drill.clone(),
         }
     }
 

@@ -134,6 +134,31 @@ pub fn render(s: &Summary, top: usize) -> String {
         thousands(ss.dropped),
         thousands(ss.interrupted)
     );
+    let (passed, failed): (u64, u64) = s
+        .checks
+        .iter()
+        .fold((0, 0), |(p, f), c| (p + c.passes, f + c.fails));
+    if passed + failed > 0 {
+        let _ = writeln!(
+            o,
+            "  {} {:<12} ✓ {} ✗ {}",
+            dots("checks"),
+            pct(passed as f64 / (passed + failed) as f64),
+            thousands(passed),
+            thousands(failed)
+        );
+        for c in &s.checks {
+            let _ = writeln!(
+                o,
+                "    {} {:<40} {:>8}  ({} of {} failed)",
+                if c.fails == 0 { "✓" } else { "✗" },
+                c.name,
+                pct(c.rate),
+                thousands(c.fails),
+                thousands(c.passes + c.fails)
+            );
+        }
+    }
     for (name, n) in [
         ("data_received", r.bytes_received),
         ("data_sent", r.bytes_sent),
@@ -189,6 +214,35 @@ pub fn render(s: &Summary, top: usize) -> String {
             s.endpoints.len() - top
         );
     }
+    if let Some(d) = &s.drill {
+        drill(&mut o, d);
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(o, "\n  thresholds");
+        let width = s
+            .thresholds
+            .iter()
+            .map(|v| v.threshold.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(70);
+        for v in &s.thresholds {
+            let mut seen = v.observed_text();
+            if let Some(w) = v.windows.as_ref().filter(|w| w.judged > 0) {
+                let _ = write!(
+                    seen,
+                    " (worst window from {}s; {} of {} windows failed)",
+                    w.worst_at_s, w.failed, w.judged
+                );
+            }
+            let _ = writeln!(
+                o,
+                "    {} {:<width$}  {seen}",
+                if v.ok { "✓" } else { "✗" },
+                v.threshold
+            );
+        }
+    }
     if s.errors.is_empty() {
         let _ = writeln!(o, "\n  errors: none");
     } else {
@@ -202,6 +256,42 @@ pub fn render(s: &Summary, top: usize) -> String {
         }
     }
     o
+}
+
+fn drill(o: &mut String, d: &crate::drill::DrillReport) {
+    let opt_ms = |v: Option<f64>| v.map_or_else(|| "none".to_string(), ms);
+    let _ = writeln!(
+        o,
+        "\n  spike drill: ×{} → ×{} from {}s to {}s, observed to {}s",
+        trim(d.baseline_multiplier, 2),
+        trim(d.spike_multiplier, 2),
+        d.spike_start_s,
+        d.spike_end_s,
+        d.observe_end_s
+    );
+    let _ = writeln!(
+        o,
+        "    baseline   p95 {}, errors {} ({} requests)",
+        opt_ms(d.baseline.p95_ms),
+        pct(d.baseline.error_rate),
+        thousands(d.baseline.requests)
+    );
+    let _ = writeln!(
+        o,
+        "    spike      p95 {}, errors {}, peak p95 {}, {} sessions dropped",
+        opt_ms(d.spike.p95_ms),
+        pct(d.spike.error_rate),
+        opt_ms(d.peak_p95_ms),
+        thousands(d.spike_sessions_dropped)
+    );
+    let _ = writeln!(
+        o,
+        "    recovery   {} (back means p95 ≤ {} and errors ≤ {} over a {} window)",
+        d.verdict,
+        opt_ms(d.p95_limit_ms),
+        pct(d.error_rate_limit),
+        crate::output::human_duration(d.window)
+    );
 }
 
 fn table(o: &mut String, what: &str, groups: &[Group], top: usize) {

@@ -1,0 +1,274 @@
+//! Checks: per-request assertions, counted as a pass rate (the `checks`
+//! metric), never failing the request itself.
+//!
+//! One check is on by default: *status as recorded* — a replayed request
+//! passes when its status class (2xx, 4xx, ...) is one the capture recorded
+//! for that endpoint (in at least 1% of its requests), so an endpoint that
+//! answered 2xx in production and 5xx now fails it. Custom checks come from
+//! `[[checks]]` in the run config.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::UsageError;
+use crate::http::Outcome;
+use crate::metrics::{Class, Recorder};
+use crate::model::Model;
+
+/// The default check's name.
+pub const STATUS_AS_RECORDED: &str = "status as recorded";
+
+/// A recorded class counts for the default check from this share up.
+const RECORDED_SHARE: f64 = 0.01;
+
+/// `[[checks]]` as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    pub name: String,
+    /// Only requests to this endpoint (`GET /api/products/{id}`).
+    pub endpoint: Option<String>,
+    /// Only this tenant's requests.
+    pub tenant: Option<String>,
+    /// The status is one of these.
+    pub status: Option<Vec<u16>>,
+    /// The response body contains this text.
+    pub body_contains: Option<String>,
+    /// The JSON body has this value at `json_pointer`.
+    pub json_pointer: Option<String>,
+    pub json_equals: Option<toml::Value>,
+    /// The response has this header.
+    pub header: Option<String>,
+    /// http_req_duration (from due) under this.
+    #[serde(default, with = "crate::config::opt_duration")]
+    pub duration_under: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+struct Custom {
+    index: usize,
+    tenant: Option<u32>,
+    status: Vec<u16>,
+    body_contains: Option<String>,
+    json: Option<(String, serde_json::Value)>,
+    header: Option<String>,
+    duration_under: Option<Duration>,
+}
+
+/// Checks, compiled for a model.
+#[derive(Clone, Debug, Default)]
+pub struct Checks {
+    pub names: Vec<String>,
+    /// Per endpoint: the recorded classes (bit per [`Class`] index); `None`
+    /// when the default check is off or the endpoint recorded no status.
+    recorded: Vec<Option<u8>>,
+    /// Per endpoint: the custom checks that apply.
+    custom: Vec<Vec<Custom>>,
+    /// Per endpoint: whether responses must be kept for a check.
+    keep: Vec<bool>,
+}
+
+impl Checks {
+    /// Compiles `[[checks]]` (and the default check unless `status_check`
+    /// is false) against `model`; a selector that matches nothing is an
+    /// error.
+    pub fn new(
+        model: &Model,
+        files: &[CheckFile],
+        status_check: bool,
+    ) -> Result<Checks, UsageError> {
+        let n = model.endpoints.len();
+        let mut c = Checks {
+            names: Vec::new(),
+            recorded: vec![None; n],
+            custom: vec![Vec::new(); n],
+            keep: vec![false; n],
+        };
+        if status_check {
+            c.names.push(STATUS_AS_RECORDED.into());
+            for (i, e) in model.endpoints.iter().enumerate() {
+                let total: u64 = e.status.values().sum();
+                let mut mask = 0u8;
+                for (code, count) in &e.status {
+                    let code: Option<u16> = code.parse().ok().filter(|c| *c > 0);
+                    if *count as f64 >= RECORDED_SHARE * total as f64 {
+                        mask |= 1 << Class::of(code).index();
+                    }
+                }
+                c.recorded[i] = (mask != 0).then_some(mask);
+            }
+        }
+        for f in files {
+            let err = |m: String| UsageError(format!("[[checks]] `{}`: {m}", f.name));
+            if f.name.trim().is_empty() {
+                return Err(UsageError("[[checks]]: every check needs a `name`".into()));
+            }
+            if c.names.contains(&f.name) {
+                return Err(err("two checks have this name".into()));
+            }
+            if f.status.is_none()
+                && f.body_contains.is_none()
+                && f.json_pointer.is_none()
+                && f.header.is_none()
+                && f.duration_under.is_none()
+            {
+                return Err(err(
+                    "says nothing to check: give status, body_contains, json_pointer + json_equals, header or duration_under".into(),
+                ));
+            }
+            let json = match (&f.json_pointer, &f.json_equals) {
+                (Some(p), Some(v)) if p.starts_with('/') => Some((
+                    p.clone(),
+                    serde_json::to_value(v).map_err(|e| err(e.to_string()))?,
+                )),
+                (Some(p), Some(_)) => {
+                    return Err(err(format!("json_pointer `{p}` does not start with /")));
+                }
+                (None, None) => None,
+                _ => return Err(err("json_pointer and json_equals go together".into())),
+            };
+            let endpoints: Vec<usize> = match &f.endpoint {
+                Some(name) => {
+                    let i = model
+                        .endpoints
+                        .iter()
+                        .position(|e| e.name() == *name)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "endpoint `{name}` is not in the model (reprise inspect lists them)"
+                            ))
+                        })?;
+                    vec![i]
+                }
+                None => (0..n).collect(),
+            };
+            let tenant = match &f.tenant {
+                Some(t) => Some(
+                    model
+                        .tenants
+                        .iter()
+                        .position(|x| x.name == *t)
+                        .ok_or_else(|| err(format!("tenant `{t}` is not in the model")))?
+                        as u32,
+                ),
+                None => None,
+            };
+            let custom = Custom {
+                index: c.names.len(),
+                tenant,
+                status: f.status.clone().unwrap_or_default(),
+                body_contains: f.body_contains.clone(),
+                json,
+                header: f.header.as_ref().map(|h| h.to_ascii_lowercase()),
+                duration_under: f.duration_under,
+            };
+            let keep =
+                custom.body_contains.is_some() || custom.json.is_some() || custom.header.is_some();
+            for e in endpoints {
+                c.custom[e].push(custom.clone());
+                c.keep[e] |= keep;
+            }
+            c.names.push(f.name.clone());
+        }
+        Ok(c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Whether requests to `endpoint` must keep their response for a check.
+    pub fn keep(&self, endpoint: usize) -> bool {
+        self.keep.get(endpoint).copied().unwrap_or(false)
+    }
+
+    /// Runs the checks for one request and records them.
+    pub fn run(
+        &self,
+        endpoint: usize,
+        tenant: u32,
+        o: &Outcome,
+        duration: Duration,
+        rec: &mut Recorder,
+    ) {
+        if let Some(Some(mask)) = self.recorded.get(endpoint) {
+            let class = Class::of(o.status);
+            rec.check(0, mask & (1 << class.index()) != 0);
+        }
+        for c in self.custom.get(endpoint).into_iter().flatten() {
+            if c.tenant.is_some_and(|t| t != tenant) {
+                continue;
+            }
+            rec.check(c.index, c.passes(o, duration));
+        }
+    }
+}
+
+impl Custom {
+    fn passes(&self, o: &Outcome, duration: Duration) -> bool {
+        if !self.status.is_empty() && !o.status.is_some_and(|s| self.status.contains(&s)) {
+            return false;
+        }
+        if self.duration_under.is_some_and(|d| duration >= d) {
+            return false;
+        }
+        let kept = o.kept.as_deref();
+        if let Some(h) = &self.header
+            && !kept.is_some_and(|k| k.headers.iter().any(|(n, _)| n == h))
+        {
+            return false;
+        }
+        if let Some(text) = &self.body_contains
+            && kept.is_none_or(|k| memchr::memmem::find(&k.body, text.as_bytes()).is_none())
+        {
+            return false;
+        }
+        if let Some((pointer, want)) = &self.json {
+            let got = kept
+                .and_then(|k| serde_json::from_slice::<serde_json::Value>(&k.body).ok())
+                .and_then(|v| v.pointer(pointer).cloned());
+            if got.as_ref() != Some(want) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Per-check results for the summary.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CheckSummary {
+    pub name: String,
+    pub passes: u64,
+    pub fails: u64,
+    pub rate: f64,
+}
+
+/// The run config's `[[checks]]` and the default check's switch.
+#[derive(Clone, Debug, Default)]
+pub struct CheckConfig {
+    pub files: Vec<CheckFile>,
+    pub status_check: bool,
+}
+
+/// (name → (passes, fails)) in the order of `names`.
+pub fn summarise(names: &[String], counts: &[(u64, u64)]) -> Vec<CheckSummary> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let (p, f) = counts.get(i).copied().unwrap_or_default();
+            CheckSummary {
+                name: name.clone(),
+                passes: p,
+                fails: f,
+                rate: if p + f == 0 {
+                    0.0
+                } else {
+                    ((p as f64 / (p + f) as f64) * 1e6).round() / 1e6
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,714 @@
+//! Thresholds: k6's pass/fail criteria, judged on a run's results, plus
+//! windows (`p(95)<500 over 1m`: every minute must hold) and early aborts.
+//!
+//! A threshold that could never be judged — an unknown metric or tag, a
+//! tenant or endpoint the model does not have, a check that does not exist —
+//! is an error before the run starts, not a silent pass.
+
+mod parse;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use hdrhistogram::{Counter, Histogram};
+use serde::Serialize;
+
+pub use parse::{Agg, Kind, METRICS, MetricDef, Op, ParseError, Threshold, metric, parse};
+pub use parse::{parse_expression, parse_selector};
+
+use crate::metrics::{Class, Key, Results, Tick, small_hist};
+
+/// How one threshold came out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    pub threshold: String,
+    pub ok: bool,
+    /// The value judged (the worst window's, for windowed thresholds); null
+    /// when there was nothing to judge (no samples: a failure).
+    pub observed: Option<f64>,
+    /// `ms`, `/s`, or empty (rates are fractions, counts plain).
+    pub unit: &'static str,
+    /// For windowed thresholds.
+    pub windows: Option<Windows>,
+    pub abort_on_fail: bool,
+    /// How the observed value is named (`p(95)`, `rate`).
+    #[serde(skip)]
+    pub agg: String,
+    /// Why there is no observed value, when there is a better word for it
+    /// than "no data".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Windowed results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Windows {
+    #[serde(serialize_with = "crate::metrics::ser_ms", rename = "window_ms")]
+    pub length: Duration,
+    pub judged: u64,
+    pub failed: u64,
+    /// Start (seconds into the run) of the worst window.
+    pub worst_at_s: u64,
+}
+
+impl Verdict {
+    /// `p(95)=412.3ms`, or `no data`.
+    pub fn observed_text(&self) -> String {
+        match self.observed {
+            None => self.note.clone().unwrap_or_else(|| "no data".into()),
+            Some(v) => format!("{}={}{}", self.agg, trim(v), self.unit),
+        }
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// What a threshold's selector can match, from the model and the run
+/// config.
+pub struct Known<'a> {
+    pub endpoints: &'a [String],
+    pub tenants: &'a [String],
+    pub checks: &'a [String],
+    pub drill: bool,
+}
+
+/// Checks that every threshold can be judged in this run.
+pub fn validate(ts: &[Threshold], known: &Known<'_>) -> Result<(), String> {
+    for t in ts {
+        let err = |m: String| Err(format!("threshold `{}`: {m}", t.source));
+        if t.metric.drill && !known.drill {
+            return err(format!("{} exists only in `reprise drill`", t.metric.name));
+        }
+        if t.abort_on_fail && !(t.metric.per_second && t.tags.is_empty()) {
+            return err(
+                "abort_on_fail needs a metric measured second by second and no tags (http_req_duration, http_req_service_time, generator_lag, http_reqs, http_req_failed, checks, sessions_dropped, sessions_late)".into(),
+            );
+        }
+        for (tag, value) in &t.tags {
+            let found = match tag.as_str() {
+                "endpoint" => known.endpoints.iter().any(|e| e == value),
+                "tenant" => known.tenants.iter().any(|x| x == value),
+                "method" => known
+                    .endpoints
+                    .iter()
+                    .any(|e| e.split(' ').next() == Some(value.as_str())),
+                "status" => Class::ALL.iter().any(|c| c.name() == value),
+                "check" => known.checks.iter().any(|c| c == value),
+                _ => false,
+            };
+            if !found {
+                let some: Vec<&str> = match tag.as_str() {
+                    "endpoint" => known.endpoints.iter().map(String::as_str).take(8).collect(),
+                    "tenant" => known.tenants.iter().map(String::as_str).collect(),
+                    "status" => Class::ALL.iter().map(|c| c.name()).collect(),
+                    "check" => known.checks.iter().map(String::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                let list = if some.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (there are: {})", some.join(", "))
+                };
+                return err(format!(
+                    "{tag}:{value} matches nothing in this run{list}; a threshold on nothing would always pass"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn trend<T: Counter>(h: &Histogram<T>, agg: Agg) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Some(match agg {
+        Agg::P(p) => ms(h.median_equivalent(h.value_at_quantile(p / 100.0))),
+        Agg::Avg => h.mean() / 1000.0,
+        Agg::Min => ms(h.min()),
+        Agg::Med => ms(h.median_equivalent(h.value_at_quantile(0.5))),
+        Agg::Max => ms(h.max()),
+        Agg::Count => h.len() as f64,
+        Agg::Rate | Agg::Value => return None,
+    })
+}
+
+fn ratio(n: u64, of: u64) -> Option<f64> {
+    (of > 0).then(|| n as f64 / of as f64)
+}
+
+fn counter(n: u64, agg: Agg, secs: f64) -> Option<f64> {
+    Some(match agg {
+        Agg::Rate => n as f64 / secs.max(1e-9),
+        _ => n as f64,
+    })
+}
+
+fn unit(t: &Threshold) -> &'static str {
+    match (t.metric.kind, t.agg) {
+        (_, Agg::Count) => "",
+        (Kind::Trend | Kind::Value, _) => "ms",
+        (Kind::Counter, Agg::Rate) => "/s",
+        _ => "",
+    }
+}
+
+/// The value of `t` over the whole run.
+fn observe(t: &Threshold, r: &Results) -> Option<f64> {
+    let secs = r.meta.elapsed.as_secs_f64();
+    let name = t.metric.name;
+    if !t.tags.is_empty() && name != "checks" {
+        let matches = |k: &Key| {
+            t.tags.iter().all(|(tag, v)| {
+                let endpoint = r.names.endpoints.get(k.endpoint as usize);
+                match tag.as_str() {
+                    "endpoint" => endpoint == Some(v),
+                    "tenant" => r.names.tenants.get(k.tenant as usize) == Some(v),
+                    "method" => endpoint.and_then(|e| e.split(' ').next()) == Some(v.as_str()),
+                    "status" => k.class.name() == v,
+                    _ => false,
+                }
+            })
+        };
+        let keys: Vec<_> = r.keys.iter().filter(|(k, _)| matches(k)).collect();
+        return match name {
+            "http_req_duration" | "http_req_service_time" => {
+                let mut h = small_hist();
+                for (_, s) in &keys {
+                    let _ = h.add(if name == "http_req_duration" {
+                        &s.duration
+                    } else {
+                        &s.service
+                    });
+                }
+                trend(&h, t.agg)
+            }
+            "http_reqs" => counter(keys.iter().map(|(_, s)| s.requests).sum(), t.agg, secs),
+            "http_req_failed" => ratio(
+                keys.iter()
+                    .filter(|(k, _)| k.class.failed())
+                    .map(|(_, s)| s.requests)
+                    .sum(),
+                keys.iter().map(|(_, s)| s.requests).sum(),
+            ),
+            _ => None,
+        };
+    }
+    let c = &r.counts;
+    let auth = r.auth.as_ref();
+    match name {
+        "auth_req_duration" => auth.and_then(|a| trend(&a.duration, t.agg)),
+        "http_reqs" => counter(c.requests, t.agg, secs),
+        "http_req_failed" => ratio(c.failed, c.requests),
+        "checks" => match t.tags.first() {
+            Some((_, check)) => {
+                let i = r.check_names.iter().position(|n| n == check)?;
+                let (p, f) = r.checks.get(i).copied().unwrap_or_default();
+                ratio(p, p + f)
+            }
+            None => ratio(c.checks_passed, c.checks_passed + c.checks_failed),
+        },
+        "sessions_dropped" => counter(c.sessions_dropped, t.agg, secs),
+        "sessions_late" => counter(c.sessions_late, t.agg, secs),
+        "auth_failures" => counter(auth.map_or(0, |a| a.failures), t.agg, secs),
+        "auth_retries" => counter(auth.map_or(0, |a| a.retries), t.agg, secs),
+        "token_refreshes" => counter(auth.map_or(0, |a| a.refreshes), t.agg, secs),
+        "recovery_time" => r
+            .drill
+            .as_ref()
+            .and_then(|d| d.recovery_time)
+            .map(|d| d.as_secs_f64() * 1000.0),
+        _ => r
+            .metrics
+            .named()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, h)| trend(h, t.agg)),
+    }
+}
+
+/// The value of an untagged per-second metric over merged ticks.
+fn observe_tick(t: &Threshold, tick: &Tick, secs: f64) -> Option<f64> {
+    let c = &tick.counts;
+    match t.metric.name {
+        "http_req_duration" => trend(&tick.duration, t.agg),
+        "http_req_service_time" => trend(&tick.service, t.agg),
+        "generator_lag" => trend(&tick.lag, t.agg),
+        "http_reqs" => counter(c.requests, t.agg, secs),
+        "http_req_failed" => ratio(c.failed, c.requests),
+        "checks" => ratio(c.checks_passed, c.checks_passed + c.checks_failed),
+        "sessions_dropped" => counter(c.sessions_dropped, t.agg, secs),
+        "sessions_late" => counter(c.sessions_late, t.agg, secs),
+        _ => None,
+    }
+}
+
+/// Whether `observed` holds; no data fails.
+fn holds(t: &Threshold, observed: Option<f64>) -> bool {
+    observed.is_some_and(|v| t.op.holds(v, t.bound))
+}
+
+/// Is `a` a worse value than `b` for this threshold?
+fn worse(t: &Threshold, a: f64, b: f64) -> bool {
+    match t.op {
+        Op::Lt | Op::Le => a > b,
+        Op::Gt | Op::Ge => a < b,
+        Op::Eq | Op::Ne => (a - t.bound).abs() > (b - t.bound).abs(),
+    }
+}
+
+/// Every window of `len` seconds over the timeline's seconds (one window
+/// of everything when the run is shorter): (start second, merged tick).
+fn windows(r: &Results, len: u64, mut each: impl FnMut(u64, &Tick)) {
+    let ticks: Vec<(u64, &Tick)> = r.timeline.seconds().collect();
+    let Some(&(last, _)) = ticks.last() else {
+        return;
+    };
+    let first = ticks[0].0;
+    let by_second = |s: u64| ticks.iter().find(|(x, _)| *x == s).map(|(_, t)| *t);
+    if last + 1 - first <= len {
+        let mut all = Tick::new(first);
+        for (_, t) in &ticks {
+            all.merge(t);
+        }
+        each(first, &all);
+        return;
+    }
+    let mut acc = Tick::new(first);
+    for s in first..first + len {
+        if let Some(t) = by_second(s) {
+            acc.merge(t);
+        }
+    }
+    each(first, &acc);
+    for start in first + 1..=last + 1 - len {
+        if let Some(t) = by_second(start - 1) {
+            acc.subtract(t);
+        }
+        if let Some(t) = by_second(start + len - 1) {
+            acc.merge(t);
+        }
+        each(start, &acc);
+    }
+}
+
+/// Judges every threshold on the results.
+pub fn evaluate(ts: &[Threshold], r: &Results) -> Vec<Verdict> {
+    ts.iter()
+        .map(|t| {
+            let (ok, observed, windows_info) = match t.window {
+                None => {
+                    let v = observe(t, r);
+                    (holds(t, v), v, None)
+                }
+                Some(w) => {
+                    let len = w.as_secs().max(1);
+                    let (mut judged, mut failed) = (0u64, 0u64);
+                    let mut worst: Option<(u64, Option<f64>)> = None;
+                    windows(r, len, |start, tick| {
+                        let v = observe_tick(t, tick, len as f64);
+                        judged += 1;
+                        if !holds(t, v) {
+                            failed += 1;
+                        }
+                        let replace = match (&worst, v) {
+                            (None, _) => true,
+                            (Some((_, Some(_))), None) => true,
+                            (Some((_, Some(b))), Some(a)) => worse(t, a, *b),
+                            (Some((_, None)), _) => false,
+                        };
+                        if replace {
+                            worst = Some((start, v));
+                        }
+                    });
+                    let (at, v) = worst.unwrap_or((0, None));
+                    (
+                        judged > 0 && failed == 0,
+                        v,
+                        Some(Windows {
+                            length: w,
+                            judged,
+                            failed,
+                            worst_at_s: at,
+                        }),
+                    )
+                }
+            };
+            Verdict {
+                threshold: t.source.clone(),
+                ok,
+                observed: observed.map(|v| (v * 1e6).round() / 1e6),
+                unit: unit(t),
+                windows: windows_info,
+                abort_on_fail: t.abort_on_fail,
+                agg: t.agg.to_string(),
+                note: (t.metric.name == "recovery_time" && observed.is_none())
+                    .then(|| "did not recover".to_string()),
+            }
+        })
+        .collect()
+}
+
+/// Watches the timeline during a run for thresholds with abort_on_fail.
+pub struct Watcher {
+    ts: Vec<Threshold>,
+    /// Everything up to `next` (exclusive).
+    total: Tick,
+    next: u64,
+    /// The most recent seconds, for windows.
+    recent: VecDeque<Tick>,
+    longest: u64,
+}
+
+impl Watcher {
+    /// `None` when no threshold aborts.
+    pub fn new(ts: &[Threshold]) -> Option<Watcher> {
+        let ts: Vec<Threshold> = ts.iter().filter(|t| t.abort_on_fail).cloned().collect();
+        if ts.is_empty() {
+            return None;
+        }
+        let longest = ts
+            .iter()
+            .filter_map(|t| t.window.map(|w| w.as_secs()))
+            .max()
+            .unwrap_or(1);
+        Some(Watcher {
+            ts,
+            total: Tick::new(0),
+            next: 0,
+            recent: VecDeque::new(),
+            longest,
+        })
+    }
+
+    /// Takes in the complete seconds of the timeline (all but the newest,
+    /// which workers may still be reporting) and judges; the reason to abort,
+    /// if a threshold is lost.
+    pub fn update(&mut self, timeline: &crate::metrics::Timeline) -> Option<String> {
+        let newest = timeline.seconds().map(|(s, _)| s).max()?;
+        for (s, t) in timeline.seconds() {
+            if s < self.next || s >= newest {
+                continue;
+            }
+            self.total.merge(t);
+            self.recent.push_back(t.clone());
+            if self.recent.len() as u64 > self.longest {
+                self.recent.pop_front();
+            }
+            self.next = s + 1;
+        }
+        let elapsed = self.next;
+        for t in &self.ts {
+            if Duration::from_secs(elapsed) < t.delay_abort.max(Duration::from_secs(1)) {
+                continue;
+            }
+            let v = match t.window {
+                None => observe_tick(t, &self.total, elapsed as f64),
+                Some(w) => {
+                    let len = w.as_secs();
+                    if (self.recent.len() as u64) < len {
+                        continue;
+                    }
+                    let mut acc = Tick::new(0);
+                    for tick in self.recent.iter().rev().take(len as usize) {
+                        acc.merge(tick);
+                    }
+                    observe_tick(t, &acc, len as f64)
+                }
+            };
+            // No data yet is not a loss.
+            if let Some(v) = v
+                && !t.op.holds(v, t.bound)
+            {
+                let shown = Verdict {
+                    threshold: t.source.clone(),
+                    ok: false,
+                    observed: Some(v),
+                    unit: unit(t),
+                    windows: None,
+                    abort_on_fail: true,
+                    agg: t.agg.to_string(),
+                    note: None,
+                }
+                .observed_text();
+                return Some(format!(
+                    "threshold `{}` failed after {elapsed}s ({shown}) and has abort_on_fail",
+                    t.source
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// `[thresholds]` of the run config: `metric{tags} = ["expr", { threshold =
+/// "expr", abort_on_fail = true, delay_abort_eval = "10s" }]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdEntry {
+    Plain(String),
+    Full(FullEntry),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullEntry {
+    pub threshold: String,
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    #[serde(default, with = "crate::config::opt_duration")]
+    pub delay_abort_eval: Option<Duration>,
+}
+
+/// The config file's thresholds, parsed.
+pub fn from_file(
+    table: &std::collections::BTreeMap<String, Vec<ThresholdEntry>>,
+) -> Result<Vec<Threshold>, String> {
+    let mut out = Vec::new();
+    for (key, entries) in table {
+        let (metric, tags) = parse_selector(key).map_err(|e| format!("[thresholds]: {e}"))?;
+        for e in entries {
+            let (text, abort, delay) = match e {
+                ThresholdEntry::Plain(s) => (s.as_str(), false, None),
+                ThresholdEntry::Full(f) => {
+                    (f.threshold.as_str(), f.abort_on_fail, f.delay_abort_eval)
+                }
+            };
+            let mut t = parse_expression(text, metric, &tags)
+                .map_err(|e| format!("[thresholds] {key}: {e}"))?;
+            t.abort_on_fail = abort;
+            t.delay_abort = delay.unwrap_or(Duration::ZERO);
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Measured, Recorder};
+
+    /// A run of `seconds` seconds: each second, 100 requests of `ms(s)`
+    /// milliseconds, `failed(s)` of them failing.
+    fn run(seconds: u64, ms: impl Fn(u64) -> f64, failed: impl Fn(u64) -> u64) -> Results {
+        let mut r = Results::default();
+        r.names.endpoints = vec!["GET /a".into(), "POST /b".into()];
+        r.names.tenants = vec!["acme".into(), "globex".into()];
+        let mut rec = Recorder::default();
+        for s in 0..seconds {
+            for i in 0..100u64 {
+                let fail = i < failed(s);
+                rec.request(
+                    &Measured {
+                        endpoint: (i % 2) as u32,
+                        tenant: u32::from(i % 4 == 0),
+                        status: Some(if fail { 500 } else { 200 }),
+                        error: None,
+                        duration: Duration::from_secs_f64(ms(s) / 1000.0),
+                        service: Duration::from_secs_f64(ms(s) / 1000.0),
+                        lag: Duration::from_micros(50),
+                        waiting: None,
+                        receiving: None,
+                        connecting: None,
+                        tls: None,
+                        bytes_received: 10,
+                        bytes_sent: 10,
+                    },
+                    None,
+                );
+                rec.check(0, !fail);
+            }
+            let tick = rec.take_tick(s + 1, 0, 0);
+            let mut tick = tick;
+            tick.second = s;
+            r.timeline.add(tick);
+        }
+        r.check_names = vec!["status as recorded".into()];
+        r.absorb(rec);
+        r.meta.elapsed = Duration::from_secs(seconds);
+        r
+    }
+
+    fn judge(exprs: &[&str], r: &Results) -> Vec<Verdict> {
+        let ts: Vec<Threshold> = exprs.iter().flat_map(|e| parse(e).unwrap()).collect();
+        evaluate(&ts, r)
+    }
+
+    #[test]
+    fn run_wide_thresholds() {
+        // 60 s at 100 ms, with a 2 s burst of 900 ms in the middle.
+        let r = run(
+            60,
+            |s| if (30..32).contains(&s) { 900.0 } else { 100.0 },
+            |_| 1,
+        );
+        let v = judge(
+            &[
+                "http_req_duration: p(95)<500",
+                "http_req_duration: p(99)<500",
+                "http_req_duration: max<=1s",
+                "http_req_failed: rate<0.02",
+                "http_req_failed: rate<0.005",
+                "http_reqs: count==6000, rate>99",
+                "checks: rate>0.98",
+                "http_req_duration{tenant:globex,endpoint:GET /a}: med<150",
+                "http_reqs{tenant:acme}: count==4500",
+                "http_req_failed{status:5xx}: rate==1",
+                "checks{check:status as recorded}: rate>=0.99",
+                "session_duration: p(95)<1000",
+            ],
+            &r,
+        );
+        let oks: Vec<bool> = v.iter().map(|x| x.ok).collect();
+        assert_eq!(
+            oks,
+            vec![
+                true, false, true, true, false, true, true, true, true, true, true, true, false
+            ]
+        );
+        let p99 = v[1].observed.unwrap();
+        assert!((895.0..=905.0).contains(&p99), "{p99}");
+        assert_eq!(v[1].unit, "ms");
+        assert_eq!(v[4].observed, Some(0.01));
+        assert_eq!(v[6].observed, Some(100.0));
+        assert_eq!(v[6].unit, "/s");
+        assert_eq!(v[7].observed, Some(0.99));
+        // Nothing to judge is a failure, said as such.
+        assert_eq!(v[12].observed, None);
+        assert_eq!(v[12].observed_text(), "no data");
+        assert_eq!(
+            v[1].observed_text(),
+            format!("p(99)={}ms", v[1].observed.unwrap())
+        );
+    }
+
+    #[test]
+    fn every_window_must_hold() {
+        let r = run(
+            120,
+            |s| if (70..75).contains(&s) { 900.0 } else { 100.0 },
+            |_| 0,
+        );
+        let v = judge(
+            &[
+                "http_req_duration: p(95)<500",
+                "http_req_duration: p(95)<500 over 1m",
+                "http_req_duration: p(95)<500 over 2m",
+                "http_req_duration: p(90)<500 over 10s",
+                "http_reqs: rate>=100 over 30s",
+            ],
+            &r,
+        );
+        assert!(v[0].ok, "over the whole run the burst is under 5%");
+        // 61 one-minute windows; those holding the 5 s burst have 8% slow.
+        assert!(!v[1].ok);
+        let w = v[1].windows.as_ref().unwrap();
+        assert_eq!(w.judged, 61);
+        assert!(w.failed > 0 && w.failed < 61, "{w:?}");
+        // Windows starting at 14 to 60 hold 4 or 5 of the slow seconds.
+        assert_eq!(w.failed, 47);
+        assert_eq!(w.worst_at_s, 14);
+        assert!(v[1].observed.unwrap() > 800.0);
+        // A window as long as the run: one window, which holds.
+        assert!(v[2].ok && v[2].windows.as_ref().unwrap().judged == 1);
+        assert!(!v[3].ok);
+        assert!(v[4].ok, "{:?}", v[4]);
+    }
+
+    #[test]
+    fn selectors_must_match_the_run() {
+        let endpoints = vec!["GET /api/products/{id}".to_string()];
+        let tenants = vec!["acme".to_string()];
+        let checks = vec!["status as recorded".to_string()];
+        let known = Known {
+            endpoints: &endpoints,
+            tenants: &tenants,
+            checks: &checks,
+            drill: false,
+        };
+        let ok = parse("http_req_duration{endpoint:GET /api/products/{id},tenant:acme,method:GET,status:2xx}: p(99)<800").unwrap();
+        validate(&ok, &known).unwrap();
+        for (bad, expect) in [
+            (
+                "http_req_duration{tenant:initech}: p(99)<800",
+                "tenant:initech matches nothing",
+            ),
+            (
+                "http_req_duration{endpoint:GET /nope}: p(99)<800",
+                "endpoint:GET /nope matches nothing",
+            ),
+            ("http_req_duration{method:PATCH}: p(99)<800", "method:PATCH"),
+            ("http_req_failed{status:6xx}: rate<0.1", "status:6xx"),
+            ("checks{check:body ok}: rate>0.9", "check:body ok"),
+            ("recovery_time: value<2m", "only in `reprise drill`"),
+        ] {
+            let e = validate(&parse(bad).unwrap(), &known).unwrap_err();
+            assert!(e.contains(expect), "{bad}: {e}");
+        }
+        let mut t = parse("http_req_duration{tenant:acme}: p(99)<800").unwrap();
+        t[0].abort_on_fail = true;
+        assert!(validate(&t, &known).unwrap_err().contains("abort_on_fail"));
+    }
+
+    #[test]
+    fn the_watcher_aborts_once_a_threshold_is_lost() {
+        let r = run(40, |s| if s >= 20 { 900.0 } else { 100.0 }, |_| 0);
+        let mut ts = parse("http_req_duration: p(95)<500 over 5s").unwrap();
+        ts[0].abort_on_fail = true;
+        let mut w = Watcher::new(&ts).unwrap();
+        let mut partial = crate::metrics::Timeline::default();
+        let mut aborted_at = None;
+        for (s, t) in r.timeline.seconds() {
+            partial.add(t.clone());
+            if let Some(reason) = w.update(&partial) {
+                aborted_at = Some((s, reason));
+                break;
+            }
+        }
+        let (s, reason) = aborted_at.expect("aborted");
+        // Second 20 is judged once second 21 arrives; a 5 s window is over
+        // 500 ms at p95 from its first slow second.
+        assert_eq!(s, 21, "{reason}");
+        assert!(
+            reason.contains("http_req_duration: p(95)<500 over 5s"),
+            "{reason}"
+        );
+        // delay_abort_eval holds the judgement back.
+        ts[0].delay_abort = Duration::from_secs(30);
+        let mut w = Watcher::new(&ts).unwrap();
+        let mut partial = crate::metrics::Timeline::default();
+        for (s, t) in r.timeline.seconds() {
+            partial.add(t.clone());
+            if w.update(&partial).is_some() {
+                assert_eq!(s, 30, "not judged before 30 s");
+                return;
+            }
+        }
+        panic!("never aborted");
+    }
+
+    #[test]
+    fn config_file_entries() {
+        let table: std::collections::BTreeMap<String, Vec<ThresholdEntry>> = toml::from_str(
+            r#"
+            http_req_duration = ["p(95)<500", { threshold = "p(99)<800 over 1m", abort_on_fail = true, delay_abort_eval = "10s" }]
+            "http_req_failed{tenant:acme}" = ["rate<0.01"]
+            "#,
+        )
+        .unwrap();
+        let ts = from_file(&table).unwrap();
+        assert_eq!(ts.len(), 3);
+        assert!(ts[1].abort_on_fail);
+        assert_eq!(ts[1].delay_abort, Duration::from_secs(10));
+        assert_eq!(ts[2].source, "http_req_failed{tenant:acme}: rate<0.01");
+        let bad: std::collections::BTreeMap<String, Vec<ThresholdEntry>> =
+            toml::from_str(r#"http_req_duration = ["p(95)<<500"]"#).unwrap();
+        let e = from_file(&bad).unwrap_err();
+        assert!(e.contains("column 7"), "{e}");
+    }
+}
