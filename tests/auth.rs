@@ -173,27 +173,10 @@ credentials = "users.csv"
     assert!(!everything.contains("eyJ"), "a token leaked");
 }
 
-/// A log of one `GET /ping` session per second for `n` seconds.
-fn ping_model(dir: &Path, n: u32) {
-    let mut log = String::new();
-    for i in 0..n {
-        log.push_str(&format!(
-            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET /ping HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
-            i / 250,
-            i % 250 + 1,
-            i / 60 % 60,
-            i % 60
-        ));
-    }
-    let path = dir.join("ping.log");
-    std::fs::write(&path, log).expect("writes");
-    util::import(dir, &[path.to_str().expect("utf-8")]);
-}
-
 #[test]
 fn a_revoked_token_is_replaced_once_and_the_request_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
-    ping_model(dir.path(), 300);
+    util::ping_model(dir.path(), 300);
     let server = Recorder::start(Behaviour {
         auth: Some(Duration::from_secs(3)),
         ..Behaviour::default()
@@ -303,7 +286,7 @@ password = "${{REPRISE_TEST_WRONG_PASSWORD}}"
 #[test]
 fn auth_mistakes_are_usage_errors_before_anything_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    ping_model(dir.path(), 10);
+    util::ping_model(dir.path(), 10);
     let server = Recorder::start(Behaviour::default());
     for (auth, expect) in [
         (
@@ -420,7 +403,7 @@ fn jwt_exp(authorization: &str) -> u64 {
 /// Replays ping sessions for 6 s against a recording server with `[auth]`
 /// from oauth2-mock-server; the summary and the recording server.
 fn replay_with_oauth2(dir: &Path, mock: &OAuth2Mock, auth: &str) -> (Value, Recorder, String) {
-    ping_model(dir, 300);
+    util::ping_model(dir, 300);
     let server = Recorder::start(Behaviour::default());
     let toml = format!(
         r#"target = "{}"

@@ -366,6 +366,7 @@ impl Transport for Mock {
             receiving: Some(Duration::ZERO),
             bytes_received: 10,
             bytes_sent: 10,
+            kept: None,
         }
     }
 }
@@ -385,6 +386,7 @@ fn options(max_inflight: usize) -> ReplayOptions {
         max_sessions: 1_000_000,
         late_after: Duration::from_millis(250),
         grace: Duration::from_secs(600),
+        checks: Arc::new(reprise::check::Checks::default()),
     }
 }
 
@@ -671,19 +673,7 @@ fn a_stall_shows_in_latency_from_due_and_in_service_time() {
     // One request per session, 200 sessions a second for 10 s; the server
     // holds everything arriving between 3 s and 4 s until 4 s.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = String::new();
-    for i in 0..600 {
-        log.push_str(&format!(
-            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET /ping HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
-            i / 250,
-            i % 250 + 1,
-            i / 60 % 60,
-            i % 60
-        ));
-    }
-    let log_path = dir.path().join("ping.log");
-    std::fs::write(&log_path, log).expect("writes");
-    util::import(dir.path(), &[log_path.to_str().expect("utf-8")]);
+    util::ping_model(dir.path(), 600);
     let server = Recorder::start(Behaviour {
         stall: Some((Duration::from_secs(3), Duration::from_secs(4))),
         ..Behaviour::default()

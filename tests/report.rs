@@ -74,7 +74,19 @@ fn results() -> Results {
         elapsed: Duration::from_secs(20),
         interrupted: false,
         aborted: None,
+        abort_code: 0,
     };
+    r.check_names = vec!["status as recorded".into(), "has items".into()];
+    r.checks = vec![(980, 20), (300, 0)];
+    let thresholds: Vec<_> = [
+        "http_req_duration: p(95)<500",
+        "http_req_failed{tenant:acme}: rate<0.01",
+        "http_req_duration: p(99)<100 over 5s",
+    ]
+    .iter()
+    .flat_map(|t| reprise::threshold::parse(t).expect("parses"))
+    .collect();
+    r.thresholds = reprise::threshold::evaluate(&thresholds, &r);
     let mut auth_duration = reprise::metrics::hist();
     for ms in [18u64, 22, 25, 31, 40] {
         auth_duration.record(ms * 1000).expect("in range");

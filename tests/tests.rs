@@ -9,4 +9,5 @@ mod ground_truth;
 mod replay;
 mod report;
 mod secrets;
+mod thresholds;
 mod util;

@@ -66,3 +66,21 @@ pub fn import(dir: &Path, args: &[&str]) -> (Model, String, Output) {
 pub fn share(part: u64, whole: u64) -> f64 {
     part as f64 / whole.max(1) as f64
 }
+
+/// Imports a model of one `GET /ping` session per second for `n` seconds
+/// (each from its own client) into `dir`/model.json.
+pub fn ping_model(dir: &Path, n: u32) {
+    let mut log = String::new();
+    for i in 0..n {
+        log.push_str(&format!(
+            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET /ping HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
+            i / 250,
+            i % 250 + 1,
+            i / 60 % 60,
+            i % 60
+        ));
+    }
+    let path = dir.join("ping.log");
+    std::fs::write(&path, log).expect("writes");
+    import(dir, &[path.to_str().expect("utf-8")]);
+}

@@ -52,6 +52,8 @@ pub struct Behaviour {
     pub stall: Option<(Duration, Duration)>,
     /// Require tokens; revoke all issued before this offset when it comes.
     pub auth: Option<Duration>,
+    /// Every answer takes this long: a slow server.
+    pub delay: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -219,6 +221,9 @@ async fn handle(
         let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = hyper::StatusCode::from_u16(status).expect("a status");
         return Ok(r);
+    }
+    if let Some(d) = behaviour.delay {
+        tokio::time::sleep(d).await;
     }
     if let Some((from, to)) = behaviour.stall
         && at >= from

@@ -1,0 +1,370 @@
+//! Thresholds, checks, JUnit and the spike drill, end to end with the
+//! binary against loopback servers and the demo target.
+
+use std::time::Duration;
+
+use reprise::demo::{DemoTarget, TargetConfig};
+use serde_json::Value;
+
+use crate::replay::replay;
+use crate::util::server::{Behaviour, Recorder};
+use crate::util::{self, text};
+
+fn flat(target: &str, rate: u32, secs: u32, extra: &str) -> String {
+    format!(
+        "target = \"{target}\"\ngrace = \"2s\"\n{extra}\n[profile]\nunit = \"sessions_per_sec\"\nstart = {rate}\nstages = [{{ duration = \"{secs}s\", target = {rate} }}]\n"
+    )
+}
+
+fn verdicts(summary: &Value) -> Vec<(String, bool)> {
+    summary["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .map(|v| {
+            (
+                v["threshold"].as_str().expect("text").to_string(),
+                v["ok"].as_bool().expect("ok"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_slow_target_breaks_its_thresholds_and_the_exit_code_is_99() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour {
+        delay: Some(Duration::from_millis(120)),
+        ..Behaviour::default()
+    });
+    let junit = dir.path().join("junit.xml");
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &flat(&server.url(), 50, 3, ""),
+        &[
+            "--threshold",
+            "http_req_duration: p(95)<100, p(95)<1s",
+            "--threshold",
+            "http_req_failed: rate<0.01",
+            "--threshold",
+            "http_reqs: count>10",
+            "--junit",
+            junit.to_str().expect("utf-8"),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stderr}");
+    assert!(stderr.contains("1 of 4 thresholds failed"), "{stderr}");
+    assert_eq!(
+        verdicts(&summary),
+        vec![
+            ("http_req_duration: p(95)<100".to_string(), false),
+            ("http_req_duration: p(95)<1s".to_string(), true),
+            ("http_req_failed: rate<0.01".to_string(), true),
+            ("http_reqs: count>10".to_string(), true),
+        ]
+    );
+    let p95 = summary["thresholds"][0]["observed"]
+        .as_f64()
+        .expect("observed");
+    assert!((119.0..400.0).contains(&p95), "{p95}");
+    assert!(
+        stdout.contains("✗ http_req_duration: p(95)<100"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✓ http_req_failed: rate<0.01"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("tests=\"5\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("name=\"http_req_duration: p(95)&lt;100\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"threshold\" message=\"observed p(95)="),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("classname=\"checks\" name=\"status as recorded\" time="),
+        "{xml}"
+    );
+
+    // The same run with thresholds it meets: exit 0.
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &flat(
+            &server.url(),
+            50,
+            2,
+            "[thresholds]\nhttp_req_duration = [\"p(95)<2s\"]\nchecks = [\"rate>0.99\"]",
+        ),
+        &["--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(verdicts(&summary).iter().all(|(_, ok)| *ok));
+}
+
+#[test]
+fn thresholds_that_could_never_be_judged_are_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 10);
+    let server = Recorder::start(Behaviour::default());
+    for (threshold, expect) in [
+        (
+            "http_req_duration{tenant:nobody}: p(95)<100",
+            "tenant:nobody matches nothing",
+        ),
+        (
+            "http_req_duration{endpoint:GET /pong}: p(95)<100",
+            "endpoint:GET /pong matches nothing",
+        ),
+        (
+            "http_req_durations: p(95)<100",
+            "column 1: unknown metric `http_req_durations` (did you mean http_req_duration?)",
+        ),
+        ("http_req_duration: p(95)<100 over 1.5s", "whole number"),
+        ("recovery_time: value<1m", "only in `reprise drill`"),
+        ("checks{check:nope}: rate>0.9", "check:nope matches nothing"),
+    ] {
+        let (out, _) = replay(
+            dir.path(),
+            &dir.path().join("model.json"),
+            &flat(&server.url(), 5, 1, ""),
+            &["--threshold", threshold],
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{threshold}: {stderr}");
+        assert!(stderr.contains(expect), "{threshold}: {stderr}");
+    }
+    assert!(server.seen().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_lost_threshold_with_abort_on_fail_stops_the_run_early() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour {
+        delay: Some(Duration::from_millis(60)),
+        ..Behaviour::default()
+    });
+    let toml = flat(
+        &server.url(),
+        20,
+        60,
+        "[thresholds]\nhttp_req_duration = [{ threshold = \"p(95)<20 over 2s\", abort_on_fail = true, delay_abort_eval = \"3s\" }]",
+    );
+    let started = std::time::Instant::now();
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped long before 60 s"
+    );
+    let reason = summary["run"]["aborted"].as_str().expect("aborted");
+    assert!(
+        reason.contains("http_req_duration: p(95)<20 over 2s") && reason.contains("abort_on_fail"),
+        "{reason}"
+    );
+    assert!(summary["run"]["elapsed_ms"].as_f64().expect("elapsed") < 15_000.0);
+    assert_eq!(summary["thresholds"][0]["ok"], false);
+}
+
+#[test]
+fn custom_checks_count_passes_and_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    // The server answers {"ok":true} with a JSON content type... or not:
+    // the recording server sets no content type, so the header check fails.
+    let server = Recorder::start(Behaviour::default());
+    let toml = flat(
+        &server.url(),
+        40,
+        2,
+        r#"
+[[checks]]
+name = "ok is true"
+endpoint = "GET /ping"
+status = [200]
+json_pointer = "/ok"
+json_equals = true
+
+[[checks]]
+name = "says hello"
+body_contains = "hello"
+
+[[checks]]
+name = "has a content type"
+header = "content-type"
+
+[[checks]]
+name = "fast"
+duration_under = "5s"
+
+[thresholds]
+"checks{check:ok is true}" = ["rate==1"]
+"checks{check:says hello}" = ["rate<0.01"]
+"#,
+    );
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let checks = summary["checks"].as_array().expect("checks");
+    let by_name = |n: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("check {n}"))
+    };
+    let total = summary["requests"]["total"].as_u64().expect("total");
+    assert!(total > 50);
+    assert_eq!(by_name("status as recorded")["passes"], total);
+    assert_eq!(by_name("ok is true")["passes"], total);
+    assert_eq!(by_name("says hello")["fails"], total);
+    assert_eq!(by_name("has a content type")["fails"], total);
+    assert_eq!(by_name("fast")["passes"], total);
+    // Mistakes in checks are usage errors.
+    let (out, _) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &flat(
+            &server.url(),
+            5,
+            1,
+            "[[checks]]\nname = \"x\"\nendpoint = \"GET /nope\"\nstatus = [200]",
+        ),
+        &["--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("endpoint `GET /nope` is not in the model"));
+}
+
+#[test]
+fn a_spike_drill_on_the_demo_target_measures_degradation_and_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::import(
+        dir.path(),
+        &[util::repo("captures/demo-shop.har.gz")
+            .to_str()
+            .expect("utf-8")],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // One worker: requests queue in the spike and the pool drains after.
+    let target = rt
+        .block_on(DemoTarget::start(
+            ([127, 0, 0, 1], 0).into(),
+            TargetConfig {
+                workers: 1,
+                queue: 32,
+                ..TargetConfig::default()
+            },
+        ))
+        .expect("demo target");
+    let out = util::reprise()
+        .args([
+            "drill",
+            "spike",
+            "model.json",
+            "--target",
+            &target.url(),
+            "--allow-host",
+            "127.0.0.1",
+            "--tenant-header",
+            "x-tenant-id",
+            "--methods",
+            "GET",
+            "--think-scale",
+            "0.2",
+            "--grace",
+            "1s",
+            "--baseline",
+            "2",
+            "--spike",
+            "20",
+            "--baseline-for",
+            "6s",
+            "--spike-for",
+            "4s",
+            "--observe",
+            "14s",
+            "--sustain",
+            "3s",
+            "--window",
+            "3s",
+            "--tolerance",
+            "50%",
+            "--threshold",
+            "recovery_time: value<14s",
+            "--out",
+            "out",
+        ])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    let d = &summary["drill"];
+    assert_eq!(
+        (d["spike_start_s"].as_u64(), d["spike_end_s"].as_u64()),
+        (Some(6), Some(10))
+    );
+    let base = d["baseline"]["p95_ms"].as_f64().expect("baseline p95");
+    let peak = d["peak_p95_ms"].as_f64().expect("peak");
+    assert!(
+        peak > 2.0 * base,
+        "the spike degraded the target: {base} → {peak}"
+    );
+    let rec = d["recovery_time_ms"].as_f64().expect("recovered");
+    assert!(rec < 14_000.0);
+    assert_eq!(
+        d["recovered_at_s"].as_u64(),
+        Some(10 + (rec / 1000.0) as u64)
+    );
+    assert_eq!(summary["thresholds"][0]["ok"], true);
+    assert!(stdout.contains("spike drill: ×2 → ×20"), "{stdout}");
+    assert!(stdout.contains("recovered"), "{stdout}");
+    // The drill's own flags are checked.
+    let bad = util::reprise()
+        .args([
+            "drill",
+            "spike",
+            "model.json",
+            "--target",
+            &target.url(),
+            "--spike",
+            "3",
+            "--rate",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("the drill sets the load itself"));
+}
