@@ -40,6 +40,27 @@ pub enum Command {
     /// Drills: `reprise drill spike MODEL --target URL --spike 5` measures
     /// how long the target takes to recover from a spike.
     Drill(DrillArgs),
+    /// Re-render a saved run (`--out DIR`) without re-running it: the
+    /// terminal summary, or JSON, or JUnit.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory written by `replay --out`, `drill --out` or `demo --out`.
+    pub dir: PathBuf,
+
+    /// Print summary.json instead of the terminal summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write a JUnit XML report here: a testcase per threshold and check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Endpoints listed in the terminal summary.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
 }
 
 #[derive(Debug, Args, Default)]

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Tick, Timeline};
 use crate::plan::{Profile, Stage, Unit};
@@ -77,7 +77,7 @@ impl SpikeDrill {
 }
 
 /// p95 and error rate of a stretch of seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub requests: u64,
     pub p95_ms: Option<f64>,
@@ -97,14 +97,14 @@ impl Health {
             error_rate: if c.requests == 0 {
                 0.0
             } else {
-                c.failed as f64 / c.requests as f64
+                round6(c.failed as f64 / c.requests as f64)
             },
         }
     }
 }
 
 /// What the drill found.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DrillReport {
     pub baseline_multiplier: f64,
     pub spike_multiplier: f64,
@@ -112,9 +112,17 @@ pub struct DrillReport {
     pub spike_end_s: u64,
     pub observe_end_s: u64,
     pub tolerance: f64,
-    #[serde(serialize_with = "crate::metrics::ser_ms", rename = "sustain_ms")]
+    #[serde(
+        serialize_with = "crate::metrics::ser_ms",
+        deserialize_with = "crate::metrics::de_ms",
+        rename = "sustain_ms"
+    )]
     pub sustain: Duration,
-    #[serde(serialize_with = "crate::metrics::ser_ms", rename = "window_ms")]
+    #[serde(
+        serialize_with = "crate::metrics::ser_ms",
+        deserialize_with = "crate::metrics::de_ms",
+        rename = "window_ms"
+    )]
     pub window: Duration,
     pub baseline: Health,
     /// Over the spike.
@@ -128,7 +136,11 @@ pub struct DrillReport {
     /// Seconds into the run when the target was back, and since the spike's
     /// end; none when it did not recover within the observation.
     pub recovered_at_s: Option<u64>,
-    #[serde(serialize_with = "ser_opt_ms", rename = "recovery_time_ms")]
+    #[serde(
+        serialize_with = "ser_opt_ms",
+        deserialize_with = "de_opt_ms",
+        rename = "recovery_time_ms"
+    )]
     pub recovery_time: Option<Duration>,
     /// In words: recovered in Ns, or why not.
     pub verdict: String,
@@ -139,6 +151,22 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
         Some(d) => crate::metrics::ser_ms(d, s),
         None => s.serialize_none(),
     }
+}
+
+fn de_opt_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let ms = Option::<f64>::deserialize(d)?;
+    ms.map(|ms| {
+        if ms.is_finite() && ms >= 0.0 {
+            Ok(Duration::from_secs_f64(ms / 1000.0))
+        } else {
+            Err(serde::de::Error::custom("a duration in milliseconds"))
+        }
+    })
+    .transpose()
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 fn merged(timeline: &Timeline, from: u64, to: u64) -> Tick {
@@ -160,8 +188,9 @@ pub fn analyse(d: &SpikeDrill, timeline: &Timeline) -> DrillReport {
     let spike = Health::of(&spike_tick);
     let p95_limit = baseline
         .p95_ms
-        .map(|p| (p * (1.0 + d.tolerance)).max(p + P95_SLACK_MS));
-    let err_limit = (baseline.error_rate * (1.0 + d.tolerance)).max(baseline.error_rate + 0.01);
+        .map(|p| round6((p * (1.0 + d.tolerance)).max(p + P95_SLACK_MS)));
+    let err_limit =
+        round6((baseline.error_rate * (1.0 + d.tolerance)).max(baseline.error_rate + 0.01));
     let w = d.window.as_secs().max(1);
     let trailing = |s: u64, floor: u64| {
         Health::of(&merged(timeline, s.saturating_sub(w - 1).max(floor), s + 1))

@@ -168,7 +168,7 @@ fn a_run_directory_holds_every_file_and_histograms_read_back_exactly() {
         .iter()
         .find(|m| m[0] == "http_req_duration")
         .expect("http_req_duration");
-    let back = decode_histogram(duration[1].as_str().expect("base64")).expect("decodes");
+    let back = decode_histogram::<u64>(duration[1].as_str().expect("base64")).expect("decodes");
     assert_eq!(back.len(), 1000);
     assert_eq!(
         back.value_at_quantile(0.99),
@@ -184,7 +184,7 @@ fn a_run_directory_holds_every_file_and_histograms_read_back_exactly() {
     let per_key: u64 = keys
         .iter()
         .map(|k| {
-            decode_histogram(k["duration"].as_str().expect("b64"))
+            decode_histogram::<u64>(k["duration"].as_str().expect("b64"))
                 .expect("decodes")
                 .len()
         })
@@ -219,4 +219,65 @@ fn summary_json_follows_the_committed_schema() {
     };
     let empty: Value = serde_json::to_value(Summary::of(&nothing)).expect("serialises");
     assert_eq!(schema_errors(&validator, &empty), Vec::<String>::new());
+}
+
+#[test]
+fn a_saved_run_renders_again_exactly() {
+    use crate::util::server::{Behaviour, Recorder};
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    let toml = format!(
+        "target = \"{}\"\ngrace = \"1s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 40\nstages = [{{ duration = \"3s\", target = 40 }}]\n[thresholds]\nhttp_req_duration = [\"p(95)<2s\", \"p(99)<1ms over 1s\"]\n",
+        server.url()
+    );
+    let (out, _) = crate::replay::replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &[
+            "--quiet",
+            "--junit",
+            dir.path().join("run.xml").to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        crate::util::text(&out.stderr)
+    );
+    let run_dir = dir.path().join("out");
+    let report = |args: &[&str]| {
+        let o = crate::util::reprise()
+            .arg("report")
+            .arg(&run_dir)
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", crate::util::text(&o.stderr));
+        o.stdout
+    };
+    assert_eq!(
+        crate::util::text(&report(&["--json"])),
+        std::fs::read_to_string(run_dir.join("summary.json")).expect("summary")
+    );
+    assert_eq!(
+        crate::util::text(&report(&["--top", "20"])),
+        std::fs::read_to_string(run_dir.join("summary.txt")).expect("summary.txt")
+    );
+    let xml = dir.path().join("again.xml");
+    report(&["--junit", xml.to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(xml).expect("junit"),
+        std::fs::read_to_string(dir.path().join("run.xml")).expect("run junit")
+    );
+    // Not a run directory: exit 2, naming the file.
+    let bad = crate::util::reprise()
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(crate::util::text(&bad.stderr).contains("summary.json"));
 }

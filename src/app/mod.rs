@@ -40,6 +40,7 @@ pub fn run(cli: Cli, interrupts: &Interrupts) -> Result<u8> {
         Command::DemoTarget(a) => demo::demo_target(a),
         Command::Demo(a) => demo::demo(a, interrupts),
         Command::Drill(a) => drill::drill(a, interrupts),
+        Command::Report(a) => report(a),
     }
 }
 
@@ -233,5 +234,23 @@ fn inspect_model(a: InspectArgs) -> Result<u8> {
         inspect::render(&summary)
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+/// `reprise report DIR`: a saved run through the same exporters as a live
+/// one.
+fn report(a: crate::cli::ReportArgs) -> Result<u8> {
+    let results = crate::report::load(&a.dir)?;
+    let run = crate::report::Run::new(&results);
+    if let Some(path) = &a.junit {
+        crate::report::write_file(path, &run, &crate::report::JUnit)
+            .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
+    }
+    let out = if a.json {
+        crate::report::Exporter::render(&crate::report::JsonSummary, &run)?
+    } else {
+        crate::report::terminal::render(&run.summary, a.top).into_bytes()
+    };
+    std::io::stdout().lock().write_all(&out)?;
     Ok(exit::OK)
 }

@@ -157,7 +157,7 @@ pub fn judge(
                 threshold: "recovery: back to the baseline before the observation ends".into(),
                 ok: r.recovery_time.is_some(),
                 observed: r.recovery_time.map(|d| d.as_secs_f64() * 1000.0),
-                unit: "ms",
+                unit: "ms".into(),
                 windows: None,
                 abort_on_fail: false,
                 agg: "recovery_time".into(),

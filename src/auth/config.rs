@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::config::UsageError;
 
 /// How tokens are obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     /// OAuth2 client_credentials grant (RFC 6749 §4.4).

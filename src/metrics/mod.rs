@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use timeline::{Timeline, TimelineRow};
 
@@ -70,6 +70,10 @@ impl Class {
             Some(_) => Class::ServerError,
             None => Class::Failed,
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -193,6 +197,22 @@ impl Metrics {
         ]
     }
 
+    /// (k6 name, histogram to fill), for reading results back.
+    pub fn named_mut_by_name(&mut self) -> [(&'static str, &mut Hist); 8] {
+        let names = [
+            "http_req_duration",
+            "http_req_service_time",
+            "generator_lag",
+            "http_req_waiting",
+            "http_req_receiving",
+            "http_req_connecting",
+            "http_req_tls_handshaking",
+            "session_duration",
+        ];
+        let mut hists = self.named_mut().into_iter();
+        names.map(|n| (n, hists.next().expect("eight")))
+    }
+
     fn merge(&mut self, o: &Metrics) {
         for (mine, (_, theirs)) in self.named_mut().into_iter().zip(o.named()) {
             let _ = mine.add(theirs);
@@ -201,7 +221,7 @@ impl Metrics {
 }
 
 /// Counters of a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     pub requests: u64,
     /// No response, or status ≥ 400.
@@ -298,7 +318,7 @@ pub struct Measured {
 }
 
 /// A failure seen, kept as an example (the first few per kind).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     pub kind: String,
     pub endpoint: String,
@@ -499,7 +519,7 @@ pub struct Names {
 }
 
 /// What a run was.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunMeta {
     pub version: String,
     /// The command line, secrets masked.
@@ -513,9 +533,17 @@ pub struct RunMeta {
     pub workers: usize,
     pub start: String,
     pub end: String,
-    #[serde(rename = "planned_ms", serialize_with = "crate::metrics::ser_ms")]
+    #[serde(
+        rename = "planned_ms",
+        serialize_with = "crate::metrics::ser_ms",
+        deserialize_with = "crate::metrics::de_ms"
+    )]
     pub planned: Duration,
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::metrics::ser_ms")]
+    #[serde(
+        rename = "elapsed_ms",
+        serialize_with = "crate::metrics::ser_ms",
+        deserialize_with = "crate::metrics::de_ms"
+    )]
     pub elapsed: Duration,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
@@ -529,6 +557,18 @@ pub struct RunMeta {
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(crate::model::time::round3(d.as_secs_f64() * 1000.0))
+}
+
+/// Milliseconds (as [`ser_ms`] writes them) → a duration.
+pub fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    if ms.is_finite() && ms >= 0.0 {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(serde::de::Error::custom(
+            "a duration in milliseconds, zero or more",
+        ))
+    }
 }
 
 /// Everything a run measured.

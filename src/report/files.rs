@@ -6,10 +6,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::{Counter, Histogram};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Exporter, ReportError, Run};
-use crate::metrics::TimelineRow;
+use crate::metrics::{Counts, TimelineRow};
 
 /// summary.json (docs/summary.schema.json).
 pub struct JsonSummary;
@@ -51,35 +51,62 @@ impl Exporter for TimelineCsv {
 /// histograms.json: the run's histograms, exactly.
 pub struct Histograms;
 
-#[derive(Serialize)]
-struct HistFile<'a> {
+/// histograms.json: with summary.json, everything needed to rebuild the
+/// run's results exactly (`reprise report DIR`, later merges).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HistFile {
     /// How each histogram is encoded.
-    encoding: &'static str,
+    pub encoding: String,
     /// What the recorded values are.
-    unit: &'static str,
-    metrics: Vec<(&'static str, String)>,
-    keys: Vec<KeyHist<'a>>,
-    timeline: Vec<SecondHist>,
+    pub unit: String,
+    /// The exact run time (summary.json rounds it to the microsecond).
+    #[serde(default)]
+    pub elapsed_ns: u64,
+    pub endpoints: Vec<String>,
+    pub tenants: Vec<String>,
+    pub counts: Counts,
+    pub metrics: Vec<(String, String)>,
+    pub keys: Vec<KeyHist>,
+    pub timeline: Vec<SecondHist>,
+    /// (name, passed, failed) per check.
+    pub checks: Vec<(String, u64, u64)>,
+    pub auth: Option<AuthHist>,
 }
 
-#[derive(Serialize)]
-struct KeyHist<'a> {
-    endpoint: &'a str,
-    method: &'a str,
-    tenant: &'a str,
-    status: &'static str,
-    requests: u64,
-    bytes_received: u64,
-    duration: String,
-    service_time: String,
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KeyHist {
+    pub endpoint: String,
+    pub method: String,
+    pub tenant: String,
+    pub status: String,
+    pub requests: u64,
+    pub bytes_received: u64,
+    pub duration: String,
+    pub service_time: String,
 }
 
-#[derive(Serialize)]
-struct SecondHist {
-    second: u64,
-    duration: String,
-    service_time: String,
-    generator_lag: String,
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SecondHist {
+    pub second: u64,
+    pub counts: Counts,
+    pub in_flight: u64,
+    pub active_sessions: u64,
+    pub duration: String,
+    pub service_time: String,
+    pub generator_lag: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AuthHist {
+    pub kind: crate::auth::AuthKind,
+    pub identities: usize,
+    pub logins: u64,
+    pub refreshes: u64,
+    pub failures: u64,
+    pub retries: u64,
+    pub sessions_denied: u64,
+    pub examples: Vec<String>,
+    pub duration: String,
 }
 
 fn name(names: &[String], i: u32) -> &str {
@@ -99,7 +126,7 @@ fn encode<T: Counter>(h: &Histogram<T>) -> Result<String, ReportError> {
 }
 
 /// Reads back a histogram of histograms.json.
-pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, String> {
+pub fn decode_histogram<T: Counter>(s: &str) -> Result<Histogram<T>, String> {
     let bytes = STANDARD.decode(s).map_err(|e| e.to_string())?;
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
@@ -114,22 +141,49 @@ impl Exporter for Histograms {
     fn render(&self, run: &Run<'_>) -> Result<Vec<u8>, ReportError> {
         let r = run.results;
         let mut file = HistFile {
-            encoding: "HdrHistogram V2 deflate, base64",
-            unit: "microseconds",
+            encoding: "HdrHistogram V2 deflate, base64".into(),
+            unit: "microseconds".into(),
+            elapsed_ns: r.meta.elapsed.as_nanos().min(u128::from(u64::MAX)) as u64,
+            endpoints: r.names.endpoints.clone(),
+            tenants: r.names.tenants.clone(),
+            counts: r.counts.clone(),
             metrics: Vec::new(),
             keys: Vec::new(),
             timeline: Vec::new(),
+            checks: r
+                .check_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let (p, f) = r.checks.get(i).copied().unwrap_or_default();
+                    (n.clone(), p, f)
+                })
+                .collect(),
+            auth: match &r.auth {
+                Some(a) => Some(AuthHist {
+                    kind: a.kind,
+                    identities: a.identities,
+                    logins: a.logins,
+                    refreshes: a.refreshes,
+                    failures: a.failures,
+                    retries: a.retries,
+                    sessions_denied: a.sessions_denied,
+                    examples: a.examples.clone(),
+                    duration: encode(&a.duration)?,
+                }),
+                None => None,
+            },
         };
         for (n, h) in r.metrics.named() {
-            file.metrics.push((n, encode(h)?));
+            file.metrics.push((n.to_string(), encode(h)?));
         }
         for (k, s) in &r.keys {
             let endpoint = name(&r.names.endpoints, k.endpoint);
             file.keys.push(KeyHist {
-                endpoint,
-                method: endpoint.split_once(' ').map_or("", |(m, _)| m),
-                tenant: name(&r.names.tenants, k.tenant),
-                status: k.class.name(),
+                endpoint: endpoint.to_string(),
+                method: endpoint.split_once(' ').map_or("", |(m, _)| m).to_string(),
+                tenant: name(&r.names.tenants, k.tenant).to_string(),
+                status: k.class.name().to_string(),
                 requests: s.requests,
                 bytes_received: s.bytes_received,
                 duration: encode(&s.duration)?,
@@ -139,6 +193,9 @@ impl Exporter for Histograms {
         for (second, s) in r.timeline.seconds() {
             file.timeline.push(SecondHist {
                 second,
+                counts: s.counts.clone(),
+                in_flight: s.in_flight,
+                active_sessions: s.active_sessions,
                 duration: encode(&s.duration)?,
                 service_time: encode(&s.service)?,
                 generator_lag: encode(&s.lag)?,

@@ -4,6 +4,7 @@
 
 mod files;
 mod junit;
+mod load;
 pub mod summary;
 pub mod terminal;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use files::{Histograms, JsonSummary, TimelineCsv, decode_histogram};
 pub use junit::JUnit;
+pub use load::load;
 pub use summary::{Stats, Summary};
 pub use terminal::Terminal;
 

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use hdrhistogram::{Counter, Histogram};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use parse::{Agg, Kind, METRICS, MetricDef, Op, ParseError, Threshold, metric, parse};
 pub use parse::{parse_expression, parse_selector};
@@ -19,7 +19,7 @@ pub use parse::{parse_expression, parse_selector};
 use crate::metrics::{Class, Key, Results, Tick, small_hist};
 
 /// How one threshold came out.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub threshold: String,
     pub ok: bool,
@@ -27,23 +27,27 @@ pub struct Verdict {
     /// when there was nothing to judge (no samples: a failure).
     pub observed: Option<f64>,
     /// `ms`, `/s`, or empty (rates are fractions, counts plain).
-    pub unit: &'static str,
+    pub unit: String,
     /// For windowed thresholds.
     pub windows: Option<Windows>,
     pub abort_on_fail: bool,
     /// How the observed value is named (`p(95)`, `rate`).
-    #[serde(skip)]
+    #[serde(default)]
     pub agg: String,
     /// Why there is no observed value, when there is a better word for it
     /// than "no data".
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
 /// Windowed results.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
-    #[serde(serialize_with = "crate::metrics::ser_ms", rename = "window_ms")]
+    #[serde(
+        serialize_with = "crate::metrics::ser_ms",
+        deserialize_with = "crate::metrics::de_ms",
+        rename = "window_ms"
+    )]
     pub length: Duration,
     pub judged: u64,
     pub failed: u64,
@@ -342,7 +346,7 @@ pub fn evaluate(ts: &[Threshold], r: &Results) -> Vec<Verdict> {
                 threshold: t.source.clone(),
                 ok,
                 observed: observed.map(|v| (v * 1e6).round() / 1e6),
-                unit: unit(t),
+                unit: unit(t).to_string(),
                 windows: windows_info,
                 abort_on_fail: t.abort_on_fail,
                 agg: t.agg.to_string(),
@@ -428,7 +432,7 @@ impl Watcher {
                     threshold: t.source.clone(),
                     ok: false,
                     observed: Some(v),
-                    unit: unit(t),
+                    unit: unit(t).to_string(),
                     windows: None,
                     abort_on_fail: true,
                     agg: t.agg.to_string(),
