@@ -313,51 +313,54 @@ fn auth_mistakes_are_usage_errors_before_anything_is_sent() {
     assert!(server.seen().is_empty(), "nothing was sent");
 }
 
-/// oauth2-mock-server from npm, run by node from tests/interop (installed
-/// there by `.ci/run`: `npm ci --prefix tests/interop`).
-struct OAuth2Mock {
+/// A third-party server from npm, run by node from tests/interop (installed
+/// there by `.ci/run`: `npm ci --prefix tests/interop`). The script prints
+/// its URL on the first line, then lines the test counts.
+struct NodeServer {
     child: std::process::Child,
     url: String,
-    /// `token GRANT_TYPE`, one per token response.
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl OAuth2Mock {
+impl NodeServer {
     /// `None` (said loudly) without node or the package, unless
     /// REPRISE_REQUIRE_INTEROP is set (CI), where that is a failure.
-    fn start(ttl_secs: u32) -> Option<OAuth2Mock> {
+    fn start(script: &str, package: &str, env: &[(&str, &str)]) -> Option<NodeServer> {
         use std::io::BufRead;
         let dir = util::repo("tests/interop");
-        let installed = dir.join("node_modules/oauth2-mock-server").is_dir();
+        let installed = dir.join("node_modules").join(package).is_dir();
         let node = std::process::Command::new("node")
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
         if !(installed && node) {
             let why = if node {
-                "tests/interop/node_modules has no oauth2-mock-server (npm ci --prefix tests/interop)"
+                format!(
+                    "tests/interop/node_modules has no {package} (npm ci --prefix tests/interop)"
+                )
             } else {
-                "node is not installed"
+                "node is not installed".to_string()
             };
             if std::env::var_os("REPRISE_REQUIRE_INTEROP").is_some() {
-                panic!(
-                    "oauth2-mock-server interop is required (REPRISE_REQUIRE_INTEROP) but {why}"
-                );
+                panic!("{package} interop is required (REPRISE_REQUIRE_INTEROP) but {why}");
             }
-            eprintln!("SKIPPED: oauth2-mock-server interop test: {why}");
+            eprintln!("SKIPPED: {package} interop test: {why}");
             return None;
         }
         let mut child = std::process::Command::new("node")
-            .arg(dir.join("oauth2-mock.mjs"))
-            .env("TOKEN_TTL", ttl_secs.to_string())
+            .arg(dir.join(script))
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("node starts");
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
-        out.read_line(&mut first).expect("the issuer URL");
+        out.read_line(&mut first).expect("the server's URL");
         let url = first.trim().replace("localhost", "127.0.0.1");
-        assert!(url.starts_with("http://127.0.0.1:"), "issuer {first:?}");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "{package} said {first:?}"
+        );
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let l = lines.clone();
         std::thread::spawn(move || {
@@ -365,24 +368,44 @@ impl OAuth2Mock {
                 l.lock().expect("lock").push(line);
             }
         });
-        Some(OAuth2Mock { child, url, lines })
+        Some(NodeServer { child, url, lines })
     }
 
-    fn grants(&self, grant: &str) -> u64 {
-        let want = format!("token {grant}");
+    /// How many lines it printed that are exactly `line`.
+    fn count(&self, line: &str) -> u64 {
         self.lines
             .lock()
             .expect("lock")
             .iter()
-            .filter(|l| **l == want)
+            .filter(|l| *l == line)
             .count() as u64
     }
 }
 
-impl Drop for OAuth2Mock {
+impl Drop for NodeServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// oauth2-mock-server with tokens of `ttl_secs`; it prints `token GRANT`
+/// per token response.
+struct OAuth2Mock(NodeServer);
+
+impl OAuth2Mock {
+    fn start(ttl_secs: u32) -> Option<OAuth2Mock> {
+        let ttl = ttl_secs.to_string();
+        NodeServer::start(
+            "oauth2-mock.mjs",
+            "oauth2-mock-server",
+            &[("TOKEN_TTL", &ttl)],
+        )
+        .map(OAuth2Mock)
+    }
+
+    fn grants(&self, grant: &str) -> u64 {
+        self.0.count(&format!("token {grant}"))
     }
 }
 
@@ -416,7 +439,7 @@ url = "{}/token"
 {auth}
 "#,
         server.url(),
-        mock.url
+        mock.0.url
     );
     std::fs::write(dir.join("run.toml"), &toml).expect("writes");
     let (out, all, summary) = run_in(dir, ("REPRISE_TEST_CLIENT_SECRET", PASSWORD));
@@ -481,4 +504,58 @@ fn oauth2_mock_server_password_grant_renews_with_the_refresh_token() {
         refreshes,
         "every renewal used the refresh token"
     );
+}
+
+#[test]
+fn json_server_auth_jwt_login_in_front_of_json_server() {
+    let Some(server) = NodeServer::start(
+        "json-server-auth.cjs",
+        "json-server-auth",
+        &[("LOGIN_PASSWORD", PASSWORD)],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::path_model(dir.path(), 120, "/products");
+    let toml = format!(
+        r#"target = "{}"
+grace = "2s"
+[profile]
+unit = "sessions_per_sec"
+start = 40
+stages = [{{ duration = "3s", target = 40 }}]
+[auth]
+kind = "json_login"
+url = "/login"
+body = '{{"email": "{{username}}", "password": "{{password}}"}}'
+token_pointer = "/accessToken"
+username = "loadtest@example.test"
+password = "${{REPRISE_TEST_JSON_SERVER_PASSWORD}}"
+"#,
+        server.url
+    );
+    std::fs::write(dir.path().join("run.toml"), &toml).expect("writes");
+    let (out, everything, summary) =
+        run_in(dir.path(), ("REPRISE_TEST_JSON_SERVER_PASSWORD", PASSWORD));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let total = summary["requests"]["total"].as_u64().expect("total");
+    assert!(total > 80, "{total} requests");
+    assert_eq!(summary["requests"]["failed"], 0, "{}", summary["requests"]);
+    // One login; the JWT's exp (an hour away) needs no refresh in 3 s.
+    assert_eq!(summary["auth"]["logins"], 1);
+    assert_eq!(summary["auth"]["token_refreshes"], 0);
+    // json-server's own log: one login, every read allowed, no 401.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.count("POST /login 200"), 1);
+    assert_eq!(server.count("GET /products 200"), total);
+    assert!(
+        !server
+            .lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.ends_with(" 401")),
+        "a request was refused"
+    );
+    assert!(!everything.contains(PASSWORD));
 }

@@ -70,17 +70,22 @@ pub fn share(part: u64, whole: u64) -> f64 {
 /// Imports a model of one `GET /ping` session per second for `n` seconds
 /// (each from its own client) into `dir`/model.json.
 pub fn ping_model(dir: &Path, n: u32) {
+    path_model(dir, n, "/ping");
+}
+
+/// Imports a model of one `GET PATH` session per second for `n` seconds.
+pub fn path_model(dir: &Path, n: u32, path: &str) {
     let mut log = String::new();
     for i in 0..n {
         log.push_str(&format!(
-            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET /ping HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
+            "10.0.{}.{} - - [01/Jan/2026:00:{:02}:{:02} +0000] \"GET {path} HTTP/1.1\" 200 2 \"-\" \"probe\"\n",
             i / 250,
             i % 250 + 1,
             i / 60 % 60,
             i % 60
         ));
     }
-    let path = dir.join("ping.log");
-    std::fs::write(&path, log).expect("writes");
-    import(dir, &[path.to_str().expect("utf-8")]);
+    let file = dir.join("access.log");
+    std::fs::write(&file, log).expect("writes");
+    import(dir, &[file.to_str().expect("utf-8")]);
 }
