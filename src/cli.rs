@@ -58,6 +58,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Write the HTML report here: charts over time, tables, the run.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Endpoints listed in the terminal summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -198,6 +202,10 @@ pub struct ReplayArgs {
     /// Write a JUnit XML report here: a testcase per threshold and check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Write the HTML report here (also report.html in --out).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// No progress, no summary (results still go to --out).
     #[arg(short, long)]

@@ -156,7 +156,8 @@ fn a_run_directory_holds_every_file_and_histograms_read_back_exactly() {
             "summary.json",
             "timeline.csv",
             "histograms.json",
-            "summary.txt"
+            "summary.txt",
+            "report.html"
         ]
     );
     let h: Value =
@@ -280,4 +281,115 @@ fn a_saved_run_renders_again_exactly() {
         .expect("runs");
     assert_eq!(bad.status.code(), Some(2));
     assert!(crate::util::text(&bad.stderr).contains("summary.json"));
+}
+
+/// The HTML report's structure: sections, headings, tables and charts, with
+/// the data and the vendored library left out.
+fn skeleton(html: &str) -> String {
+    let re = regex::Regex::new(
+        r#"<(section id=[a-z-]+|h[123]>[^<]*|table[^>]*|th[^>]*>[^<]*|div class=chart id="[a-z-]+"|script[^>]*)"#,
+    )
+    .expect("regex");
+    re.find_iter(html)
+        .map(|m| m.as_str().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_html_report_structure() {
+    let r = results();
+    let run = Run::new(&r);
+    let html = String::from_utf8(report::Exporter::render(&report::Html, &run).expect("renders"))
+        .expect("utf-8");
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        !html.contains("http://") || !html.contains("<script src="),
+        "nothing is fetched"
+    );
+    assert!(!html.contains("<link "), "no external stylesheet");
+    insta::assert_snapshot!(skeleton(&html));
+}
+
+/// Chromium from Debian's package: present in CI (.ci/run installs it and
+/// sets REPRISE_REQUIRE_CHROMIUM); skipped loudly elsewhere.
+fn chromium() -> Option<&'static str> {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Some(c);
+        }
+    }
+    if std::env::var_os("REPRISE_REQUIRE_CHROMIUM").is_some() {
+        panic!("chromium is required (REPRISE_REQUIRE_CHROMIUM) but not installed");
+    }
+    eprintln!("SKIPPED: the HTML report's browser test: chromium is not installed");
+    None
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    use crate::util::server::{Behaviour, Recorder};
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    let toml = format!(
+        "target = \"{}\"\ngrace = \"1s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 10\nstages = [{{ duration = \"2s\", target = 30 }}, {{ duration = \"2s\", target = 10 }}]\n",
+        server.url()
+    );
+    let html = dir.path().join("report.html");
+    let (out, _) = crate::replay::replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet", "--html", html.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", crate::util::text(&out.stderr));
+    let page = format!("file://{}", html.display());
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+    ];
+    let dom = std::process::Command::new(browser)
+        .args(flags)
+        .args(["--dump-dom", &page])
+        .output()
+        .expect("chromium runs");
+    let dom = crate::util::text(&dom.stdout);
+    let body = regex::Regex::new(r"<body[^>]*>")
+        .expect("regex")
+        .find(&dom)
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    assert!(!body.contains("data-error"), "a script error: {body}");
+    assert!(
+        body.contains(r#"data-rendered="5""#),
+        "charts drawn: {body}"
+    );
+    assert!(dom.matches("<canvas").count() >= 5, "five uPlot canvases");
+    let shot = dir.path().join("report.png");
+    let status = std::process::Command::new(browser)
+        .args(flags)
+        .args([
+            "--window-size=1280,2400",
+            &format!("--screenshot={}", shot.display()),
+            &page,
+        ])
+        .output()
+        .expect("chromium runs");
+    assert!(status.status.success());
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
 }

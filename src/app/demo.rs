@@ -144,6 +144,8 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     };
     let profile = describe(&plan_cfg);
     let plan = Arc::new(Plan::new(Arc::new(model), plan_cfg)?);
+    let planned_sessions = plan.planned_per_second();
+    let stages = plan.stage_starts();
     eprintln!(
         "reprise demo: replaying it for {}: {profile} — the target's pool saturates in the spike and recovers after",
         crate::output::human_duration(plan.length())
@@ -201,7 +203,16 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     );
     let mut results = results;
     results.check_names = checks.names.clone();
+    results.planned_sessions = planned_sessions;
+    results.stages = stages;
     judge(&mut results, &[], None);
     rt.block_on(target.stop());
-    finish(&results, a.out.as_deref(), None, false)
+    finish(
+        &results,
+        &super::replay::Outputs {
+            dir: a.out.clone(),
+            ..Default::default()
+        },
+        false,
+    )
 }

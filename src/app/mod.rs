@@ -242,10 +242,12 @@ fn inspect_model(a: InspectArgs) -> Result<u8> {
 fn report(a: crate::cli::ReportArgs) -> Result<u8> {
     let results = crate::report::load(&a.dir)?;
     let run = crate::report::Run::new(&results);
-    if let Some(path) = &a.junit {
-        crate::report::write_file(path, &run, &crate::report::JUnit)
-            .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
+    replay::Outputs {
+        dir: None,
+        junit: a.junit.clone(),
+        html: a.html.clone(),
     }
+    .write_files(&run)?;
     let out = if a.json {
         crate::report::Exporter::render(&crate::report::JsonSummary, &run)?
     } else {

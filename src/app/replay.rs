@@ -1,7 +1,6 @@
 //! `reprise replay`: config → plan → safety checks → run → reports.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +119,8 @@ pub fn run_config(
         checks: checks.clone(),
     };
     let watcher = Watcher::new(&cfg.thresholds);
+    let planned_sessions = plan.planned_per_second();
+    let stages = plan.stage_starts();
     let mut results = execute(
         plan,
         opts,
@@ -130,13 +131,35 @@ pub fn run_config(
         cfg.quiet,
     );
     results.check_names = checks.names.clone();
+    results.planned_sessions = planned_sessions;
+    results.stages = stages;
     judge(&mut results, &cfg.thresholds, drill.as_ref());
-    finish(
-        &results,
-        cfg.out.as_deref(),
-        cfg.junit.as_deref(),
-        cfg.quiet,
-    )
+    finish(&results, &cfg.outputs(), cfg.quiet)
+}
+
+/// Where a run's reports go: the run directory, and single files.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub dir: Option<std::path::PathBuf>,
+    pub junit: Option<std::path::PathBuf>,
+    pub html: Option<std::path::PathBuf>,
+}
+
+impl Outputs {
+    /// Writes `--junit FILE` and `--html FILE`.
+    pub fn write_files(&self, run: &Run<'_>) -> Result<()> {
+        let files: [(&Option<std::path::PathBuf>, &dyn report::Exporter, &str); 2] = [
+            (&self.junit, &report::JUnit, "JUnit report"),
+            (&self.html, &report::Html, "HTML report"),
+        ];
+        for (path, exporter, what) in files {
+            if let Some(path) = path {
+                report::write_file(path, run, exporter)
+                    .with_context(|| format!("writing the {what} to {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Judges the thresholds (and a drill's recovery) on the results.
@@ -195,24 +218,17 @@ pub fn execute(
     results
 }
 
-/// Writes the run directory (and `--junit`) and prints the summary; the
+/// Writes the run directory (and `--junit`, `--html`) and prints the summary; the
 /// exit code: 130 when interrupted, 99 when a threshold failed (or aborted
 /// the run), the abort's code, else 0.
-pub fn finish(
-    results: &Results,
-    out: Option<&Path>,
-    junit: Option<&Path>,
-    quiet: bool,
-) -> Result<u8> {
+pub fn finish(results: &Results, outputs: &Outputs, quiet: bool) -> Result<u8> {
     let run = Run::new(results);
+    let out = outputs.dir.as_deref();
     if let Some(dir) = out {
         report::write_dir(dir, &run, &report::standard())
             .with_context(|| format!("writing the results to {}", dir.display()))?;
     }
-    if let Some(path) = junit {
-        report::write_file(path, &run, &report::JUnit)
-            .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
-    }
+    outputs.write_files(&run)?;
     if !quiet {
         let text = report::terminal::render(&run.summary, 10);
         let mut stdout = std::io::stdout().lock();

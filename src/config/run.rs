@@ -85,6 +85,7 @@ pub struct RunFile {
     /// The default "status as recorded" check (on unless false).
     pub status_check: Option<bool>,
     pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
 }
 
 /// `[profile]`: k6-style stages.
@@ -172,11 +173,21 @@ pub struct RunConfig {
     pub thresholds: Vec<crate::threshold::Threshold>,
     pub checks: crate::check::CheckConfig,
     pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     /// TLS for login requests (HTTP/1.1 only), when any go to https.
     pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl RunConfig {
+    /// Where the reports go.
+    pub fn outputs(&self) -> crate::app::replay::Outputs {
+        crate::app::replay::Outputs {
+            dir: self.out.clone(),
+            junit: self.junit.clone(),
+            html: self.html.clone(),
+        }
+    }
+
     /// Reads `--config` if given and resolves flags over it.
     pub fn from_args(a: ReplayArgs) -> Result<RunConfig, UsageError> {
         let file = match &a.config {
@@ -327,6 +338,7 @@ impl RunConfig {
                 status_check: f.status_check.unwrap_or(true),
             },
             junit: a.junit.or(f.junit),
+            html: a.html.or(f.html),
             auth_tls: None,
         };
         if cfg.target.https() && !cfg.dry_run {

@@ -590,6 +590,10 @@ pub struct Results {
     pub thresholds: Vec<crate::threshold::Verdict>,
     /// The spike drill's analysis, for `reprise drill`.
     pub drill: Option<crate::drill::DrillReport>,
+    /// Sessions the plan starts in each second (this segment's share).
+    pub planned_sessions: Vec<u64>,
+    /// Where the profile's stages after the first begin, seconds.
+    pub stages: Vec<f64>,
 }
 
 impl Results {

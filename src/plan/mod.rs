@@ -395,6 +395,39 @@ impl Plan {
     }
 
     /// The session arrivals of the whole run, in time order.
+    /// Sessions due in each second of the run (of this segment, when
+    /// segmented), for the planned-vs-achieved chart.
+    pub fn planned_per_second(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.length.as_secs() as usize + 1];
+        for a in self.arrivals() {
+            if self.cfg.segment.is_some_and(|s| !s.owns(a.index)) {
+                continue;
+            }
+            let s = a.due.as_secs() as usize;
+            if s >= out.len() {
+                out.resize(s + 1, 0);
+            }
+            out[s] += 1;
+        }
+        out
+    }
+
+    /// Where each stage after the first begins (seconds), for a profile.
+    pub fn stage_starts(&self) -> Vec<f64> {
+        match &self.cfg.mode {
+            Mode::Stages(p) => p
+                .stages
+                .iter()
+                .scan(0.0, |t, s| {
+                    *t += s.duration.as_secs_f64();
+                    Some(*t)
+                })
+                .filter(|t| *t < self.length.as_secs_f64())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn arrivals(&self) -> Arrivals<'_> {
         Arrivals {
             plan: self,

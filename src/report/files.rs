@@ -71,6 +71,11 @@ pub(crate) struct HistFile {
     /// (name, passed, failed) per check.
     pub checks: Vec<(String, u64, u64)>,
     pub auth: Option<AuthHist>,
+    /// Sessions planned per second; where stages begin (seconds).
+    #[serde(default)]
+    pub planned_sessions: Vec<u64>,
+    #[serde(default)]
+    pub stages_s: Vec<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,6 +178,8 @@ impl Exporter for Histograms {
                 }),
                 None => None,
             },
+            planned_sessions: r.planned_sessions.clone(),
+            stages_s: r.stages.clone(),
         };
         for (n, h) in r.metrics.named() {
             file.metrics.push((n.to_string(), encode(h)?));

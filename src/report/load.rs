@@ -80,6 +80,8 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
     if file.elapsed_ns > 0 {
         r.meta.elapsed = Duration::from_nanos(file.elapsed_ns);
     }
+    r.planned_sessions = file.planned_sessions;
+    r.stages = file.stages_s;
     r.names.endpoints = file.endpoints;
     r.names.tenants = file.tenants;
     let mut metrics: BTreeMap<String, String> = file.metrics.into_iter().collect();

@@ -3,6 +3,7 @@
 //! directory (`--out DIR`) is whatever the exporters write into it.
 
 mod files;
+mod html;
 mod junit;
 mod load;
 pub mod summary;
@@ -11,6 +12,7 @@ pub mod terminal;
 use std::path::{Path, PathBuf};
 
 pub use files::{Histograms, JsonSummary, TimelineCsv, decode_histogram};
+pub use html::Html;
 pub use junit::JUnit;
 pub use load::load;
 pub use summary::{Stats, Summary};
@@ -61,6 +63,7 @@ pub fn standard() -> Vec<Box<dyn Exporter>> {
         Box::new(TimelineCsv),
         Box::new(Histograms),
         Box::new(Terminal { top: 20 }),
+        Box::new(Html),
     ]
 }
 
