@@ -206,14 +206,7 @@ fn render(r: &Results, s: &Summary) -> String {
     if !s.thresholds.is_empty() {
         body.push_str("<section id=thresholds><h2>Thresholds</h2><table><thead><tr><th></th><th>threshold</th><th>observed</th></tr></thead><tbody>");
         for v in &s.thresholds {
-            let mut seen = v.observed_text();
-            if let Some(w) = v.windows.as_ref().filter(|w| w.judged > 0) {
-                let _ = write!(
-                    seen,
-                    " (worst window from {}s; {} of {} windows failed)",
-                    w.worst_at_s, w.failed, w.judged
-                );
-            }
+            let seen = v.shown();
             let _ = write!(
                 body,
                 "<tr class=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",

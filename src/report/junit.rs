@@ -45,14 +45,7 @@ impl Exporter for JUnit {
                 cases.push_str("/>\n");
             } else {
                 failures += 1;
-                let mut message = format!("observed {}", v.observed_text());
-                if let Some(w) = v.windows.as_ref().filter(|w| w.judged > 0) {
-                    let _ = write!(
-                        message,
-                        " in the worst window (from {}s); {} of {} windows failed",
-                        w.worst_at_s, w.failed, w.judged
-                    );
-                }
+                let message = format!("observed {}", v.shown());
                 let _ = write!(
                     cases,
                     ">\n      <failure type=\"threshold\" message=\"{m}\">{m}</failure>\n    </testcase>\n",

@@ -227,14 +227,7 @@ pub fn render(s: &Summary, top: usize) -> String {
             .unwrap_or(0)
             .min(70);
         for v in &s.thresholds {
-            let mut seen = v.observed_text();
-            if let Some(w) = v.windows.as_ref().filter(|w| w.judged > 0) {
-                let _ = write!(
-                    seen,
-                    " (worst window from {}s; {} of {} windows failed)",
-                    w.worst_at_s, w.failed, w.judged
-                );
-            }
+            let seen = v.shown();
             let _ = writeln!(
                 o,
                 "    {} {:<width$}  {seen}",

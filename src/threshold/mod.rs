@@ -56,6 +56,18 @@ pub struct Windows {
 }
 
 impl Verdict {
+    /// The observed value, and for windowed thresholds the worst window.
+    pub fn shown(&self) -> String {
+        let mut s = self.observed_text();
+        if let Some(w) = self.windows.as_ref().filter(|w| w.judged > 0) {
+            s.push_str(&format!(
+                " (worst window from {}s; {} of {} windows failed)",
+                w.worst_at_s, w.failed, w.judged
+            ));
+        }
+        s
+    }
+
     /// `p(95)=412.3ms`, or `no data`.
     pub fn observed_text(&self) -> String {
         match self.observed {
