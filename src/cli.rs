@@ -30,7 +30,7 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Drive a model against a target: sessions arrive on schedule (open
     /// workload), latency is measured from when each request was due.
-    Replay(Box<ReplayArgs>),
+    Replay(Box<ReplayCommand>),
     /// Run the built-in demo target: a small multi-tenant API with a limited
     /// worker pool, to replay against.
     DemoTarget(DemoTargetArgs),
@@ -62,9 +62,42 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
+    /// Compare with this earlier run directory.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+
+    /// How much worse than the baseline is allowed, else exit 99 (see
+    /// `replay --help`). Needs --baseline.
+    #[arg(long = "max-regression", value_name = "EXPR", value_parser = parse_regression, requires = "baseline")]
+    pub max_regressions: Vec<crate::threshold::Regression>,
+
     /// Endpoints listed in the terminal summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
+}
+
+/// `reprise replay`: the run, and what to compare it with.
+#[derive(Debug, Args)]
+pub struct ReplayCommand {
+    #[command(flatten)]
+    pub run: ReplayArgs,
+    #[command(flatten)]
+    pub compare: CompareArgs,
+}
+
+/// Comparing a run with a baseline run.
+#[derive(Debug, Args, Default)]
+pub struct CompareArgs {
+    /// Compare with this earlier run (its --out directory): distributions,
+    /// error rates and throughput per metric, tenant and endpoint.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+
+    /// How much worse than the baseline is allowed, else exit 99:
+    /// `http_req_duration: p(95)+10%`, `http_req_failed: rate+0.01`,
+    /// `http_reqs: rate-5%`. Repeatable; needs --baseline.
+    #[arg(long = "max-regression", value_name = "EXPR", value_parser = parse_regression, requires = "baseline")]
+    pub max_regressions: Vec<crate::threshold::Regression>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -210,6 +243,10 @@ pub struct ReplayArgs {
     /// No progress, no summary (results still go to --out).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+fn parse_regression(s: &str) -> Result<crate::threshold::Regression, String> {
+    crate::threshold::parse_regression(s)
 }
 
 fn parse_threshold(s: &str) -> Result<Vec<crate::threshold::Threshold>, String> {

@@ -118,6 +118,7 @@ credentials = "users.csv"
     let (out, everything, summary) = run_in(dir.path(), ("REPRISE_TEST_DEMO_PASSWORD", PASSWORD));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    crate::report::assert_schema(&summary);
     let auth = &summary["auth"];
     let n = |v: &Value| v.as_u64().expect("a count");
     let (logins, refreshes, failures) = (

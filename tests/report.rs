@@ -199,6 +199,16 @@ fn schema_errors(v: &jsonschema::Validator, json: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Fails unless `json` follows docs/summary.schema.json.
+pub fn assert_schema(json: &Value) {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(util::repo("docs/summary.schema.json")).expect("docs/summary.schema.json"),
+    )
+    .expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    assert_eq!(schema_errors(&validator, json), Vec::<String>::new());
+}
+
 #[test]
 fn summary_json_follows_the_committed_schema() {
     let schema: Value = serde_json::from_slice(
@@ -392,4 +402,151 @@ fn the_html_report_renders_in_headless_chromium() {
         "{} bytes",
         png.len()
     );
+}
+
+#[test]
+fn a_run_compared_with_its_baseline_fails_on_a_regression() {
+    use crate::util::server::{Behaviour, Recorder};
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::util::ping_model(dir.path(), 60);
+    let toml = |url: String, out: &str| {
+        format!(
+            "target = \"{url}\"\ngrace = \"1s\"\nout = \"{out}\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 40\nstages = [{{ duration = \"3s\", target = 40 }}]\n"
+        )
+    };
+    let run = |behaviour: Behaviour, out: &str, args: &[&str]| {
+        let server = Recorder::start(behaviour);
+        std::fs::write(
+            dir.path().join(format!("{out}.toml")),
+            toml(server.url(), out),
+        )
+        .expect("writes");
+        crate::util::reprise()
+            .args([
+                "replay",
+                "model.json",
+                "--config",
+                &format!("{out}.toml"),
+                "--quiet",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs")
+    };
+    let base = run(Behaviour::default(), "base", &[]);
+    assert!(base.status.success(), "{}", crate::util::text(&base.stderr));
+    // The same traffic against a server 40 ms slower, gated on the baseline.
+    let slow = Behaviour {
+        delay: Some(std::time::Duration::from_millis(40)),
+        ..Behaviour::default()
+    };
+    let now = run(
+        slow,
+        "now",
+        &[
+            "--baseline",
+            "base",
+            "--max-regression",
+            "http_req_duration: p(95)+10%",
+            "--max-regression",
+            "http_req_failed: rate+0.01",
+        ],
+    );
+    assert_eq!(
+        now.status.code(),
+        Some(99),
+        "{}",
+        crate::util::text(&now.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("now/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    assert_schema(&summary);
+    let c = &summary["comparison"];
+    assert_eq!(c["baseline"], "base");
+    let d = c["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == "http_req_duration")
+        .expect("duration compared");
+    assert!(
+        d["ks"].as_f64().expect("ks") > 0.9,
+        "the distributions no longer overlap: {d}"
+    );
+    assert!(d["p95"][1].as_f64().expect("now") > d["p95"][0].as_f64().expect("then") + 30.0);
+    let verdicts: Vec<(String, bool)> = summary["thresholds"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .map(|v| {
+            (
+                v["threshold"].as_str().expect("text").to_string(),
+                v["ok"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("regression http_req_duration: p(95)+10%".to_string(), false),
+            ("regression http_req_failed: rate+0.01".to_string(), true),
+        ]
+    );
+    // `report --baseline` judges the same, from the saved runs.
+    let again = crate::util::reprise()
+        .args([
+            "report",
+            "now",
+            "--baseline",
+            "base",
+            "--max-regression",
+            "http_req_duration: p(95)+10%",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(99));
+    let text = crate::util::text(&again.stdout);
+    assert!(text.contains("compared with the baseline base"), "{text}");
+    assert!(
+        text.contains("✗ regression http_req_duration: p(95)+10%"),
+        "{text}"
+    );
+    let fine = crate::util::reprise()
+        .args([
+            "report",
+            "base",
+            "--baseline",
+            "base",
+            "--max-regression",
+            "http_req_duration: p(99)+0%",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        fine.status.code(),
+        Some(0),
+        "a run against itself has not regressed"
+    );
+    // A baseline that is not there: exit 2 before anything is sent.
+    let server = Recorder::start(Behaviour::default());
+    std::fs::write(dir.path().join("x.toml"), toml(server.url(), "x")).expect("writes");
+    let missing = crate::util::reprise()
+        .args([
+            "replay",
+            "model.json",
+            "--config",
+            "x.toml",
+            "--baseline",
+            "nowhere",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(server.seen().is_empty());
 }

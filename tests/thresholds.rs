@@ -329,6 +329,7 @@ fn a_spike_drill_on_the_demo_target_measures_degradation_and_recovery() {
         &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
     )
     .expect("JSON");
+    crate::report::assert_schema(&summary);
     let d = &summary["drill"];
     assert_eq!(
         (d["spike_start_s"].as_u64(), d["spike_end_s"].as_u64()),

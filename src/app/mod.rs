@@ -240,7 +240,22 @@ fn inspect_model(a: InspectArgs) -> Result<u8> {
 /// `reprise report DIR`: a saved run through the same exporters as a live
 /// one.
 fn report(a: crate::cli::ReportArgs) -> Result<u8> {
-    let results = crate::report::load(&a.dir)?;
+    let mut results = crate::report::load(&a.dir)?;
+    let mut failed = 0;
+    if let Some(base) = &a.baseline {
+        let before = results.thresholds.len();
+        let then = crate::report::load(base)?;
+        replay::against_baseline(
+            &mut results,
+            &then,
+            &base.display().to_string(),
+            &a.max_regressions,
+        );
+        failed = results.thresholds[before..]
+            .iter()
+            .filter(|v| !v.ok)
+            .count();
+    }
     let run = crate::report::Run::new(&results);
     replay::Outputs {
         dir: None,
@@ -254,5 +269,13 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
         crate::report::terminal::render(&run.summary, a.top).into_bytes()
     };
     std::io::stdout().lock().write_all(&out)?;
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} of {} regression limits exceeded (exit code {})",
+            a.max_regressions.len(),
+            exit::THRESHOLDS
+        );
+        return Ok(exit::THRESHOLDS);
+    }
     Ok(exit::OK)
 }

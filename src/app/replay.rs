@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::exit;
 use crate::auth::{Auth, HttpLogin};
 use crate::check::Checks;
-use crate::cli::ReplayArgs;
+use crate::cli::ReplayCommand;
 use crate::config::{RunConfig, UsageError};
 use crate::drill::SpikeDrill;
 use crate::metrics::{Results, RunMeta};
@@ -20,8 +20,10 @@ use crate::replay::{self, Interrupts, Progress, ReplayOptions, Shutdown};
 use crate::report::{self, Run};
 use crate::threshold::{self, Watcher};
 
-pub fn replay(a: ReplayArgs, interrupts: &Interrupts) -> Result<u8> {
-    let cfg = RunConfig::from_args(a)?;
+pub fn replay(a: ReplayCommand, interrupts: &Interrupts) -> Result<u8> {
+    let mut cfg = RunConfig::from_args(a.run)?;
+    cfg.baseline = a.compare.baseline;
+    cfg.max_regressions = a.compare.max_regressions;
     run_config(cfg, None, interrupts)
 }
 
@@ -71,6 +73,12 @@ pub fn run_config(
         },
     )
     .map_err(UsageError)?;
+    // A baseline that cannot be read is a mistake to report now, not after
+    // the run.
+    let baseline = match &cfg.baseline {
+        Some(dir) => Some((report::load(dir)?, dir.display().to_string())),
+        None => None,
+    };
     let shutdown = Shutdown::new();
     let auth = match cfg.auth.clone() {
         Some(a) => Some(Arc::new(Auth::new(
@@ -134,6 +142,9 @@ pub fn run_config(
     results.planned_sessions = planned_sessions;
     results.stages = stages;
     judge(&mut results, &cfg.thresholds, drill.as_ref());
+    if let Some((base, dir)) = &baseline {
+        against_baseline(&mut results, base, dir, &cfg.max_regressions);
+    }
     finish(&results, &cfg.outputs(), cfg.quiet)
 }
 
@@ -187,6 +198,21 @@ pub fn judge(
                 note: Some(r.verdict.clone()),
             },
         );
+    }
+}
+
+/// Compares with a baseline run and judges the regression limits (their
+/// verdicts join the thresholds: a failed one makes the exit code 99).
+pub fn against_baseline(
+    results: &mut Results,
+    baseline: &Results,
+    dir: &str,
+    limits: &[threshold::Regression],
+) {
+    results.comparison = Some(threshold::compare(results, baseline, dir));
+    for g in limits {
+        let v = threshold::judge_regression(g, results, baseline);
+        results.thresholds.push(v);
     }
 }
 

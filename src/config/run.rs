@@ -174,6 +174,9 @@ pub struct RunConfig {
     pub checks: crate::check::CheckConfig,
     pub junit: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    /// `--baseline DIR` and its `--max-regression` limits.
+    pub baseline: Option<PathBuf>,
+    pub max_regressions: Vec<crate::threshold::Regression>,
     /// TLS for login requests (HTTP/1.1 only), when any go to https.
     pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -339,6 +342,8 @@ impl RunConfig {
             },
             junit: a.junit.or(f.junit),
             html: a.html.or(f.html),
+            baseline: None,
+            max_regressions: Vec::new(),
             auth_tls: None,
         };
         if cfg.target.https() && !cfg.dry_run {

@@ -594,6 +594,8 @@ pub struct Results {
     pub planned_sessions: Vec<u64>,
     /// Where the profile's stages after the first begin, seconds.
     pub stages: Vec<f64>,
+    /// Against a baseline run, when one was given.
+    pub comparison: Option<crate::threshold::Comparison>,
 }
 
 impl Results {

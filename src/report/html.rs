@@ -259,6 +259,50 @@ fn render(r: &Results, s: &Summary) -> String {
             pct(d.error_rate_limit)
         );
     }
+    if let Some(c) = &s.comparison {
+        let _ = write!(
+            body,
+            "<section id=comparison><h2>Against the baseline</h2><p>{} (run {}): requests/s {:.1} → {:.1}, error rate {} → {}.</p><table class=sortable><thead><tr><th data-type=text>metric or endpoint</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>error rate</th><th>KS distance</th></tr></thead><tbody>",
+            esc(&c.baseline),
+            esc(&c.baseline_start),
+            c.rate.0,
+            c.rate.1,
+            pct(c.error_rate.0),
+            pct(c.error_rate.1)
+        );
+        for d in c.metrics.iter().chain(&c.endpoints) {
+            let cell = |p: (f64, f64)| {
+                let rel = if p.0 > 0.0 { (p.1 - p.0) / p.0 } else { 0.0 };
+                format!(
+                    "<td class=num data-v=\"{rel}\">{}</td>",
+                    esc(&super::terminal::then_now(p.0, p.1))
+                )
+            };
+            let err = d.error_rate.map_or_else(
+                || "<td class=num data-v=\"0\"></td>".to_string(),
+                |(a, b)| {
+                    format!(
+                        "<td class=num data-v=\"{}\">{} → {}</td>",
+                        b - a,
+                        pct(a),
+                        pct(b)
+                    )
+                },
+            );
+            let _ = write!(
+                body,
+                "<tr><td>{}</td>{}{}{}{}{err}<td class=num data-v=\"{}\">{:.3}</td></tr>",
+                esc(&d.name),
+                cell(d.p50),
+                cell(d.p95),
+                cell(d.p99),
+                cell(d.max),
+                d.ks,
+                d.ks
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
     let _ = write!(
         body,
         "<section id=tenants><h2>Tenants</h2>{}</section>",

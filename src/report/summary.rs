@@ -124,6 +124,9 @@ pub struct Summary {
     /// A drill's analysis (`reprise drill`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill: Option<crate::drill::DrillReport>,
+    /// Against a baseline run (`--baseline DIR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<crate::threshold::Comparison>,
 }
 
 /// The token manager's traffic: its own group, never in the business
@@ -202,6 +205,7 @@ impl Summary {
             checks: crate::check::summarise(&r.check_names, &r.checks),
             thresholds: r.thresholds.clone(),
             drill: r.drill.clone(),
+            comparison: r.comparison.clone(),
         }
     }
 

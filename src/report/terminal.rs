@@ -217,6 +217,9 @@ pub fn render(s: &Summary, top: usize) -> String {
     if let Some(d) = &s.drill {
         drill(&mut o, d);
     }
+    if let Some(c) = &s.comparison {
+        comparison(&mut o, c, top);
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "\n  thresholds");
         let width = s
@@ -249,6 +252,58 @@ pub fn render(s: &Summary, top: usize) -> String {
         }
     }
     o
+}
+
+/// `45ms → 61ms (+35.6%)`.
+pub(crate) fn then_now(then: f64, now: f64) -> String {
+    let rel = if then > 0.0 {
+        format!(" ({:+.1}%)", (now - then) / then * 100.0)
+    } else {
+        String::new()
+    };
+    format!("{} → {}{rel}", ms(then), ms(now))
+}
+
+fn comparison(o: &mut String, c: &crate::threshold::Comparison, top: usize) {
+    let _ = writeln!(
+        o,
+        "\n  compared with the baseline {} (run {})",
+        c.baseline, c.baseline_start
+    );
+    let _ = writeln!(
+        o,
+        "    requests/s {} → {}, error rate {} → {}",
+        trim(c.rate.0, 1),
+        trim(c.rate.1, 1),
+        pct(c.error_rate.0),
+        pct(c.error_rate.1)
+    );
+    let row = |o: &mut String, d: &crate::threshold::DistChange| {
+        let _ = writeln!(
+            o,
+            "    {:<34} p50 {:<28} p95 {:<28} p99 {:<28} KS {:.3}",
+            d.name,
+            then_now(d.p50.0, d.p50.1),
+            then_now(d.p95.0, d.p95.1),
+            then_now(d.p99.0, d.p99.1),
+            d.ks
+        );
+    };
+    for d in &c.metrics {
+        if d.name == "http_req_duration" || d.name == "http_req_service_time" {
+            row(o, d);
+        }
+    }
+    // The endpoints that moved most (by the distance between distributions).
+    let mut moved: Vec<&crate::threshold::DistChange> = c.endpoints.iter().collect();
+    moved.sort_by(|a, b| b.ks.total_cmp(&a.ks).then_with(|| a.name.cmp(&b.name)));
+    for d in moved.into_iter().take(top) {
+        row(o, d);
+    }
+    let _ = writeln!(
+        o,
+        "    (KS: the largest gap between the two latency distributions, 0 = same shape, 1 = no overlap)"
+    );
 }
 
 fn drill(o: &mut String, d: &crate::drill::DrillReport) {

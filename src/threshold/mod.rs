@@ -5,6 +5,7 @@
 //! tenant or endpoint the model does not have, a check that does not exist —
 //! is an error before the run starts, not a silent pass.
 
+mod compare;
 mod parse;
 
 use std::collections::VecDeque;
@@ -13,6 +14,9 @@ use std::time::Duration;
 use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 
+pub use compare::{
+    Comparison, DistChange, Regression, compare, judge_regression, parse_regression,
+};
 pub use parse::{Agg, Kind, METRICS, MetricDef, Op, ParseError, Threshold, metric, parse};
 pub use parse::{parse_expression, parse_selector};
 

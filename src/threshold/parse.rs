@@ -357,6 +357,21 @@ fn selector(c: &mut Cursor<'_>, colon_follows: bool) -> Result<Selector, ParseEr
     Ok((def, tags))
 }
 
+/// `metric{tag:value,...}` as written back.
+pub fn selector_text(def: &MetricDef, tags: &[(String, String)]) -> String {
+    if tags.is_empty() {
+        return def.name.to_string();
+    }
+    format!(
+        "{}{{{}}}",
+        def.name,
+        tags.iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 /// Splits on commas outside braces.
 fn split_top(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -543,23 +558,13 @@ fn expression(
         c.pos = save;
         None
     };
-    let tag_text = if tags.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "{{{}}}",
-            tags.iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    };
+    let selector = selector_text(def, tags);
     let expr = c.s[start..c.pos]
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
     Ok(Threshold {
-        source: format!("{}{tag_text}: {expr}", def.name),
+        source: format!("{selector}: {expr}"),
         metric: def,
         tags: tags.to_vec(),
         agg,
