@@ -236,6 +236,21 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Serve live metrics for Prometheus at http://ADDR/metrics during the
+    /// run (port 0 picks one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+
+    /// Write live metrics every second to InfluxDB v2:
+    /// `http://influx:8086/api/v2/write?org=ORG&bucket=BUCKET`; the token
+    /// comes from the INFLUX_TOKEN environment variable.
+    #[arg(long, value_name = "URL")]
+    pub influx: Option<String>,
+
+    /// Write the same InfluxDB line protocol to a file.
+    #[arg(long, value_name = "FILE")]
+    pub influx_file: Option<PathBuf>,
+
     /// Write the HTML report here (also report.html in --out).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,

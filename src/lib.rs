@@ -21,6 +21,7 @@ pub mod demo;
 pub mod drill;
 pub mod http;
 pub mod inspect;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -550,3 +550,69 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(server.seen().is_empty());
 }
+
+#[test]
+fn the_grafana_dashboards_query_what_reprise_exports() {
+    let re = regex::Regex::new(r"reprise_[a-z0-9_]+").expect("regex");
+    for (file, names) in [
+        (
+            "docs/grafana/reprise-prometheus.json",
+            vec![
+                "reprise_requests_total",
+                "reprise_http_req_duration_seconds_bucket",
+                "reprise_errors_total",
+                "reprise_in_flight",
+                "reprise_active_sessions",
+                "reprise_generator_lag_p99_seconds",
+                "reprise_sessions_dropped_total",
+                "reprise_http_req_duration_p95_seconds",
+            ],
+        ),
+        (
+            "docs/grafana/reprise-influxdb.json",
+            vec![
+                "p95_ms",
+                "requests",
+                "in_flight",
+                "lag_p99_ms",
+                "reprise_requests",
+            ],
+        ),
+    ] {
+        let dash: Value =
+            serde_json::from_slice(&std::fs::read(util::repo(file)).expect("dashboard"))
+                .expect("JSON");
+        let text = dash.to_string();
+        for n in names {
+            assert!(text.contains(n), "{file} queries {n}");
+        }
+        // Every Prometheus metric it names is one reprise serves.
+        let served = [
+            "reprise_requests_total",
+            "reprise_requests_failed_total",
+            "reprise_errors_total",
+            "reprise_http_req_duration_seconds_bucket",
+            "reprise_http_req_duration_seconds_sum",
+            "reprise_http_req_duration_seconds_count",
+            "reprise_http_req_duration_p95_seconds",
+            "reprise_generator_lag_p99_seconds",
+            "reprise_in_flight",
+            "reprise_active_sessions",
+            "reprise_sessions_started_total",
+            "reprise_sessions_dropped_total",
+            "reprise_checks_total",
+            "reprise_seconds",
+            "reprise_requests",
+            "reprise_prometheus",
+            "reprise_influxdb",
+        ];
+        for m in re.find_iter(&text) {
+            assert!(
+                served.contains(&m.as_str()),
+                "{file}: {} is not served",
+                m.as_str()
+            );
+        }
+        assert!(dash["panels"].as_array().expect("panels").len() >= 6);
+    }
+}

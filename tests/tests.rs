@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod fuzz;
 mod ground_truth;
+mod live;
 mod replay;
 mod report;
 mod secrets;

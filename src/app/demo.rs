@@ -196,7 +196,7 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         plan,
         opts,
         Some(Arc::new(auth)),
-        (shutdown, None),
+        (shutdown, None, None),
         meta,
         interrupts,
         false,

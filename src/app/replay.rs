@@ -127,13 +127,26 @@ pub fn run_config(
         checks: checks.clone(),
     };
     let watcher = Watcher::new(&cfg.thresholds);
+    let live = if cfg.live.any() {
+        let tenant_w: Vec<u64> = model.tenants.iter().map(|t| t.requests).collect();
+        let endpoint_w: Vec<u64> = model.endpoints.iter().map(|e| e.requests).collect();
+        let l =
+            crate::live::Live::start(&cfg.live, (&tenants, &tenant_w), (&endpoints, &endpoint_w))
+                .map_err(UsageError)?;
+        if let Some(a) = l.addr {
+            eprintln!("live metrics: http://{a}/metrics");
+        }
+        Some(l)
+    } else {
+        None
+    };
     let planned_sessions = plan.planned_per_second();
     let stages = plan.stage_starts();
     let mut results = execute(
         plan,
         opts,
         auth,
-        (shutdown, watcher),
+        (shutdown, watcher, live),
         meta,
         interrupts,
         cfg.quiet,
@@ -222,16 +235,18 @@ pub fn execute(
     plan: Arc<Plan>,
     opts: ReplayOptions,
     auth: Option<Arc<Auth>>,
-    (shutdown, watcher): (Shutdown, Option<Watcher>),
+    (shutdown, watcher, live): (Shutdown, Option<Watcher>, Option<crate::live::Live>),
     mut meta: RunMeta,
     interrupts: &Interrupts,
     quiet: bool,
 ) -> Results {
     interrupts.arm(&shutdown);
     meta.start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut live = Live::new(&plan, quiet);
-    let mut results = replay::run(plan, opts, auth, watcher, shutdown, |p| live.show(p));
-    live.done();
+    let mut progress = Live::new(&plan, quiet);
+    let mut results = replay::run(plan, opts, auth, (watcher, live), shutdown, |p| {
+        progress.show(p)
+    });
+    progress.done();
     interrupts.disarm();
     meta.end = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     meta.workers = results.meta.workers;

@@ -86,6 +86,9 @@ pub struct RunFile {
     pub status_check: Option<bool>,
     pub junit: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    pub influx: Option<String>,
+    pub influx_file: Option<PathBuf>,
 }
 
 /// `[profile]`: k6-style stages.
@@ -177,6 +180,8 @@ pub struct RunConfig {
     /// `--baseline DIR` and its `--max-regression` limits.
     pub baseline: Option<PathBuf>,
     pub max_regressions: Vec<crate::threshold::Regression>,
+    /// Live metrics during the run.
+    pub live: crate::live::LiveOptions,
     /// TLS for login requests (HTTP/1.1 only), when any go to https.
     pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -344,6 +349,12 @@ impl RunConfig {
             html: a.html.or(f.html),
             baseline: None,
             max_regressions: Vec::new(),
+            live: crate::live::LiveOptions {
+                prometheus: a.prometheus_listen.or(f.prometheus_listen),
+                influx_url: a.influx.or(f.influx),
+                influx_token: std::env::var("INFLUX_TOKEN").ok().filter(|t| !t.is_empty()),
+                influx_file: a.influx_file.or(f.influx_file),
+            },
             auth_tls: None,
         };
         if cfg.target.https() && !cfg.dry_run {

@@ -337,6 +337,9 @@ pub struct Tick {
     pub lag: SmallHist,
     pub in_flight: u64,
     pub active_sessions: u64,
+    /// Requests per key this second (for live metrics by tenant, endpoint
+    /// and status class).
+    pub keys: rustc_hash::FxHashMap<Key, u64>,
 }
 
 impl Tick {
@@ -348,6 +351,9 @@ impl Tick {
         let _ = self.lag.add(&t.lag);
         self.in_flight += t.in_flight;
         self.active_sessions += t.active_sessions;
+        for (k, n) in &t.keys {
+            *self.keys.entry(*k).or_default() += n;
+        }
     }
 
     /// Takes out a tick merged in before (sliding windows).
@@ -358,6 +364,11 @@ impl Tick {
         let _ = self.lag.subtract(&t.lag);
         self.in_flight -= t.in_flight;
         self.active_sessions -= t.active_sessions;
+        for (k, n) in &t.keys {
+            if let Some(mine) = self.keys.get_mut(k) {
+                *mine -= n;
+            }
+        }
     }
 
     pub fn new(second: u64) -> Tick {
@@ -369,6 +380,7 @@ impl Tick {
             lag: small_hist(),
             in_flight: 0,
             active_sessions: 0,
+            keys: rustc_hash::FxHashMap::default(),
         }
     }
 }
@@ -434,6 +446,7 @@ impl Recorder {
             tenant: m.tenant,
             class,
         };
+        *self.tick.keys.entry(key).or_default() += 1;
         let k = self.keys.entry(key).or_insert_with(KeyStats::new);
         k.requests += 1;
         k.bytes_received += m.bytes_received;

@@ -28,6 +28,7 @@ pub use worker::{Limits, Setup, Worker, WorkerReport};
 use crate::auth::Auth;
 use crate::check::Checks;
 use crate::http::{Client, ClientOptions, Origin, Target};
+use crate::live::Live;
 use crate::metrics::{Results, Tick, Timeline};
 use crate::plan::{Placement, Plan, mix};
 use crate::threshold::Watcher;
@@ -171,7 +172,7 @@ pub fn run(
     plan: Arc<Plan>,
     opts: ReplayOptions,
     auth: Option<Arc<Auth>>,
-    watcher: Option<Watcher>,
+    (watcher, mut live): (Option<Watcher>, Option<Live>),
     shutdown: Shutdown,
     mut progress: impl FnMut(&Progress),
 ) -> Results {
@@ -179,6 +180,9 @@ pub fn run(
     let (tick_tx, tick_rx) = channel::<Tick>();
     // Workers start together a little after now, so none begins behind.
     let start = Instant::now() + Duration::from_millis(50);
+    if let Some(l) = &mut live {
+        l.begin(std::time::SystemTime::now() + Duration::from_millis(50));
+    }
     let limits = Limits::new(opts.max_inflight, opts.max_sessions);
     let handles: Vec<_> = (0..workers)
         .map(|w| {
@@ -205,9 +209,22 @@ pub fn run(
         &handles,
         start,
         plan.length(),
-        (watcher, &shutdown),
+        (watcher, live.as_mut(), &shutdown),
         &mut progress,
     );
+    if let Some(mut l) = live {
+        // The seconds not yet fed (the last ones).
+        let done = l.fed();
+        for (s, t) in timeline.seconds() {
+            if s >= done {
+                l.second(t);
+            }
+        }
+        let failures = l.finish();
+        if failures > 0 {
+            eprintln!("warning: {failures} writes to --influx failed");
+        }
+    }
     let mut results = Results::default();
     results.names.endpoints = plan.model.endpoints.iter().map(|e| e.name()).collect();
     results.names.tenants = plan.model.tenants.iter().map(|t| t.name.clone()).collect();
@@ -255,7 +272,7 @@ fn collect(
     handles: &[thread::JoinHandle<WorkerReport>],
     start: Instant,
     planned: Duration,
-    (mut watcher, shutdown): (Option<Watcher>, &Shutdown),
+    (mut watcher, mut live, shutdown): (Option<Watcher>, Option<&mut Live>, &Shutdown),
     progress: &mut impl FnMut(&Progress),
 ) -> Timeline {
     let mut timeline = Timeline::default();
@@ -270,6 +287,16 @@ fn collect(
                 if let Some(reason) = watcher.as_mut().and_then(|w| w.update(&timeline)) {
                     shutdown.abort(reason, crate::app::exit::THRESHOLDS);
                     watcher = None;
+                }
+                if let Some(l) = live.as_deref_mut() {
+                    // Every second before the newest is complete.
+                    let newest = timeline.seconds().map(|(s, _)| s).max().unwrap_or(0);
+                    let from = l.fed();
+                    for (s, t) in timeline.seconds() {
+                        if s >= from && s < newest {
+                            l.second(t);
+                        }
+                    }
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,

@@ -1,0 +1,191 @@
+//! Live metrics during a run: a Prometheus scrape while the run goes on,
+//! and InfluxDB line protocol to a loopback receiver and a file.
+
+use std::io::{BufRead, Read, Write};
+use std::time::Duration;
+
+use crate::util::server::{Behaviour, Recorder};
+use crate::util::{self, text};
+
+fn profile(target: &str, secs: u32) -> String {
+    format!(
+        "target = \"{target}\"\ngrace = \"1s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 40\nstages = [{{ duration = \"{secs}s\", target = 40 }}]\n"
+    )
+}
+
+/// `GET path` over a plain TCP connection; the body.
+fn get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writes");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("reads");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_during_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 6)).expect("writes");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reprise"))
+        .args([
+            "replay",
+            "model.json",
+            "--config",
+            "run.toml",
+            "--quiet",
+            "--out",
+            "out",
+        ])
+        .args(["--prometheus-listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the address");
+    let addr = line
+        .trim()
+        .strip_prefix("live metrics: http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    let body = get(&addr, "/metrics");
+    let status = child.wait().expect("ends");
+    assert!(status.success());
+    assert!(
+        body.contains("# TYPE reprise_requests_total counter"),
+        "{body}"
+    );
+    let counted: u64 = body
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                "reprise_requests_total{tenant=\"default\",endpoint=\"GET /ping\",status=\"2xx\"}",
+            )
+        })
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .expect("value")
+                .parse::<u64>()
+                .expect("a count")
+        })
+        .sum();
+    assert!(counted > 20, "requests counted mid-run: {counted}\n{body}");
+    assert!(body.contains("reprise_http_req_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(body.contains("# TYPE reprise_in_flight gauge"));
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    assert!(
+        counted <= summary["requests"]["total"].as_u64().expect("total"),
+        "mid-run, not more than at the end"
+    );
+}
+
+#[test]
+fn influx_line_protocol_to_a_receiver_and_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let target = Recorder::start(Behaviour::default());
+    let influx = Recorder::start(Behaviour::default());
+    std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 3)).expect("writes");
+    let token = "influx-planted-t0ken";
+    let out = util::reprise()
+        .env("INFLUX_TOKEN", token)
+        .args([
+            "replay",
+            "model.json",
+            "--config",
+            "run.toml",
+            "--out",
+            "out",
+        ])
+        .args([
+            "--influx",
+            &format!("{}/api/v2/write?org=o&bucket=b&precision=s", influx.url()),
+        ])
+        .args(["--influx-file", "live.lp"])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    let total = summary["requests"]["total"].as_u64().expect("total");
+    let file = std::fs::read_to_string(dir.path().join("live.lp")).expect("line protocol file");
+    // Every request is in exactly one second's line.
+    let field = |line: &str, name: &str| -> u64 {
+        line.split([' ', ','])
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim_end_matches('i').parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let run_lines: Vec<&str> = file.lines().filter(|l| l.starts_with("reprise ")).collect();
+    assert!(run_lines.len() >= 3, "{file}");
+    assert_eq!(
+        run_lines.iter().map(|l| field(l, "requests")).sum::<u64>(),
+        total
+    );
+    let key_lines: u64 = file
+        .lines()
+        .filter(|l| {
+            l.starts_with("reprise_requests,tenant=default,endpoint=GET\\ /ping,status=2xx ")
+        })
+        .map(|l| field(l, "count"))
+        .sum();
+    assert_eq!(key_lines, total);
+    // Each line ends with a timestamp in seconds, within the run.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for l in file.lines() {
+        let ts: u64 = l
+            .rsplit(' ')
+            .next()
+            .expect("ts")
+            .parse()
+            .expect("a timestamp");
+        assert!(ts <= now && ts + 120 > now, "{l}");
+    }
+    // The receiver got the same lines, with the token.
+    let posts = influx.seen();
+    assert!(!posts.is_empty());
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.method == "POST" && p.target.starts_with("/api/v2/write?org=o&bucket=b"))
+    );
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.header("authorization") == Some(&format!("Token {token}")[..]))
+    );
+    let received: String = posts.iter().map(|p| text(&p.body)).collect();
+    assert_eq!(received, file);
+    // The token never shows.
+    let all = format!(
+        "{}{}{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        std::fs::read_to_string(dir.path().join("out/summary.json")).expect("summary")
+    );
+    assert!(!all.contains(token));
+}
