@@ -251,6 +251,21 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub influx_file: Option<PathBuf>,
 
+    /// Scrape the target's own Prometheus metrics during the run and draw
+    /// them beside latency: `db=http://10.0.0.5:9187/metrics`. Repeatable.
+    #[arg(long = "watch", value_name = "NAME=URL")]
+    pub watch: Vec<crate::watch::WatchTarget>,
+
+    /// Which watched series to keep, by metric name (globs:
+    /// `go_sql_open_connections`, `process_*`). Repeatable; none keeps the
+    /// first 30 series of each endpoint.
+    #[arg(long = "watch-metric", value_name = "GLOB")]
+    pub watch_metrics: Vec<String>,
+
+    /// How often to scrape the watched endpoints.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub watch_every: Option<Duration>,
+
     /// Write the HTML report here (also report.html in --out).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,

@@ -29,3 +29,4 @@ pub mod plan;
 pub mod replay;
 pub mod report;
 pub mod threshold;
+pub mod watch;

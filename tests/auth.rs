@@ -7,34 +7,12 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reprise::demo::{DemoTarget, TargetConfig};
+use reprise::demo::TargetConfig;
 use serde_json::Value;
 
 use crate::replay::replay;
 use crate::util::server::{Behaviour, Recorder};
-use crate::util::{self, text};
-
-/// The demo target on a runtime of its own, with `cfg`.
-fn demo(cfg: TargetConfig) -> (tokio::runtime::Runtime, DemoTarget) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let target = rt
-        .block_on(DemoTarget::start(([127, 0, 0, 1], 0).into(), cfg))
-        .expect("demo target starts");
-    (rt, target)
-}
-
-fn demo_model(dir: &Path) {
-    util::import(
-        dir,
-        &[util::repo("captures/demo-shop.har.gz")
-            .to_str()
-            .expect("utf-8")],
-    );
-}
+use crate::util::{self, demo, demo_model, text};
 
 /// Every file under `dir`, as text.
 fn all_output(dir: &Path) -> String {

@@ -189,3 +189,101 @@ fn influx_line_protocol_to_a_receiver_and_a_file() {
     );
     assert!(!all.contains(token));
 }
+
+#[test]
+fn the_targets_own_metrics_are_watched_beside_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::demo_model(dir.path());
+    let (_rt, target) = util::demo(reprise::demo::TargetConfig::default());
+    // A port nobody listens on: that watch fails, the run does not.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let dead = format!("http://{}/metrics", closed.local_addr().expect("addr"));
+    drop(closed);
+    let out = util::reprise()
+        .args([
+            "replay",
+            "model.json",
+            "--target",
+            &target.url(),
+            "--allow-host",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tenant-header",
+            "x-tenant-id",
+            "--rate",
+            "5",
+            "--duration",
+            "4s",
+            "--grace",
+            "1s",
+        ])
+        .args(["--watch", &format!("demo={}/metrics", target.url())])
+        .args(["--watch", &format!("gone={dead}")])
+        .args([
+            "--watch-metric",
+            "demo_pool_*",
+            "--watch-metric",
+            "demo_requests_total",
+        ])
+        .args(["--watch-every", "250ms", "--out", "out", "--quiet"])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let h: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/histograms.json")).expect("histograms"),
+    )
+    .expect("JSON");
+    let demo = &h["watch"][0];
+    assert_eq!(demo["name"], "demo");
+    let times = demo["times"].as_array().expect("times").len();
+    assert!(times >= 10, "{times} scrapes in 5 s at 250 ms");
+    let series: Vec<&serde_json::Value> =
+        demo["series"].as_array().expect("series").iter().collect();
+    let named = |m: &str| {
+        series
+            .iter()
+            .find(|s| s["metric"].as_str().is_some_and(|x| x.starts_with(m)))
+    };
+    let size = named("demo_pool_size").expect("pool size watched");
+    assert_eq!(size["rate"], false);
+    assert!(
+        size["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .all(|v| v.is_null() || v == 32.0)
+    );
+    assert!(named("demo_pool_in_use").is_some());
+    let requests = named("demo_requests_total").expect("a counter watched");
+    assert_eq!(requests["rate"], true, "counters become rates");
+    assert!(
+        series.iter().all(|s| !s["metric"]
+            .as_str()
+            .expect("name")
+            .starts_with("demo_queue")),
+        "only the globs asked for"
+    );
+    let gone = &h["watch"][1];
+    assert!(gone["scrapes_failed"].as_u64().expect("failures") >= 10);
+    assert!(gone["series"].as_array().expect("series").is_empty());
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).expect("report");
+    assert!(html.contains("Target: demo") && html.contains("chart-watch-0"));
+    // Not NAME=URL: a usage error.
+    let bad = util::reprise()
+        .args([
+            "replay",
+            "model.json",
+            "--target",
+            &target.url(),
+            "--watch",
+            "http://x/metrics",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("expected NAME=URL"));
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reprise::demo::{DemoTarget, TargetConfig};
+use reprise::demo::TargetConfig;
 use serde_json::Value;
 
 use crate::replay::replay;
@@ -254,28 +254,13 @@ duration_under = "5s"
 #[test]
 fn a_spike_drill_on_the_demo_target_measures_degradation_and_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
-    util::import(
-        dir.path(),
-        &[util::repo("captures/demo-shop.har.gz")
-            .to_str()
-            .expect("utf-8")],
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    util::demo_model(dir.path());
     // One worker: requests queue in the spike and the pool drains after.
-    let target = rt
-        .block_on(DemoTarget::start(
-            ([127, 0, 0, 1], 0).into(),
-            TargetConfig {
-                workers: 1,
-                queue: 32,
-                ..TargetConfig::default()
-            },
-        ))
-        .expect("demo target");
+    let (_rt, target) = util::demo(TargetConfig {
+        workers: 1,
+        queue: 32,
+        ..TargetConfig::default()
+    });
     let out = util::reprise()
         .args([
             "drill",

@@ -192,6 +192,23 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         }),
         shutdown.clone(),
     )?;
+    // The demo target's own metrics beside latency: its pool and queue.
+    let watching = crate::watch::WatchRun::start(
+        &crate::watch::WatchOptions {
+            targets: vec![
+                format!("demo-target={}/metrics", meta.target)
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+            ],
+            metrics: vec![
+                "demo_pool_in_use".into(),
+                "demo_queue_length".into(),
+                "demo_logins_total".into(),
+            ],
+            every: Duration::from_millis(500),
+        },
+        std::time::Instant::now() + Duration::from_millis(50),
+    );
     let results = execute(
         plan,
         opts,
@@ -203,6 +220,7 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     );
     let mut results = results;
     results.check_names = checks.names.clone();
+    results.watch = watching.finish();
     results.planned_sessions = planned_sessions;
     results.stages = stages;
     judge(&mut results, &[], None);

@@ -142,6 +142,12 @@ pub fn run_config(
     };
     let planned_sessions = plan.planned_per_second();
     let stages = plan.stage_starts();
+    let watching = (!cfg.watch.targets.is_empty()).then(|| {
+        crate::watch::WatchRun::start(
+            &cfg.watch,
+            std::time::Instant::now() + Duration::from_millis(50),
+        )
+    });
     let mut results = execute(
         plan,
         opts,
@@ -154,6 +160,20 @@ pub fn run_config(
     results.check_names = checks.names.clone();
     results.planned_sessions = planned_sessions;
     results.stages = stages;
+    if let Some(w) = watching {
+        results.watch = w.finish();
+        for w in &results.watch {
+            if w.scrapes_failed > 0 && !cfg.quiet {
+                eprintln!(
+                    "warning: --watch {}: {} of {} scrapes failed (the last: {})",
+                    w.name,
+                    w.scrapes_failed,
+                    w.scrapes_failed + w.times.len() as u64,
+                    w.last_error.as_deref().unwrap_or("?")
+                );
+            }
+        }
+    }
     judge(&mut results, &cfg.thresholds, drill.as_ref());
     if let Some((base, dir)) = &baseline {
         against_baseline(&mut results, base, dir, &cfg.max_regressions);

@@ -89,6 +89,13 @@ pub struct RunFile {
     pub prometheus_listen: Option<std::net::SocketAddr>,
     pub influx: Option<String>,
     pub influx_file: Option<PathBuf>,
+    /// `watch = { db = "http://10.0.0.5:9187/metrics" }`.
+    #[serde(default)]
+    pub watch: BTreeMap<String, String>,
+    #[serde(default)]
+    pub watch_metrics: Vec<String>,
+    #[serde(default, with = "opt_duration")]
+    pub watch_every: Option<Duration>,
 }
 
 /// `[profile]`: k6-style stages.
@@ -182,6 +189,8 @@ pub struct RunConfig {
     pub max_regressions: Vec<crate::threshold::Regression>,
     /// Live metrics during the run.
     pub live: crate::live::LiveOptions,
+    /// The target's own metrics to scrape.
+    pub watch: crate::watch::WatchOptions,
     /// TLS for login requests (HTTP/1.1 only), when any go to https.
     pub auth_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -317,6 +326,31 @@ impl RunConfig {
             .map(|af| AuthConfig::resolve(af, &base))
             .transpose()?;
         let mut thresholds = crate::threshold::from_file(&f.thresholds).map_err(UsageError)?;
+        let mut watch_targets = Vec::new();
+        for (name, url) in &f.watch {
+            watch_targets.push(
+                format!("{name}={url}")
+                    .parse::<crate::watch::WatchTarget>()
+                    .map_err(|e| UsageError(format!("watch in the config file: {e}")))?,
+            );
+        }
+        watch_targets.extend(a.watch);
+        let watch_every = a
+            .watch_every
+            .or(f.watch_every)
+            .unwrap_or(Duration::from_secs(2));
+        if watch_every < Duration::from_millis(100) {
+            return bad("--watch-every must be at least 100ms".into());
+        }
+        let watch = crate::watch::WatchOptions {
+            targets: watch_targets,
+            metrics: if a.watch_metrics.is_empty() {
+                f.watch_metrics
+            } else {
+                a.watch_metrics
+            },
+            every: watch_every,
+        };
         thresholds.extend(a.thresholds.into_iter().flatten());
         let mut cfg = RunConfig {
             model: a.model,
@@ -349,6 +383,7 @@ impl RunConfig {
             html: a.html.or(f.html),
             baseline: None,
             max_regressions: Vec::new(),
+            watch,
             live: crate::live::LiveOptions {
                 prometheus: a.prometheus_listen.or(f.prometheus_listen),
                 influx_url: a.influx.or(f.influx),

@@ -609,6 +609,8 @@ pub struct Results {
     pub stages: Vec<f64>,
     /// Against a baseline run, when one was given.
     pub comparison: Option<crate::threshold::Comparison>,
+    /// The target's own metrics (`--watch`).
+    pub watch: Vec<crate::watch::Watched>,
 }
 
 impl Results {

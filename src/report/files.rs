@@ -76,6 +76,9 @@ pub(crate) struct HistFile {
     pub planned_sessions: Vec<u64>,
     #[serde(default)]
     pub stages_s: Vec<f64>,
+    /// The target's own metrics (`--watch`).
+    #[serde(default)]
+    pub watch: Vec<crate::watch::Watched>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,6 +183,7 @@ impl Exporter for Histograms {
             },
             planned_sessions: r.planned_sessions.clone(),
             stages_s: r.stages.clone(),
+            watch: r.watch.clone(),
         };
         for (n, h) in r.metrics.named() {
             file.metrics.push((n.to_string(), encode(h)?));

@@ -231,6 +231,19 @@ fn render(r: &Results, s: &Summary) -> String {
             "<div class=chart-box><h3>{title}</h3><div class=chart id=\"chart-{id}\"></div></div>"
         );
     }
+    for (i, w) in r.watch.iter().enumerate() {
+        let _ = write!(
+            body,
+            "<div class=chart-box><h3>Target: {} <small><code>{}</code>{}</small></h3><div class=chart id=\"chart-watch-{i}\"></div></div>",
+            esc(&w.name),
+            esc(&w.url),
+            if w.scrapes_failed > 0 {
+                format!(" — {} scrapes failed", w.scrapes_failed)
+            } else {
+                String::new()
+            }
+        );
+    }
     body.push_str("</section>");
     if let Some(d) = &r.drill {
         let ms = |v: Option<f64>| v.map_or_else(|| "none".to_string(), human_ms);
@@ -407,6 +420,7 @@ fn render(r: &Results, s: &Summary) -> String {
     let data = json!({
         "timeline": series(r),
         "markers": markers(r),
+        "watch": r.watch,
     });
     // `</script>` cannot appear inside the data.
     let data = data.to_string().replace("</", "<\\/");
@@ -439,13 +453,13 @@ var colors={stage:'#8892a6',spike:'#d9480f',recovered:'#1a7f37'};
 function markers(){return {hooks:{draw:[function(u){var c=u.ctx;c.save();c.font='11px system-ui';D.markers.forEach(function(m){var p=Math.round(u.valToPos(m.at,'x',true));if(p<u.bbox.left||p>u.bbox.left+u.bbox.width)return;c.strokeStyle=colors[m.kind]||'#888';c.fillStyle=c.strokeStyle;c.setLineDash([5,4]);c.beginPath();c.moveTo(p,u.bbox.top);c.lineTo(p,u.bbox.top+u.bbox.height);c.stroke();c.fillText(m.label,p+4,u.bbox.top+12);});c.restore();}]}};}
 var sync=uPlot.sync('reprise');
 var made=0;
-function chart(id,series,unit){
+function chart(id,series,unit,xs){
   var el=document.getElementById('chart-'+id);
   var opts={width:Math.max(400,el.clientWidth||1100),height:260,plugins:[markers()],
     cursor:{sync:{key:sync.key}},scales:{x:{time:false}},
     axes:[{label:'seconds into the run'},{label:unit,size:60}],
     series:[{label:'s'}].concat(series.map(function(s){return {label:s.label,stroke:s.color,width:1.5,dash:s.dash,spanGaps:false};}))};
-  new uPlot(opts,[x].concat(series.map(function(s){return s.values;})),el);
+  new uPlot(opts,[xs||x].concat(series.map(function(s){return s.values;})),el);
   made++;
 }
 chart('latency',[
@@ -463,6 +477,10 @@ chart('errors',Object.keys(T.errors).map(function(k){return {label:k,values:T.er
 chart('load',[
   {label:'in flight',values:T.in_flight,color:'#f08c00'},
   {label:'open sessions',values:T.active_sessions,color:'#4c6ef5'}],'count');
+var palette=['#4c6ef5','#f08c00','#e03131','#2b8a3e','#862e9c','#1864ab','#d6336c','#5c940d','#495057','#e8590c'];
+D.watch.forEach(function(w,i){
+  chart('watch-'+i,w.series.map(function(s,j){return {label:s.metric+(s.rate?' /s':''),values:s.values,color:palette[j%palette.length]};}),'value',w.times);
+});
 chart('lag',[
   {label:'lag p99',values:T.lag_p99,color:'#4c6ef5'},
   {label:'lag max',values:T.lag_max,color:'#e03131',dash:[6,4]}],'ms');

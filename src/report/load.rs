@@ -82,6 +82,7 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
     }
     r.planned_sessions = file.planned_sessions;
     r.stages = file.stages_s;
+    r.watch = file.watch;
     r.names.endpoints = file.endpoints;
     r.names.tenants = file.tenants;
     let mut metrics: BTreeMap<String, String> = file.metrics.into_iter().collect();

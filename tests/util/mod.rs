@@ -89,3 +89,28 @@ pub fn path_model(dir: &Path, n: u32, path: &str) {
     std::fs::write(&file, log).expect("writes");
     import(dir, &[file.to_str().expect("utf-8")]);
 }
+
+/// The demo target on a runtime of its own, with `cfg`.
+pub fn demo(
+    cfg: reprise::demo::TargetConfig,
+) -> (tokio::runtime::Runtime, reprise::demo::DemoTarget) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let target = rt
+        .block_on(reprise::demo::DemoTarget::start(
+            ([127, 0, 0, 1], 0).into(),
+            cfg,
+        ))
+        .expect("demo target starts");
+    (rt, target)
+}
+
+pub fn demo_model(dir: &Path) {
+    import(
+        dir,
+        &[repo("captures/demo-shop.har.gz").to_str().expect("utf-8")],
+    );
+}
