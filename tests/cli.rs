@@ -239,3 +239,23 @@ fn inspect_summarises() {
     assert_eq!(v["tenants"].as_array().unwrap().len(), 3);
     assert_eq!(v["sessions"], 1200);
 }
+
+#[test]
+fn import_progress_stays_off_when_stderr_is_not_a_terminal() {
+    // CI logs get the per-input summary, not a progress bar's redraws.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, _, out) = crate::util::import(
+        dir.path(),
+        &[crate::util::repo("captures/demo-shop.har.gz")
+            .to_str()
+            .expect("utf-8")],
+    );
+    let stderr = crate::util::text(&out.stderr);
+    assert!(!stderr.contains("importing"), "{stderr}");
+    assert!(!stderr.contains('\r'), "no redraws: {stderr:?}");
+    assert!(
+        stderr.contains("read captures/demo-shop.har.gz (har)")
+            || stderr.contains("demo-shop.har.gz (har)"),
+        "{stderr}"
+    );
+}

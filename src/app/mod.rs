@@ -104,6 +104,7 @@ fn build_model(
     }
     let mut modeller = Modeller::new(model_opts);
     let shared = modeller.options();
+    let mut progress = ImportProgress::new(&inputs, quiet);
     let streams = inputs
         .into_iter()
         .enumerate()
@@ -118,7 +119,9 @@ fn build_model(
     let mut merged = Merged::new(streams);
     while let Some((i, item)) = merged.next()? {
         modeller.add_prepared(i, &item.x, &item.prep);
+        progress.entry();
     }
+    progress.done();
     let stats = merged.into_stats();
     modeller.settle();
     if !quiet {
@@ -140,6 +143,74 @@ fn build_model(
         );
     }
     Ok(model)
+}
+
+/// A progress bar for long imports, on a terminal only: bytes read of the
+/// inputs' total and entries per second. Nothing when stderr is not a
+/// terminal (CI logs keep the per-input summary that follows).
+struct ImportProgress {
+    bar: Option<indicatif::ProgressBar>,
+    inputs: Vec<capture::ReadProgress>,
+    entries: u64,
+    started: std::time::Instant,
+}
+
+impl ImportProgress {
+    fn new(inputs: &[Input], quiet: bool) -> ImportProgress {
+        use std::io::IsTerminal;
+        let progress: Vec<capture::ReadProgress> =
+            inputs.iter().map(|i| i.progress.clone()).collect();
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let total: Option<u64> = progress.iter().map(|p| p.size).sum();
+            let b = match total {
+                Some(t) => indicatif::ProgressBar::new(t).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "importing {bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                ),
+                None => indicatif::ProgressBar::new_spinner().with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "importing {spinner} {binary_bytes} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                ),
+            };
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            b
+        });
+        ImportProgress {
+            bar,
+            inputs: progress,
+            entries: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn entry(&mut self) {
+        self.entries += 1;
+        if self.entries.is_multiple_of(8192) {
+            self.show();
+        }
+    }
+
+    fn show(&self) {
+        if let Some(b) = &self.bar {
+            b.set_position(self.inputs.iter().map(|p| p.bytes_read()).sum());
+            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!(
+                "{} entries, {}/s",
+                thousands(self.entries),
+                thousands((self.entries as f64 / secs) as u64)
+            ));
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn report_inputs(stats: &[InputStats], modeller: &Modeller) {

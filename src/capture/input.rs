@@ -18,6 +18,34 @@ pub struct Input {
     pub name: String,
     pub head: Vec<u8>,
     rest: Box<dyn Read + Send>,
+    /// Bytes read from the file so far (compressed bytes for `.gz`), and
+    /// its size when known: for import progress.
+    pub progress: ReadProgress,
+}
+
+/// How far through its file an input's reader is.
+#[derive(Clone, Debug, Default)]
+pub struct ReadProgress {
+    pub read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub size: Option<u64>,
+}
+
+impl ReadProgress {
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counting<R>(R, std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 impl Input {
@@ -37,10 +65,19 @@ impl Input {
 
     /// An input from bytes in memory (tests, fuzzing).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Input, CaptureError> {
-        Input::from_read(name.to_string(), Box::new(Cursor::new(bytes)))
+        let progress = ReadProgress {
+            size: Some(bytes.len() as u64),
+            ..ReadProgress::default()
+        };
+        let raw = Counting(Cursor::new(bytes), progress.read.clone());
+        Input::from_read(name.to_string(), Box::new(raw), progress)
     }
 
-    fn from_read(name: String, mut raw: Box<dyn Read + Send>) -> Result<Input, CaptureError> {
+    fn from_read(
+        name: String,
+        mut raw: Box<dyn Read + Send>,
+        progress: ReadProgress,
+    ) -> Result<Input, CaptureError> {
         let io_err = |source| CaptureError::Io {
             path: name.clone(),
             source,
@@ -57,12 +94,14 @@ impl Input {
                 name,
                 head,
                 rest: Box::new(GzErrors(gz)),
+                progress,
             });
         }
         Ok(Input {
             name,
             head,
             rest: raw,
+            progress,
         })
     }
 }
@@ -70,14 +109,19 @@ impl Input {
 /// Opens a file or stdin, decompressing gzip transparently.
 pub fn open(source: &Source) -> Result<Input, CaptureError> {
     let name = source.display();
+    let mut progress = ReadProgress::default();
     let raw: Box<dyn Read + Send> = match source {
-        Source::Stdin => Box::new(io::stdin()),
-        Source::File(path) => Box::new(File::open(path).map_err(|source| CaptureError::Io {
-            path: name.clone(),
-            source,
-        })?),
+        Source::Stdin => Box::new(Counting(io::stdin(), progress.read.clone())),
+        Source::File(path) => {
+            let f = File::open(path).map_err(|source| CaptureError::Io {
+                path: name.clone(),
+                source,
+            })?;
+            progress.size = f.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+            Box::new(Counting(f, progress.read.clone()))
+        }
     };
-    Input::from_read(name, raw)
+    Input::from_read(name, raw, progress)
 }
 
 fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use detect::detect;
-pub use input::{Input, open};
+pub use input::{Input, ReadProgress, open};
 pub use merge::{Item, Merged, Stream, spawn};
 
 use crate::model::Timestamp;
