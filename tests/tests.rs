@@ -5,6 +5,7 @@ mod cli;
 mod corpus;
 mod fuzz;
 mod ground_truth;
+mod pcap;
 mod replay;
 mod report;
 mod secrets;

@@ -170,8 +170,14 @@ impl Flow {
             + self.conv.kept_bytes()
     }
 
+    /// When the oldest request not yet finished began, or the oldest data
+    /// held behind a hole (which may begin one) was captured.
     pub fn oldest_open(&self) -> Option<Timestamp> {
-        self.conv.oldest_open()
+        self.sides
+            .iter()
+            .filter_map(|s| s.stream.held_since())
+            .chain(self.conv.oldest_open())
+            .min()
     }
 
     /// Tallies of the two directions: (retransmitted segments, bytes lost
@@ -205,11 +211,14 @@ impl Flow {
             return;
         }
         if let Some(ack) = seg.ack {
-            self.with_side(1 - d, shared, |s, out| s.acknowledged(ack, out));
+            let first = self.with_side(1 - d, shared, |s, out| s.acknowledged(ack, out));
+            self.after_feed(1 - d, first.as_deref(), shared);
+            if self.not_http.is_some() {
+                return;
+            }
         }
         let limit = max_bytes.saturating_sub(self.held() - self.sides[d].stream.held_bytes);
-        let first_data = self.sides[d].parser.offset == 0 && self.sides[d].stream.position() == 0;
-        self.with_side(d, shared, |s, out| {
+        let first = self.with_side(d, shared, |s, out| {
             s.segment(
                 seg.seq,
                 seg.syn,
@@ -221,19 +230,20 @@ impl Flow {
                 out,
             )
         });
-        self.after_feed(d, first_data.then_some(seg.payload), shared);
+        self.after_feed(d, first.as_deref(), shared);
         if seg.rst || self.sides.iter().all(|s| s.stream.finished()) {
             self.finish(shared);
         }
     }
 
-    /// Feeds the events `f` produces on side `d`'s stream to its parser.
+    /// Feeds the events `f` produces on side `d`'s stream to its parser;
+    /// the stream's first bytes, when they are among them.
     fn with_side(
         &mut self,
         d: usize,
         shared: &mut Shared,
         f: impl FnOnce(&mut Stream, &mut dyn FnMut(Event)),
-    ) {
+    ) -> Option<Vec<u8>> {
         let other = &self.sides[1 - d].parser;
         let server = Mark {
             offset: other.offset,
@@ -248,10 +258,17 @@ impl Flow {
             shared,
             server,
         };
+        let mut first = None;
         f(stream, &mut |ev| match ev {
-            Event::Data(bytes, ts) => parser.feed(bytes, ts, &mut ctx),
+            Event::Data(bytes, ts) => {
+                if parser.offset == 0 {
+                    first = Some(bytes[..bytes.len().min(16)].to_vec());
+                }
+                parser.feed(bytes, ts, &mut ctx)
+            }
             Event::Gap(n, ts) => parser.gap(n, ts, &mut ctx),
         });
+        first
     }
 
     /// Roles found by the parser, tunnels, connections that are not HTTP.

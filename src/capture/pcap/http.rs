@@ -137,8 +137,6 @@ pub struct Parser {
     keep: bool,
     body_len: u64,
     damaged: bool,
-    /// The last byte seen ended a line (for hunting across pieces).
-    line_start: bool,
     last_ts: Timestamp,
     /// Stream offset: bytes and gaps seen.
     pub offset: u64,
@@ -163,7 +161,6 @@ impl Parser {
             keep: false,
             body_len: 0,
             damaged: false,
-            line_start: true,
             last_ts: Timestamp::default(),
             offset: 0,
             message_start: 0,
@@ -254,8 +251,6 @@ impl Parser {
             State::Idle | State::Hunt => {
                 self.unparsed += n;
                 self.state = State::Hunt;
-                // What follows a lost stretch often starts a message.
-                self.line_start = true;
             }
             State::Body(left) if n < left => {
                 self.damaged = true;
@@ -268,7 +263,6 @@ impl Parser {
                 self.end(ts, h);
                 self.unparsed += n - left;
                 self.state = State::Hunt;
-                self.line_start = true;
             }
             State::ChunkData(left) if n < left => {
                 self.damaged = true;
@@ -283,7 +277,6 @@ impl Parser {
             _ => {
                 self.lose(h, "bytes lost in the capture");
                 self.unparsed += n;
-                self.line_start = true;
             }
         }
     }
@@ -330,7 +323,6 @@ impl Parser {
             Some(role) => self.begin(role, 0, ts, h),
             None => {
                 self.state = State::Hunt;
-                self.line_start = false;
             }
         }
         0
@@ -347,11 +339,9 @@ impl Parser {
 
     /// Skips to the next line that starts a message.
     fn hunt(&mut self, data: &[u8], ts: Timestamp, h: &mut dyn Handler) -> usize {
-        let mut at = if self.line_start {
-            Some(0)
-        } else {
-            memchr::memchr(b'\n', data).map(|i| i + 1)
-        };
+        // Candidates: where the piece begins (TCP segments often begin
+        // messages) and every line start.
+        let mut at = Some(0);
         while let Some(i) = at {
             if i >= data.len() {
                 break;
@@ -366,7 +356,6 @@ impl Parser {
             at = memchr::memchr(b'\n', &data[i..]).map(|j| i + j + 1);
         }
         self.unparsed += data.len() as u64;
-        self.line_start = data.last() == Some(&b'\n');
         data.len()
     }
 
@@ -502,7 +491,6 @@ impl Parser {
             h.broken(self.role, why);
         }
         self.state = State::Hunt;
-        self.line_start = false;
         self.buf.clear();
     }
 }
@@ -812,5 +800,112 @@ mod tests {
         );
         assert_eq!(log.events[1], "broken Request message head too large");
         assert!(p.buffered() <= 64);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Message-like bytes: heads, bodies, chunks, junk, in any order.
+        fn http_ish() -> impl Strategy<Value = Vec<u8>> {
+            let part = prop_oneof![
+                Just(b"GET /a HTTP/1.1\r\n\r\n".to_vec()),
+                Just(b"POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\n".to_vec()),
+                Just(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()),
+                Just(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+                Just(b"HTTP/1.0 200 OK\r\n\r\n".to_vec()),
+                Just(b"5\r\nhello\r\n0\r\n\r\n".to_vec()),
+                Just(b"fffffffffffffffffff\r\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ];
+            proptest::collection::vec(part, 0..12).prop_map(|v| v.concat())
+        }
+
+        /// Well-formed messages of one role, back to back.
+        fn messages(response: bool) -> impl Strategy<Value = Vec<u8>> {
+            let part = if response {
+                prop_oneof![
+                    Just(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec()),
+                    Just(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+                    Just(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec()),
+                    Just(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+                ]
+                .boxed()
+            } else {
+                prop_oneof![
+                    Just(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+                    Just(b"POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".to_vec()),
+                    Just(b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec()),
+                    Just(b"\r\n".to_vec()),
+                ]
+                .boxed()
+            };
+            proptest::collection::vec(part, 0..12).prop_map(|v| v.concat())
+        }
+
+        fn events(role: Role, bytes: &[u8], cuts: &[usize]) -> (Vec<String>, Parser) {
+            let mut p = Parser::new(role, true);
+            let mut log = Log::default();
+            let mut at = 0;
+            for &c in cuts {
+                let c = c.min(bytes.len()).max(at);
+                p.feed(&bytes[at..c], Timestamp::default(), &mut log);
+                at = c;
+            }
+            p.feed(&bytes[at..], Timestamp::default(), &mut log);
+            p.finish(&mut log);
+            (log.events, p)
+        }
+
+        proptest! {
+            /// However TCP cut a stream of messages, they are read alike.
+            #[test]
+            fn pieces_do_not_change_what_is_read(
+                (response, bytes) in any::<bool>().prop_flat_map(|r| (Just(r), messages(r))),
+                mut cuts in proptest::collection::vec(0usize..400, 0..20),
+            ) {
+                cuts.sort_unstable();
+                let role = if response { Role::Response } else { Role::Request };
+                let (whole, _) = events(role, &bytes, &[]);
+                let (pieces, q) = events(role, &bytes, &cuts);
+                prop_assert!(!whole.iter().any(|e| e.starts_with("broken")), "{:?}", whole);
+                prop_assert_eq!(whole, pieces);
+                prop_assert_eq!(q.offset, bytes.len() as u64);
+            }
+
+            /// Whatever the bytes and however they are cut: no panic, every
+            /// byte accounted for, buffers bounded.
+            #[test]
+            fn any_bytes_in_any_pieces(
+                bytes in http_ish(),
+                mut cuts in proptest::collection::vec(0usize..400, 0..20),
+                role in prop_oneof![Just(Role::Request), Just(Role::Response), Just(Role::Unknown)],
+            ) {
+                cuts.sort_unstable();
+                let (_, p) = events(role, &bytes, &cuts);
+                prop_assert_eq!(p.offset, bytes.len() as u64);
+                prop_assert!(p.buffered() <= 2 * MAX_HEAD + MAX_LINE);
+            }
+
+            /// Gaps anywhere never panic, and the offset counts them.
+            #[test]
+            fn gaps_anywhere(bytes in http_ish(), gaps in proptest::collection::vec((0usize..300, 1u64..100), 0..6)) {
+                let mut p = Parser::new(Role::Unknown, false);
+                let mut log = Log::default();
+                let mut at = 0;
+                let mut lost = 0;
+                for (cut, n) in gaps {
+                    let c = cut.min(bytes.len()).max(at);
+                    p.feed(&bytes[at..c], Timestamp::default(), &mut log);
+                    p.gap(n, Timestamp::default(), &mut log);
+                    lost += n;
+                    at = c;
+                }
+                p.feed(&bytes[at..], Timestamp::default(), &mut log);
+                p.finish(&mut log);
+                prop_assert_eq!(p.offset, bytes.len() as u64 + lost);
+            }
+        }
     }
 }

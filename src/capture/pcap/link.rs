@@ -249,7 +249,7 @@ fn raw_ip(data: &[u8]) -> Result<(u16, &[u8]), Decoded<'static>> {
 /// A link type's name for messages.
 pub fn link_name(link: Linktype) -> String {
     let name = format!("{link}");
-    if name.chars().all(|c| c.is_ascii_digit() || c == '-') {
+    if name.starts_with("Linktype(") || name.chars().all(|c| c.is_ascii_digit() || c == '-') {
         match link.0 {
             6 => "IEEE802_5".into(),
             9 => "PPP".into(),

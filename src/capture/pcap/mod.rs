@@ -51,6 +51,8 @@ const SWEEP_US: i64 = 10_000_000;
 const MAX_WAITING: usize = 100_000;
 /// What a connection costs besides its buffers, for the overall limit.
 const FLOW_COST: usize = 2 << 10;
+/// Packet times past 9999-12-31 are damage (and cannot be written as dates).
+const LAST_TIME_US: i64 = 253_402_300_799_999_999;
 
 /// Options of the pcap reader.
 #[derive(Clone, Debug)]
@@ -113,6 +115,9 @@ pub struct Tally {
     pub bodies_cut: u64,
     /// Connections closed before their end, idle or over the limit.
     pub closed_idle: u64,
+    /// Requests whose time was moved up to the one before, to keep the
+    /// order when capture timestamps go backwards.
+    pub retimed: u64,
 }
 
 impl Tally {
@@ -151,6 +156,10 @@ impl Tally {
         );
         add(self.fragments_dropped, "fragments dropped");
         add(self.closed_idle, "connections closed idle");
+        add(
+            self.retimed,
+            "requests re-timed to keep order (capture timestamps go backwards)",
+        );
         for (what, n) in &self.not_http {
             add(*n, &format!("connections set aside ({what})"));
         }
@@ -194,6 +203,14 @@ pub fn read(
         match records.next() {
             Ok(Some(p)) => {
                 conns.tally.packets += 1;
+                if !(0..=LAST_TIME_US).contains(&p.ts.as_micros()) {
+                    *conns
+                        .tally
+                        .malformed_packets
+                        .entry("time out of range")
+                        .or_default() += 1;
+                    continue;
+                }
                 conns.now = conns.now.max(p.ts);
                 match decoder.decode(p.link, p.data, p.orig_len, p.ts) {
                     Decoded::Tcp(seg) => conns.segment(&seg, p.ts, p.offset),
@@ -289,6 +306,8 @@ struct Conns<'o> {
     /// Finished exchanges waiting for their turn, by (first byte, order).
     waiting: BTreeMap<(Timestamp, u64), Exchange>,
     order: u64,
+    /// The time of the last exchange handed on.
+    last: Timestamp,
     shared: Shared,
     held: usize,
     /// The latest packet time seen.
@@ -306,6 +325,7 @@ impl<'o> Conns<'o> {
             open: BTreeSet::new(),
             waiting: BTreeMap::new(),
             order: 0,
+            last: Timestamp::default(),
             shared: Shared {
                 body_limit: conv::MAX_BODY.min(opts.max_flow_bytes),
                 ..Shared::default()
@@ -461,6 +481,11 @@ impl<'o> Conns<'o> {
                 break;
             }
             let mut x = entry.remove();
+            if x.time < self.last {
+                x.time = self.last;
+                self.tally.retimed += 1;
+            }
+            self.last = x.time;
             stats.records += 1;
             stats.accepted += 1;
             std::mem::swap(sink.slot(), &mut x);

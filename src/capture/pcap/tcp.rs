@@ -40,6 +40,8 @@ pub struct Stream {
     /// Data ahead of `pos`, by stream offset.
     held: BTreeMap<u64, Held>,
     pub held_bytes: usize,
+    /// No later than the capture time of the oldest held segment.
+    held_since: Option<Timestamp>,
     /// Highest stream offset the peer acknowledged.
     acked: u64,
     /// Stream offset of the FIN, once seen.
@@ -58,6 +60,12 @@ impl Stream {
     /// Stream offset delivered so far (data and gaps).
     pub fn position(&self) -> u64 {
         self.pos
+    }
+
+    /// When the oldest data still held was captured: bytes that may yet
+    /// start a message.
+    pub fn held_since(&self) -> Option<Timestamp> {
+        self.held_since.filter(|_| !self.held.is_empty())
     }
 
     pub fn finished(&self) -> bool {
@@ -199,6 +207,9 @@ impl Stream {
     /// reached the receiver when the hole before them filled (`filled_at`),
     /// or, when a hole was given up on, when they were captured.
     fn drain(&mut self, filled_at: Option<Timestamp>, out: &mut dyn FnMut(Event)) {
+        if self.held.is_empty() {
+            self.held_since = None;
+        }
         while let Some(entry) = self.held.first_entry() {
             let start = *entry.key();
             if start > self.pos {
@@ -231,6 +242,7 @@ impl Stream {
             return;
         }
         self.held_bytes += payload.len();
+        self.held_since = Some(self.held_since.map_or(ts, |t| t.min(ts)));
         let held = Held {
             data: payload.to_vec(),
             missing,
@@ -335,5 +347,70 @@ mod tests {
         });
         assert_eq!(out, "ab~3~f");
         assert!(s.finished());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The segments of a stream in any order, repeated, overlapping
+            /// (but all there): the stream comes out whole and in order.
+            #[test]
+            fn any_order_gives_the_stream_back(
+                len in 1usize..3000,
+                cuts in proptest::collection::vec((0usize..3000, 1usize..600), 1..40),
+                isn in any::<u32>(),
+            ) {
+                let stream: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                // Segments: random pieces, plus a tiling so every byte is sent.
+                let mut segs: Vec<(usize, usize)> = cuts
+                    .iter()
+                    .map(|&(a, n)| (a % len, (a % len + n).min(len)))
+                    .collect();
+                segs.extend((0..len).step_by(500).map(|a| (a, (a + 500).min(len))));
+                let mut s = Stream::default();
+                let mut out = Vec::new();
+                let mut emit = |ev: Event| match ev {
+                    Event::Data(b, _) => out.extend_from_slice(b),
+                    Event::Gap(..) => panic!("nothing was lost"),
+                };
+                s.segment(isn, true, false, b"", 0, T, usize::MAX, &mut emit);
+                for (a, b) in segs {
+                    let seq = isn.wrapping_add(1).wrapping_add(a as u32);
+                    s.segment(seq, false, false, &stream[a..b], 0, T, usize::MAX, &mut emit);
+                }
+                s.flush(&mut emit);
+                prop_assert_eq!(out, stream);
+                prop_assert_eq!(s.held_bytes, 0);
+            }
+
+            /// Any segments at all: no panic, and what is held stays under
+            /// the limit.
+            #[test]
+            fn any_segments_stay_bounded(
+                segs in proptest::collection::vec(
+                    (any::<u32>(), any::<bool>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200), 0u32..50, any::<Option<u32>>()),
+                    0..60,
+                ),
+                limit in 0usize..2000,
+            ) {
+                let mut s = Stream::default();
+                let mut delivered = 0u64;
+                let mut emit = |ev: Event| match ev {
+                    Event::Data(b, _) => delivered += b.len() as u64,
+                    Event::Gap(n, _) => delivered += n,
+                };
+                for (seq, syn, fin, data, missing, ack) in segs {
+                    s.segment(seq, syn, fin, &data, missing, T, limit, &mut emit);
+                    prop_assert!(s.held_bytes <= limit.max(200));
+                    if let Some(a) = ack {
+                        s.acknowledged(a, &mut emit);
+                    }
+                }
+                s.flush(&mut emit);
+                prop_assert_eq!(delivered, s.position());
+            }
+        }
     }
 }
