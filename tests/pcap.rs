@@ -377,15 +377,26 @@ fn ipv6_extension_headers_are_walked() {
 
 #[test]
 fn ip_fragments_are_reassembled() {
-    let mut ips = Vec::new();
-    for ip in two_exchanges(400) {
-        let mut frags = pcapgen::fragments(&ip, 24);
-        frags.reverse(); // out of order too
-        ips.extend(frags);
+    let mut v6 = Conn::v6(
+        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        40000,
+        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        80,
+    );
+    for conversation in [
+        two_exchanges(400),
+        v6.exchange_all(&[(GET_A, RESP_A), (GET_B, RESP_B)], 400),
+    ] {
+        let mut ips = Vec::new();
+        for ip in conversation {
+            let mut frags = pcapgen::fragments(&ip, 24);
+            frags.reverse(); // out of order too
+            ips.extend(frags);
+        }
+        let r = read(write_pcap(&ether(ips)));
+        assert_eq!(r.xs.len(), 2);
+        assert_eq!(r.tally().fragments_reassembled, 4, "the four data segments");
     }
-    let r = read(write_pcap(&ether(ips)));
-    assert_eq!(r.xs.len(), 2);
-    assert_eq!(r.tally().fragments_reassembled, 4, "the four data segments");
 }
 
 // ---- TCP ----

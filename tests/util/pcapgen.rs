@@ -288,25 +288,35 @@ pub fn with_ipv6_extensions(ip: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An IPv4 packet cut into fragments carrying at most `size` payload bytes
-/// (rounded down to a multiple of 8).
+/// An IP packet cut into fragments carrying at most `size` payload bytes
+/// (rounded down to a multiple of 8): IPv4 fragments, or IPv6 ones with a
+/// fragment header.
 pub fn fragments(ip: &[u8], size: usize) -> Vec<Vec<u8>> {
-    assert_eq!(ip[0] >> 4, 4);
-    let ihl = usize::from(ip[0] & 0xf) * 4;
-    let payload = &ip[ihl..];
+    let v6 = ip[0] >> 4 == 6;
+    let hlen = if v6 { 40 } else { usize::from(ip[0] & 0xf) * 4 };
+    let payload = &ip[hlen..];
     let size = (size / 8).max(1) * 8;
     let n = payload.len().div_ceil(size);
     (0..n)
         .map(|i| {
             let part = &payload[i * size..((i + 1) * size).min(payload.len())];
-            let mut h = ip[..ihl].to_vec();
-            h[2..4].copy_from_slice(&((ihl + part.len()) as u16).to_be_bytes());
-            h[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
-            let more = if i + 1 < n { 0x2000 } else { 0 };
-            h[6..8].copy_from_slice(&(more | (i * size / 8) as u16).to_be_bytes());
-            h[10..12].copy_from_slice(&[0, 0]);
-            let sum = checksum(&h);
-            h[10..12].copy_from_slice(&sum.to_be_bytes());
+            let more = u16::from(i + 1 < n);
+            let offset = (i * size / 8) as u16;
+            let mut h = ip[..hlen].to_vec();
+            if v6 {
+                h[4..6].copy_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+                h[6] = 44;
+                h.extend_from_slice(&[ip[6], 0]);
+                h.extend_from_slice(&(offset << 3 | more).to_be_bytes());
+                h.extend_from_slice(&0x4242_4242u32.to_be_bytes());
+            } else {
+                h[2..4].copy_from_slice(&((hlen + part.len()) as u16).to_be_bytes());
+                h[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
+                h[6..8].copy_from_slice(&(more << 13 | offset).to_be_bytes());
+                h[10..12].copy_from_slice(&[0, 0]);
+                let sum = checksum(&h);
+                h[10..12].copy_from_slice(&sum.to_be_bytes());
+            }
             h.extend_from_slice(part);
             h
         })

@@ -17,10 +17,11 @@ use crate::model::Timestamp;
 const ETHERTYPE_PPPOE: u16 = 0x8864;
 /// Tags that stack in front of the real ether type.
 const VLAN_TAGS: [u16; 4] = [0x8100, 0x88a8, 0x9100, 0x9200];
-/// Fragments of a packet that do not complete within this long are dropped.
+/// Fragments of a packet that do not complete within this long (capture
+/// time) are dropped.
 const FRAGMENT_LIFE_US: i64 = 30_000_000;
-/// Most packets being reassembled from fragments at once.
-const MAX_FRAGMENTED: usize = 4096;
+/// Fragments waiting at most: past it, all that wait are dropped.
+const MAX_FRAGMENTS: usize = 1024;
 
 /// A TCP segment and its endpoints.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +60,11 @@ pub enum Decoded<'a> {
 #[derive(Default)]
 pub struct Decoder {
     defrag: IpDefragPool<Timestamp>,
+    /// Fragments added since the pool was last emptied (an upper bound of
+    /// those waiting).
     held: usize,
+    /// When waiting fragments were last looked at for age.
+    aged: Timestamp,
     joined: Vec<u8>,
     /// Fragments given up on (incomplete or inconsistent).
     pub fragments_dropped: u64,
@@ -113,10 +118,15 @@ impl Decoder {
             self.fragments_dropped += 1;
             return Decoded::Malformed("bad IP fragment");
         };
-        if self.held >= MAX_FRAGMENTED {
+        if ts.as_micros() - self.aged.as_micros() > FRAGMENT_LIFE_US / 10 {
             let cutoff = ts.as_micros() - FRAGMENT_LIFE_US;
             self.defrag.retain(|t| t.as_micros() >= cutoff);
-            self.held = MAX_FRAGMENTED / 2;
+            self.aged = ts;
+        }
+        if self.held >= MAX_FRAGMENTS {
+            self.defrag.retain(|t| *t >= ts);
+            self.held = 0;
+            self.fragments_dropped += 1;
         }
         match self.defrag.process_sliced_packet(&sliced, ts, ()) {
             Ok(None) => {

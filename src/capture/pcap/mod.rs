@@ -33,6 +33,7 @@ use rustc_hash::FxHashMap;
 
 use super::{CaptureError, Exchange, InputStats, Sink};
 use crate::model::Timestamp;
+use crate::output::thousands;
 use conv::Shared;
 use file::{Records, Stop};
 use flow::Flow;
@@ -125,17 +126,17 @@ impl Tally {
     pub fn describe(&self) -> Vec<String> {
         let mut out = vec![format!(
             "{} packets ({} TCP); {} HTTP connections{}; {} requests, {} responses",
-            self.packets,
-            self.tcp_packets,
-            self.http_connections,
+            thousands(self.packets),
+            thousands(self.tcp_packets),
+            thousands(self.http_connections),
             ports(&self.server_ports),
-            self.requests,
-            self.responses
+            thousands(self.requests),
+            thousands(self.responses)
         )];
         let mut also = Vec::new();
         let mut add = |n: u64, what: &str| {
             if n > 0 {
-                also.push(format!("{n} {what}"));
+                also.push(format!("{} {what}", thousands(n)));
             }
         };
         add(
@@ -172,7 +173,9 @@ impl Tally {
         if self.cut_holes > 0 || self.bodies_cut > 0 {
             out.push(format!(
                 "memory limits cut: {} holes given up early with {} bytes held behind them (--max-flow-bytes, --max-buffered-bytes), {} request bodies not kept",
-                self.cut_holes, self.cut_bytes, self.bodies_cut
+                thousands(self.cut_holes),
+                thousands(self.cut_bytes),
+                thousands(self.bodies_cut)
             ));
         }
         out
@@ -183,7 +186,10 @@ fn ports(p: &BTreeMap<u16, u64>) -> String {
     if p.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = p.iter().map(|(port, n)| format!("{port} ({n})")).collect();
+    let list: Vec<String> = p
+        .iter()
+        .map(|(port, n)| format!("{port} ({})", thousands(*n)))
+        .collect();
     format!(" on port {}", list.join(", "))
 }
 
