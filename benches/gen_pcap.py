@@ -5,6 +5,7 @@ for importer benchmarks.
 Usage:
     python3 benches/gen_pcap.py --size-mb 1024 --out bench-data/capture.pcap [--seed 1]
         [--clients 20000] [--concurrency 400] [--reorder 0.001] [--retransmit 0.001]
+        [--loss 0] [--no-acks]
 
 What it looks like: the traffic a sidecar tcpdump sees in front of a
 multi-tenant shop API, on Ethernet, IPv4, classic little-endian pcap with
@@ -24,6 +25,12 @@ microsecond timestamps (what `tcpdump -w` writes):
 * real TCP: handshake, MSS-sized segments (1448 bytes), an ACK every two
   segments, FIN at the end; a small share of segments reordered
   (`--reorder`) or sent twice (`--retransmit`), so reassembly has work.
+
+For memory tests: `--loss P` drops data segments without retransmitting
+them, and `--no-acks` leaves out the pure ACKs (a capture of one direction's
+acknowledgements missing), so nothing confirms a hole before the connection
+ends and the importer must hold what follows it (bounded by
+`--max-flow-bytes`).
 
 Output is deterministic for a given --seed and size; the file ends after the
 first connection that completes past the requested size. Standard library
@@ -121,15 +128,18 @@ class Conn:
             self.sseq += n
         return macs + b"\x08\x00" + ip + tcp + payload
 
-    def send(self, t, from_client, data, out, reorder, retransmit):
+    def send(self, t, from_client, data, out, net):
         """Segments of `data` with an ACK every two; returns the time after."""
+        reorder, retransmit, loss, acks = net
+        rng = self.rng
         segs = [data[i:i + MSS] for i in range(0, len(data), MSS)]
         pkts = []
         for i, s in enumerate(segs):
-            pkts.append(self.packet(from_client, 0x18 if i == len(segs) - 1 else 0x10, s))
-            if i % 2 == 1 or i == len(segs) - 1:
+            p = self.packet(from_client, 0x18 if i == len(segs) - 1 else 0x10, s)
+            if rng.random() >= loss:
+                pkts.append(p)
+            if acks and (i % 2 == 1 or i == len(segs) - 1):
                 pkts.append(self.packet(not from_client, 0x10))
-        rng = self.rng
         for i, p in enumerate(pkts):
             if rng.random() < retransmit:
                 pkts.insert(min(len(pkts), i + 2), p)
@@ -141,7 +151,7 @@ class Conn:
             out.append((t, p))
         return t
 
-    def run(self, reorder, retransmit):
+    def run(self, net):
         rng, c = self.rng, self.client
         out = []
         t = self.start
@@ -153,9 +163,9 @@ class Conn:
         for _ in range(rng.randint(2, 12)):
             t += int(rng.lognormvariate(13.0, 1.0))  # think time, median ~0.44 s
             req = request(rng, c)
-            t = self.send(t, True, req, out, reorder, retransmit)
+            t = self.send(t, True, req, out, net)
             t += int(rng.lognormvariate(8.5, 0.8))  # server time, median ~5 ms
-            t = self.send(t, False, response(rng, req), out, reorder, retransmit)
+            t = self.send(t, False, response(rng, req), out, net)
         t += 1000
         out.append((t, self.packet(True, 0x11)))
         out.append((t + 100, self.packet(False, 0x11)))
@@ -243,6 +253,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=400)
     ap.add_argument("--reorder", type=float, default=0.001)
     ap.add_argument("--retransmit", type=float, default=0.001)
+    ap.add_argument("--loss", type=float, default=0.0)
+    ap.add_argument("--no-acks", action="store_true")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     target = int(a.size_mb * 1024 * 1024)
@@ -273,7 +285,7 @@ def main():
         client = clients[idle.popleft()]
         conn = Conn(random.Random(rng.getrandbits(64)), client, t, ident)
         ident += 1
-        pkts = conn.run(a.reorder, a.retransmit)
+        pkts = conn.run((a.reorder, a.retransmit, a.loss, not a.no_acks))
         for ts, p in pkts:
             heapq.heappush(heap, (ts, order, p, None))
             order += 1

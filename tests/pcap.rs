@@ -649,6 +649,54 @@ fn exchanges_come_out_in_request_order() {
 }
 
 #[test]
+fn idle_connections_are_closed_and_time_going_backwards_is_counted() {
+    // A request unanswered, then the same connection silent for 10 minutes
+    // (closed idle: the request is emitted without a response), then another
+    // request on it (read as a connection seen from the middle).
+    let mut c = Conn::v4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80);
+    let mut ips = c.handshake();
+    ips.extend(c.send(true, GET_A, 1000));
+    let mut pkts = ether(ips);
+    let mut d = Conn::v4([10, 0, 0, 9], 40000, [10, 0, 0, 2], 80);
+    let later = T0 + 600_000 * MS;
+    pkts.extend(pcapgen::timed(
+        d.exchange_all(&[(GET_B, RESP_B)], 1000),
+        later,
+        MS,
+        pcapgen::ethernet,
+    ));
+    let again = c.send(true, GET_B, 1000);
+    pkts.extend(pcapgen::timed(
+        again,
+        later + 20 * MS,
+        MS,
+        pcapgen::ethernet,
+    ));
+    // One more exchange whose packets carry times from before the others.
+    let mut e = Conn::v4([10, 0, 0, 7], 40000, [10, 0, 0, 2], 80);
+    pkts.extend(pcapgen::timed(
+        e.exchange_all(&[(GET_A, RESP_A)], 1000),
+        T0 - 1000 * MS,
+        MS,
+        pcapgen::ethernet,
+    ));
+    let r = read(write_pcap(&pkts));
+    assert_eq!(r.tally().closed_idle, 1);
+    assert_eq!(
+        r.paths(),
+        vec![
+            "GET /api/items/17 None",
+            "GET /api/items/18 Some(404)",
+            "GET /api/items/17 Some(200)",
+            "GET /api/items/18 None",
+        ]
+    );
+    // The exchange from the past comes when it is read, re-timed.
+    assert_eq!(r.tally().retimed, 1);
+    assert!(r.xs.windows(2).all(|w| w[0].time <= w[1].time));
+}
+
+#[test]
 fn connections_that_are_not_http_are_set_aside() {
     let mut tls = Conn::v4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 443);
     let mut ips = tls.handshake();

@@ -48,8 +48,8 @@ const IDLE_US: i64 = 300_000_000;
 /// How often (in capture time) idle connections are looked for.
 const SWEEP_US: i64 = 10_000_000;
 /// Exchanges waiting for an earlier request before they are handed on
-/// regardless.
-const MAX_WAITING: usize = 100_000;
+/// regardless (the late request is then re-timed, and counted).
+const MAX_WAITING: usize = 20_000;
 /// What a connection costs besides its buffers, for the overall limit.
 const FLOW_COST: usize = 2 << 10;
 /// Packet times past 9999-12-31 are damage (and cannot be written as dates).
@@ -356,6 +356,9 @@ impl<'o> Conns<'o> {
         self.shared.packet_offset = offset;
         let before = flow.held();
         flow.packet(seg, ts, &mut self.shared, self.opts.max_flow_bytes);
+        // Idleness is measured against the capture's progress, so a clock
+        // behind the others (another interface) does not close connections.
+        flow.last_seen = self.now;
         self.held = self.held + flow.held() - before;
         if self.held > self.opts.max_buffered_bytes {
             let before = flow.held();
