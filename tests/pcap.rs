@@ -521,6 +521,40 @@ fn fin_ends_close_delimited_bodies_and_rst_cuts_responses() {
 }
 
 #[test]
+fn a_connection_closed_with_bytes_missing_ends_soon_after() {
+    // The response's middle segment is lost and nothing acknowledges past
+    // it; both sides close. Seconds later, other traffic: the first
+    // connection has been ended by then, its response marked as damaged.
+    let mut c = Conn::v4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80);
+    let mut ips = c.handshake();
+    ips.extend(c.send(true, GET_A, 1000));
+    let mut resp = c.send(false, RESP_A, 4);
+    resp.remove(resp.len() - 2); // in the body
+    ips.extend(resp);
+    let fin = Flags {
+        fin: true,
+        ..Flags::default()
+    };
+    ips.push(c.segment(true, fin, b""));
+    ips.push(c.segment(false, fin, b""));
+    let mut pkts = ether(ips);
+    let mut d = Conn::v4([10, 0, 0, 3], 40000, [10, 0, 0, 2], 80);
+    pkts.extend(pcapgen::timed(
+        d.exchange_all(&[(GET_B, RESP_B)], 1000),
+        T0 + 3_000 * MS,
+        MS,
+        pcapgen::ethernet,
+    ));
+    let r = read(write_pcap(&pkts));
+    assert_eq!(r.tally().ended_with_holes, 1, "{:?}", r.tally());
+    assert_eq!(r.tally().damaged_responses, 1);
+    assert_eq!(
+        r.paths(),
+        vec!["GET /api/items/17 Some(200)", "GET /api/items/18 Some(404)"]
+    );
+}
+
+#[test]
 fn connections_reusing_addresses_and_ports_are_told_apart() {
     let mut ips = Vec::new();
     for isn in [1000, 90_000] {

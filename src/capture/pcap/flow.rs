@@ -161,6 +161,11 @@ impl Flow {
         self.closed
     }
 
+    /// Both sides sent FIN, but bytes before one of them are missing.
+    pub fn closing(&self) -> bool {
+        !self.closed && self.sides.iter().all(|s| s.stream.fin_seen())
+    }
+
     /// Bytes this flow holds in buffers.
     pub fn held(&self) -> usize {
         self.sides

@@ -47,6 +47,9 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 512 << 20;
 const IDLE_US: i64 = 300_000_000;
 /// How often (in capture time) idle connections are looked for.
 const SWEEP_US: i64 = 10_000_000;
+/// How long a connection closed both ways waits for bytes missing before
+/// its FINs (a late retransmission) before it is ended without them.
+const LINGER_US: i64 = 2_000_000;
 /// Exchanges waiting for an earlier request before they are handed on
 /// regardless (the late request is then re-timed, and counted).
 const MAX_WAITING: usize = 20_000;
@@ -116,6 +119,9 @@ pub struct Tally {
     pub bodies_cut: u64,
     /// Connections closed before their end, idle or over the limit.
     pub closed_idle: u64,
+    /// Connections ended a while after their FINs with bytes before them
+    /// still missing.
+    pub ended_with_holes: u64,
     /// Requests whose time was moved up to the one before, to keep the
     /// order when capture timestamps go backwards.
     pub retimed: u64,
@@ -157,6 +163,10 @@ impl Tally {
         );
         add(self.fragments_dropped, "fragments dropped");
         add(self.closed_idle, "connections closed idle");
+        add(
+            self.ended_with_holes,
+            "connections ended with bytes missing before their FIN",
+        );
         add(
             self.retimed,
             "requests re-timed to keep order (capture timestamps go backwards)",
@@ -316,6 +326,8 @@ struct Conns<'o> {
     last: Timestamp,
     shared: Shared,
     held: usize,
+    /// Connections closed both ways with bytes missing, by when.
+    closing: std::collections::VecDeque<(Timestamp, Key, u64)>,
     /// The latest packet time seen.
     now: Timestamp,
     swept: Timestamp,
@@ -337,6 +349,7 @@ impl<'o> Conns<'o> {
                 ..Shared::default()
             },
             held: 0,
+            closing: std::collections::VecDeque::new(),
             now: Timestamp::default(),
             swept: Timestamp::default(),
             tally: Tally::default(),
@@ -368,7 +381,10 @@ impl<'o> Conns<'o> {
         register(&mut self.open, flow);
         if flow.closed() {
             self.close(&key);
+        } else if flow.closing() && !self.closing.iter().any(|c| c.2 == flow.id) {
+            self.closing.push_back((self.now, key, flow.id));
         }
+        self.linger_over();
         if ts.as_micros() - self.swept.as_micros() > SWEEP_US {
             self.sweep(ts);
         }
@@ -430,6 +446,21 @@ impl<'o> Conns<'o> {
             self.tally.http_connections += 1;
             if let Some(p) = flow.server_port() {
                 *self.tally.server_ports.entry(p).or_default() += 1;
+            }
+        }
+    }
+
+    /// Ends the connections closed both ways that waited long enough for
+    /// their missing bytes.
+    fn linger_over(&mut self) {
+        while let Some(&(since, key, id)) = self.closing.front() {
+            if self.now.as_micros() - since.as_micros() < LINGER_US {
+                return;
+            }
+            self.closing.pop_front();
+            if self.flows.get(&key).is_some_and(|f| f.id == id) {
+                self.tally.ended_with_holes += 1;
+                self.close(&key);
             }
         }
     }

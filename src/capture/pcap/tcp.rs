@@ -68,6 +68,10 @@ impl Stream {
         self.held_since.filter(|_| !self.held.is_empty())
     }
 
+    pub fn fin_seen(&self) -> bool {
+        self.fin_at.is_some()
+    }
+
     pub fn finished(&self) -> bool {
         self.fin_at.is_some_and(|f| self.pos >= f)
     }
@@ -207,9 +211,6 @@ impl Stream {
     /// reached the receiver when the hole before them filled (`filled_at`),
     /// or, when a hole was given up on, when they were captured.
     fn drain(&mut self, filled_at: Option<Timestamp>, out: &mut dyn FnMut(Event)) {
-        if self.held.is_empty() {
-            self.held_since = None;
-        }
         while let Some(entry) = self.held.first_entry() {
             let start = *entry.key();
             if start > self.pos {
@@ -242,7 +243,10 @@ impl Stream {
             return;
         }
         self.held_bytes += payload.len();
-        self.held_since = Some(self.held_since.map_or(ts, |t| t.min(ts)));
+        self.held_since = match self.held_since {
+            Some(t) if !self.held.is_empty() => Some(t.min(ts)),
+            _ => Some(ts),
+        };
         let held = Held {
             data: payload.to_vec(),
             missing,
