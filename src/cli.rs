@@ -24,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read recorded traffic (HAR, access logs) and build a model of it.
+    /// Read recorded traffic (HAR, access logs, packet captures) and build a
+    /// model of it.
     Import(Box<ImportArgs>),
     /// Summarise a model: tenants, endpoints, sessions, arrivals, think times.
     Inspect(InspectArgs),

@@ -665,6 +665,41 @@ fn timing_and_client_identity() {
 }
 
 #[test]
+fn a_session_spans_connections_and_deflate_bodies_are_read() {
+    // One user (address and user agent) on two connections from different
+    // ports, the second a minute later: one session, not two.
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(br#"{"q":"boots"}"#).unwrap();
+    let z = z.finish().unwrap();
+    let mut put = format!(
+        "PUT /api/search HTTP/1.1\r\nHost: a\r\nUser-Agent: t/1\r\nContent-Type: application/json\r\nContent-Encoding: deflate\r\nContent-Length: {}\r\n\r\n",
+        z.len()
+    )
+    .into_bytes();
+    put.extend_from_slice(&z);
+    let mut a = Conn::v4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80);
+    let mut b = Conn::v4([10, 0, 0, 1], 40777, [10, 0, 0, 2], 80);
+    let mut pkts = ether(a.exchange_all(&[(GET_A, RESP_A)], 1000));
+    pkts.extend(pcapgen::timed(
+        b.exchange_all(&[(&put, RESP_B)], 1000),
+        T0 + 60_000 * MS,
+        MS,
+        pcapgen::ethernet,
+    ));
+    let r = read(write_pcap(&pkts));
+    match &r.xs[1].body {
+        Some(Body::Text { text, .. }) => assert_eq!(text, r#"{"q":"boots"}"#),
+        other => panic!("the deflate body is decoded: {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.pcap");
+    std::fs::write(&path, write_pcap(&pkts)).unwrap();
+    let (m, _, _) = crate::util::import(dir.path(), &[path.to_str().unwrap()]);
+    assert_eq!((m.capture.requests, m.capture.sessions), (2, 1));
+}
+
+#[test]
 fn exchanges_come_out_in_request_order() {
     // A slow request on one connection begins before a fast one on another
     // and finishes after it.
