@@ -24,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read recorded traffic (HAR, access logs) and build a model of it.
+    /// Read recorded traffic (HAR, access logs, packet captures) and build a
+    /// model of it.
     Import(Box<ImportArgs>),
     /// Summarise a model: tenants, endpoints, sessions, arrivals, think times.
     Inspect(InspectArgs),
@@ -397,8 +398,9 @@ pub struct DemoTargetArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Captures to read: HAR files, access logs (`.gz` read transparently),
-    /// `-` for standard input. Several inputs merge into one model.
+    /// Captures to read: HAR files, access logs, pcap/pcapng packet captures
+    /// (`.gz` read transparently), `-` for standard input. Several inputs
+    /// merge into one model.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
@@ -420,6 +422,23 @@ pub struct ImportArgs {
     /// Envoy: `time=ts,method=req.method,uri=req.uri,status=code,duration=took:ms,client=ip,header.X-Tenant=tenant`.
     #[arg(long, value_name = "MAP", value_parser = parse_field_map)]
     pub json_fields: Option<FieldMap>,
+
+    /// Packet captures: read only connections to these server ports
+    /// (comma-separated or repeated). Without it, HTTP/1.x is found on any
+    /// port by its content.
+    #[arg(long = "port", value_name = "PORT", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+
+    /// Packet captures: most bytes one TCP connection may hold (segments
+    /// waiting behind a lost one, a message head, a request body kept for
+    /// templating). Past it, the hole is given up on and what is cut is
+    /// reported. Suffixes k, M, G (powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_bytes)]
+    pub max_flow_bytes: usize,
+
+    /// Packet captures: most bytes all connections together may hold.
+    #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = parse_bytes)]
+    pub max_buffered_bytes: usize,
 
     /// How to find a request's tenant; repeat for a list, first match wins:
     /// header:NAME, jwt:CLAIM, host:subdomain, path:N, query:NAME, cookie:NAME.
@@ -500,6 +519,26 @@ pub struct InspectArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 500ms, 30s, 5m, 1h30m"))
+}
+
+/// A byte count: `65536`, `64k`, `16M`, `1G` (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count (e.g. 65536, 64k, 16M, 1G)"))?;
+    match n.checked_mul(mult) {
+        Some(0) => Err("must be more than zero".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
 }
 
 fn parse_tenant_mult(s: &str) -> Result<(String, f64), String> {

@@ -7,6 +7,7 @@ mod corpus;
 mod fuzz;
 mod ground_truth;
 mod live;
+mod pcap;
 mod replay;
 mod report;
 mod secrets;

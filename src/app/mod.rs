@@ -222,11 +222,7 @@ fn report_inputs(stats: &[InputStats], modeller: &Modeller) {
             "read {} ({format}): {} {}, {} accepted",
             s.name,
             thousands(s.records),
-            if s.place == "entry" {
-                "entries"
-            } else {
-                "lines"
-            },
+            s.records_name(),
             thousands(s.accepted)
         );
         if s.skipped_total() > 0 {
@@ -240,6 +236,9 @@ fn report_inputs(stats: &[InputStats], modeller: &Modeller) {
         let _ = writeln!(err);
         for (n, reason) in &s.first_skips {
             let _ = writeln!(err, "  skipped {}: {reason}", s.location(*n));
+        }
+        for line in s.pcap.iter().flat_map(|t| t.describe()) {
+            let _ = writeln!(err, "  {line}");
         }
         if let Some(f) = modeller.filtered(i) {
             let parts: Vec<String> = f

@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread;
 
 use flate2::read::MultiGzDecoder;
 
@@ -90,10 +92,11 @@ impl Input {
                 path: name.clone(),
                 message: format!("broken gzip stream: {e}"),
             })?;
+            let rest = ReadAhead::spawn(&name, GzErrors(gz));
             return Ok(Input {
                 name,
                 head,
-                rest: Box::new(GzErrors(gz)),
+                rest: Box::new(rest),
                 progress,
             });
         }
@@ -146,5 +149,83 @@ impl Read for GzErrors {
                 e
             }
         })
+    }
+}
+
+/// Blocks inflated ahead of the reader.
+const AHEAD_BLOCK: usize = 1 << 20;
+const AHEAD_BLOCKS: usize = 4;
+
+/// Reads on a thread of its own, a few blocks ahead: decompressing and
+/// parsing then run at the same time, on two cores.
+struct ReadAhead {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ReadAhead {
+    fn spawn(name: &str, mut inner: impl Read + Send + 'static) -> ReadAhead {
+        let (tx, rx) = sync_channel(AHEAD_BLOCKS);
+        let spawned = thread::Builder::new()
+            .name(format!("inflate {name}"))
+            .spawn(move || {
+                loop {
+                    let mut block = Vec::with_capacity(AHEAD_BLOCK);
+                    let got = (&mut inner)
+                        .take(AHEAD_BLOCK as u64)
+                        .read_to_end(&mut block);
+                    let end = !matches!(got, Ok(n) if n > 0);
+                    // The reader stopped listening, or the input is done.
+                    if tx.send(got.map(|_| block)).is_err() || end {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            let (tx, rx) = sync_channel(1);
+            let _ = tx.send(Err(e));
+            return ReadAhead::from(rx);
+        }
+        ReadAhead::from(rx)
+    }
+
+    fn from(rx: Receiver<io::Result<Vec<u8>>>) -> ReadAhead {
+        ReadAhead {
+            rx,
+            block: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(block)) => {
+                    self.done = block.is_empty();
+                    self.block = block;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other("the decompressing thread stopped"));
+                }
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

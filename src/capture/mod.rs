@@ -1,6 +1,6 @@
 //! Readers: recorded traffic in, [`Exchange`] records out.
 //!
-//! Every capture format (HAR, the access-log family, later pcap) ends here as
+//! Every capture format (HAR, the access-log family, pcap) ends here as
 //! the same `Exchange`: one request with what is known of its response. The
 //! modeller never learns which format an exchange came from, so a new format is
 //! one new reader and nothing else.
@@ -15,6 +15,7 @@ pub mod har;
 mod input;
 mod merge;
 mod parallel;
+pub mod pcap;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -277,6 +278,8 @@ pub struct ReadOptions {
     pub log_format: Option<access_log::LogFormat>,
     /// A `--json-fields` mapping for JSON lines.
     pub json_fields: Option<access_log::json::FieldMap>,
+    /// Ports and memory limits for packet captures.
+    pub pcap: pcap::PcapOptions,
 }
 
 /// What reading one input produced, for the import report and the model's
@@ -287,7 +290,9 @@ pub struct InputStats {
     pub format: Option<Format>,
     /// Lines or entries seen (blank lines and comment/directive lines aside).
     pub records: u64,
-    /// What a record is called when pointing at one: "line" or "entry".
+    /// What a record is called when pointing at one: "line", "entry", or
+    /// "byte" (packet captures, whose records are requests found at a byte
+    /// offset).
     pub place: &'static str,
     pub accepted: u64,
     pub skipped: BTreeMap<&'static str, u64>,
@@ -296,6 +301,8 @@ pub struct InputStats {
     pub warnings: Vec<String>,
     /// First and last request time read.
     pub span: Option<(Timestamp, Timestamp)>,
+    /// What a packet capture held besides requests.
+    pub pcap: Option<pcap::Tally>,
 }
 
 /// How many skipped records are shown by location.
@@ -340,8 +347,20 @@ impl InputStats {
             }
         }
         self.warnings.extend(other.warnings.iter().cloned());
+        if other.pcap.is_some() {
+            self.pcap.clone_from(&other.pcap);
+        }
         if let Some((a, b)) = other.span {
             self.span = Some(self.span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+    }
+
+    /// What the records are, in the plural.
+    pub fn records_name(&self) -> &'static str {
+        match self.place {
+            "entry" => "entries",
+            "byte" => "requests",
+            _ => "lines",
         }
     }
 
@@ -378,6 +397,12 @@ pub enum CaptureError {
     },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("{path}: byte {offset}: {message}")]
+    At {
+        path: String,
+        offset: u64,
+        message: String,
+    },
     #[error("{path}: nothing usable in {records} records ({summary}){first}")]
     NothingUsable {
         path: String,
@@ -458,13 +483,13 @@ pub fn read(
     let format = format_of(&input, opts)?;
     stats.format = Some(format);
     let path = input.name.clone();
+    if format == Format::Pcap {
+        pcap::read(&path, input.into_read(), &opts.pcap, stats, sink)?;
+        return usable(stats);
+    }
     let mut reader = input.into_reader();
     match format {
         Format::Har => har::read(&path, &mut reader, stats, sink),
-        Format::Pcap => Err(CaptureError::Invalid {
-            path: path.clone(),
-            message: "pcap/pcapng captures are not supported yet".into(),
-        }),
         _ => access_log::read(format, opts, &path, &mut reader, stats, sink),
     }?;
     usable(stats)

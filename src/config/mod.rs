@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub(crate) use run::opt_duration;
 pub use run::{RunConfig, RunFile, available_cpus, defaults};
 
+use crate::capture::pcap::PcapOptions;
 use crate::capture::{ReadOptions, Source};
 use crate::cli::ImportArgs;
 use crate::model::ModelOptions;
@@ -53,6 +54,12 @@ impl ImportConfig {
                 return Err(UsageError(format!("{flag} must be at least 1")));
             }
         }
+        if a.max_buffered_bytes < a.max_flow_bytes {
+            return Err(UsageError(format!(
+                "--max-buffered-bytes ({}) is less than --max-flow-bytes ({}): one connection could not use what it is allowed",
+                a.max_buffered_bytes, a.max_flow_bytes
+            )));
+        }
         if a.session_gap.is_zero() {
             return Err(UsageError("--session-gap must be longer than zero".into()));
         }
@@ -67,6 +74,11 @@ impl ImportConfig {
                 format: a.format,
                 log_format: a.log_format,
                 json_fields: a.json_fields,
+                pcap: PcapOptions {
+                    ports: a.ports,
+                    max_flow_bytes: a.max_flow_bytes,
+                    max_buffered_bytes: a.max_buffered_bytes,
+                },
             },
             model: ModelOptions {
                 tenant_rules_automatic: a.tenants.is_empty(),

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod pcapgen;
 pub mod server;
 pub mod synth;
 
