@@ -287,3 +287,100 @@ fn the_targets_own_metrics_are_watched_beside_latency() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("expected NAME=URL"));
 }
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Opt-in (REPRISE_INTEROP_PROMETHEUS=1, with Debian's `prometheus`
+/// package): a real Prometheus scrapes a run and its query API answers
+/// with reprise's series.
+#[test]
+fn a_real_prometheus_scrapes_a_run() {
+    if std::env::var_os("REPRISE_INTEROP_PROMETHEUS").is_none() {
+        eprintln!("SKIPPED (opt-in): set REPRISE_INTEROP_PROMETHEUS=1 with prometheus installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    let (scrape_port, api_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: reprise\n    static_configs:\n      - targets: ['127.0.0.1:{scrape_port}']\n"
+        ),
+    )
+    .expect("writes");
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{api_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus starts (apt-get install prometheus)");
+    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 8)).expect("writes");
+    let out = util::reprise()
+        .args([
+            "replay",
+            "model.json",
+            "--config",
+            "run.toml",
+            "--quiet",
+            "--out",
+            "out",
+        ])
+        .args(["--prometheus-listen", &format!("127.0.0.1:{scrape_port}")])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let query = |q: &str| -> serde_json::Value {
+        let body = get(
+            &format!("127.0.0.1:{api_port}"),
+            &format!(
+                "/api/v1/query?query={}",
+                url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+            ),
+        );
+        serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null)
+    };
+    let value = |v: &serde_json::Value| -> f64 {
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let seconds = value(&query("max_over_time(reprise_seconds[5m])"));
+    let requests = value(&query(
+        "sum(max_over_time(reprise_requests_total{endpoint=\"GET /ping\"}[5m]))",
+    ));
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(
+        seconds >= 5.0,
+        "Prometheus saw the run's seconds: {seconds}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    let total = summary["requests"]["total"].as_f64().expect("total");
+    assert!(
+        requests > total * 0.5 && requests <= total,
+        "Prometheus scraped {requests} of {total} requests"
+    );
+}
