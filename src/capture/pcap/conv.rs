@@ -14,7 +14,8 @@ use std::net::IpAddr;
 
 use flate2::read::{MultiGzDecoder, ZlibDecoder};
 
-use super::http::{Framing, Handler, Head, Role};
+use super::head::{Framing, Head};
+use super::http::{Handler, Role};
 use crate::capture::access_log::{first_client_bytes, set_target_str, str_of, strip_port};
 use crate::capture::{Body, Exchange};
 use crate::model::Timestamp;

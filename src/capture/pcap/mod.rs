@@ -1,11 +1,12 @@
 //! Packet captures (pcap, pcapng) → exchanges.
 //!
-//! The layers, each its own file: [`file`] reads records (pcap-parser),
-//! [`link`] peels link and IP headers to TCP segments (etherparse),
-//! [`tcp`] puts each direction of a connection back in order, [`http`]
-//! finds HTTP/1.x messages in the bytes, and [`conv`] pairs requests with
-//! their responses into [`Exchange`]s; [`flow`] holds a connection's parts
-//! together. This file drives them packet by packet.
+//! The layers, each its own file: `file` reads records (pcap-parser),
+//! `link` peels link and IP headers to TCP segments (etherparse),
+//! `tcp` puts each direction of a connection back in order, `http`
+//! finds HTTP/1.x messages in the bytes (`head` parses their heads), and
+//! `conv` pairs requests with their responses into [`Exchange`]s; `flow`
+//! holds a connection's parts together, `tally` counts what else was
+//! seen. This file drives them packet by packet.
 //!
 //! A request's exchange is complete only when its response is, so
 //! exchanges finish out of order; they are held back until no request
@@ -21,8 +22,10 @@
 mod conv;
 mod file;
 mod flow;
+mod head;
 mod http;
 mod link;
+mod tally;
 mod tcp;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,11 +36,11 @@ use rustc_hash::FxHashMap;
 
 use super::{CaptureError, Exchange, InputStats, Sink};
 use crate::model::Timestamp;
-use crate::output::thousands;
 use conv::Shared;
-use file::{Records, Stop};
+use file::{Packet, Records, Stop};
 use flow::Flow;
 use link::{Decoded, Decoder, Segment};
+pub use tally::Tally;
 
 /// Default of `--max-flow-bytes`.
 pub const DEFAULT_MAX_FLOW_BYTES: usize = 16 << 20;
@@ -80,129 +83,6 @@ impl Default for PcapOptions {
     }
 }
 
-/// What reading a capture found besides exchanges, for the import report.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Tally {
-    pub packets: u64,
-    pub tcp_packets: u64,
-    /// Packets that were not TCP over IP.
-    pub other_packets: u64,
-    pub malformed_packets: BTreeMap<&'static str, u64>,
-    /// Packets of link types not read, by link type name.
-    pub unsupported_links: BTreeMap<String, u64>,
-    pub fragments_reassembled: u64,
-    pub fragments_dropped: u64,
-    /// Packets of connections on ports `--port` did not list.
-    pub other_port_packets: u64,
-    pub http_connections: u64,
-    /// Connections set aside, by what they were.
-    pub not_http: BTreeMap<&'static str, u64>,
-    /// Connections carrying HTTP by server port.
-    pub server_ports: BTreeMap<u16, u64>,
-    pub requests: u64,
-    /// Final responses read (interim 1xx ones aside).
-    pub responses: u64,
-    pub interim_responses: u64,
-    pub unanswered: u64,
-    /// Responses to requests the capture does not hold.
-    pub orphan_responses: u64,
-    /// Responses lost to capture gaps.
-    pub lost_responses: u64,
-    pub damaged_responses: u64,
-    pub malformed_responses: u64,
-    pub retransmitted_segments: u64,
-    pub gap_bytes: u64,
-    /// Holes given up on under the memory limits, and the bytes then held.
-    pub cut_holes: u64,
-    pub cut_bytes: u64,
-    /// Request bodies not kept: larger than the limit.
-    pub bodies_cut: u64,
-    /// Connections closed before their end, idle or over the limit.
-    pub closed_idle: u64,
-    /// Connections ended a while after their FINs with bytes before them
-    /// still missing.
-    pub ended_with_holes: u64,
-    /// Requests whose time was moved up to the one before, to keep the
-    /// order when capture timestamps go backwards.
-    pub retimed: u64,
-}
-
-impl Tally {
-    /// Lines for the import report.
-    pub fn describe(&self) -> Vec<String> {
-        let mut out = vec![format!(
-            "{} packets ({} TCP); {} HTTP connections{}; {} requests, {} responses",
-            thousands(self.packets),
-            thousands(self.tcp_packets),
-            thousands(self.http_connections),
-            ports(&self.server_ports),
-            thousands(self.requests),
-            thousands(self.responses)
-        )];
-        let mut also = Vec::new();
-        let mut add = |n: u64, what: &str| {
-            if n > 0 {
-                also.push(format!("{} {what}", thousands(n)));
-            }
-        };
-        add(
-            self.unanswered,
-            "requests without a response in the capture",
-        );
-        add(self.lost_responses, "responses lost in capture gaps");
-        add(self.orphan_responses, "responses to requests not captured");
-        add(self.damaged_responses, "responses with bytes missing");
-        add(self.malformed_responses, "malformed responses");
-        add(self.interim_responses, "interim (1xx) responses");
-        add(self.retransmitted_segments, "retransmitted segments");
-        add(self.gap_bytes, "bytes not captured (gaps)");
-        add(self.other_port_packets, "packets on other ports (--port)");
-        add(
-            self.fragments_reassembled,
-            "packets reassembled from fragments",
-        );
-        add(self.fragments_dropped, "fragments dropped");
-        add(self.closed_idle, "connections closed idle");
-        add(
-            self.ended_with_holes,
-            "connections ended with bytes missing before their FIN",
-        );
-        add(
-            self.retimed,
-            "requests re-timed to keep order (capture timestamps go backwards)",
-        );
-        for (what, n) in &self.not_http {
-            add(*n, &format!("connections set aside ({what})"));
-        }
-        for (what, n) in &self.malformed_packets {
-            add(*n, &format!("packets skipped ({what})"));
-        }
-        if !also.is_empty() {
-            out.push(also.join(", "));
-        }
-        if self.cut_holes > 0 || self.bodies_cut > 0 {
-            out.push(format!(
-                "memory limits cut: {} holes given up early with {} bytes held behind them (--max-flow-bytes, --max-buffered-bytes), {} request bodies not kept",
-                thousands(self.cut_holes),
-                thousands(self.cut_bytes),
-                thousands(self.bodies_cut)
-            ));
-        }
-        out
-    }
-}
-
-fn ports(p: &BTreeMap<u16, u64>) -> String {
-    if p.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = p
-        .iter()
-        .map(|(port, n)| format!("{port} ({})", thousands(*n)))
-        .collect();
-    format!(" on port {}", list.join(", "))
-}
-
 /// Reads a capture, handing each exchange to `sink` in request order.
 pub fn read(
     path: &str,
@@ -218,31 +98,7 @@ pub fn read(
     let stop = loop {
         match records.next() {
             Ok(Some(p)) => {
-                conns.tally.packets += 1;
-                if !(0..=LAST_TIME_US).contains(&p.ts.as_micros()) {
-                    *conns
-                        .tally
-                        .malformed_packets
-                        .entry("time out of range")
-                        .or_default() += 1;
-                    continue;
-                }
-                conns.now = conns.now.max(p.ts);
-                match decoder.decode(p.link, p.data, p.orig_len, p.ts) {
-                    Decoded::Tcp(seg) => conns.segment(&seg, p.ts, p.offset),
-                    Decoded::Other => conns.tally.other_packets += 1,
-                    Decoded::Fragment => {}
-                    Decoded::Unsupported => {
-                        *conns
-                            .tally
-                            .unsupported_links
-                            .entry(link::link_name(p.link))
-                            .or_default() += 1
-                    }
-                    Decoded::Malformed(why) => {
-                        *conns.tally.malformed_packets.entry(why).or_default() += 1
-                    }
-                }
+                conns.packet(&p, &mut decoder);
                 conns.emit(sink, stats, false);
             }
             Ok(None) => break None,
@@ -266,24 +122,30 @@ pub fn read(
     stats.pcap = Some(conns.tally);
     match stop {
         None => Ok(()),
-        Some(stop) if stats.accepted == 0 => Err(stop_error(path, stop)),
-        Some(Stop::Truncated { offset, message }) => {
-            stats.warnings.push(format!(
-                "the capture is truncated at byte {offset} ({message}); everything before it was read"
-            ));
-            Ok(())
-        }
-        Some(Stop::Damaged { offset, message }) => {
-            stats.warnings.push(format!(
-                "the capture is damaged at byte {offset} ({message}); reading stopped there"
-            ));
-            Ok(())
-        }
-        Some(Stop::Io(e)) => Err(CaptureError::Io {
-            path: path.to_string(),
-            source: e,
-        }),
+        Some(stop) => stopped(path, stop, stats),
     }
+}
+
+/// Reading stopped before the end: a warning when something was read
+/// before, an error when nothing was.
+fn stopped(path: &str, stop: Stop, stats: &mut InputStats) -> Result<(), CaptureError> {
+    let warning = match stop {
+        _ if stats.accepted == 0 => return Err(stop_error(path, stop)),
+        Stop::Truncated { offset, message } => format!(
+            "the capture is truncated at byte {offset} ({message}); everything before it was read"
+        ),
+        Stop::Damaged { offset, message } => {
+            format!("the capture is damaged at byte {offset} ({message}); reading stopped there")
+        }
+        Stop::Io(source) => {
+            return Err(CaptureError::Io {
+                path: path.to_string(),
+                source,
+            });
+        }
+    };
+    stats.warnings.push(warning);
+    Ok(())
 }
 
 fn stop_error(path: &str, stop: Stop) -> CaptureError {
@@ -353,6 +215,28 @@ impl<'o> Conns<'o> {
             now: Timestamp::default(),
             swept: Timestamp::default(),
             tally: Tally::default(),
+        }
+    }
+
+    /// One packet of the capture.
+    fn packet(&mut self, p: &Packet, decoder: &mut Decoder) {
+        let t = &mut self.tally;
+        t.packets += 1;
+        if !(0..=LAST_TIME_US).contains(&p.ts.as_micros()) {
+            *t.malformed_packets.entry("time out of range").or_default() += 1;
+            return;
+        }
+        self.now = self.now.max(p.ts);
+        match decoder.decode(p.link, p.data, p.orig_len, p.ts) {
+            Decoded::Tcp(seg) => self.segment(&seg, p.ts, p.offset),
+            Decoded::Other => t.other_packets += 1,
+            Decoded::Fragment => {}
+            Decoded::Unsupported => {
+                *t.unsupported_links
+                    .entry(link::link_name(p.link))
+                    .or_default() += 1
+            }
+            Decoded::Malformed(why) => *t.malformed_packets.entry(why).or_default() += 1,
         }
     }
 
