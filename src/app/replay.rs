@@ -109,7 +109,7 @@ pub fn run_config(
         version: env!("CARGO_PKG_VERSION").to_string(),
         command,
         model: cfg.model.display().to_string(),
-        target: cfg.target.raw.clone(),
+        target: crate::model::redact::mask_url(&cfg.target.raw),
         profile: describe(&cfg.plan),
         seed: cfg.plan.seed,
         segment: cfg.plan.segment.map(|s| s.to_string()),
@@ -608,6 +608,8 @@ pub fn masked_command(args: impl Iterator<Item = String>) -> String {
                 }
                 _ => a.clone(),
             }
+        } else if a.contains("://") {
+            crate::model::redact::mask_url(&a)
         } else {
             a.clone()
         };
@@ -646,5 +648,35 @@ mod tests {
         let s = masked_command(args.iter().map(|s| s.to_string()));
         assert!(!s.contains("abc") && !s.contains(": k"), "{s}");
         assert!(s.contains("X-Env: ci"), "{s}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_masked() {
+        assert_eq!(
+            crate::model::redact::mask_url(
+                "https://loadtest:s3cret@staging.example.com/api?x=1&api_key=k1&token=t#f"
+            ),
+            "https://loadtest:***@staging.example.com/api?x=1&api_key=***&token=***#f"
+        );
+        assert_eq!(
+            crate::model::redact::mask_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            crate::model::redact::mask_url(
+                "--influx=http://u:p@influx:8086/api/v2/write?org=o&bucket=b"
+            ),
+            "--influx=http://u:***@influx:8086/api/v2/write?org=o&bucket=b"
+        );
+        let args = [
+            "reprise",
+            "replay",
+            "--target",
+            "https://a:pw@x.test",
+            "--watch",
+            "db=http://x/metrics?password=p",
+        ];
+        let s = masked_command(args.iter().map(|s| s.to_string()));
+        assert!(!s.contains("pw@") && !s.contains("password=p"), "{s}");
     }
 }

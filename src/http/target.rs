@@ -63,7 +63,7 @@ pub struct TargetError {
 impl Target {
     pub fn parse(raw: &str) -> Result<Target, TargetError> {
         let err = |m: &str| TargetError {
-            url: raw.to_string(),
+            url: crate::model::redact::mask_url(raw),
             message: m.to_string(),
         };
         // `{tenant}` is not a valid host character: stand in a placeholder.

@@ -423,6 +423,51 @@ fn walk(
     }
 }
 
+/// A URL (or an argument holding one, like `--target=...` or `db=http://...`)
+/// with the password of its userinfo and the values of secret-looking query
+/// parameters (`token`, `api_key`, `password`, ...) masked.
+pub fn mask_url(s: &str) -> String {
+    let Some(scheme_at) = s.find("://") else {
+        return s.to_string();
+    };
+    let (head, rest) = s.split_at(scheme_at + 3);
+    // user:password@host → user:***@host
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let masked: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_name(&k.to_ascii_lowercase()) => {
+                        format!("{k}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            let mut t = format!("{path}?{}", masked.join("&"));
+            if let Some(f) = fragment {
+                t.push('#');
+                t.push_str(f);
+            }
+            t
+        }
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
