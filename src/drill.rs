@@ -171,10 +171,8 @@ fn round6(x: f64) -> f64 {
 
 fn merged(timeline: &Timeline, from: u64, to: u64) -> Tick {
     let mut t = Tick::new(from);
-    for (s, tick) in timeline.seconds() {
-        if s >= from && s < to {
-            t.merge(tick);
-        }
+    for (_, tick) in timeline.between(from, to) {
+        t.merge(tick);
     }
     t
 }

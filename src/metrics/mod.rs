@@ -117,15 +117,24 @@ pub struct KeyStats {
     pub bytes_received: u64,
     pub duration: SmallHist,
     pub service: SmallHist,
+    /// Requests since the last tick (handed to the tick, then zeroed).
+    pub this_second: u64,
+}
+
+impl Default for KeyStats {
+    fn default() -> Self {
+        KeyStats::new()
+    }
 }
 
 impl KeyStats {
-    fn new() -> KeyStats {
+    pub fn new() -> KeyStats {
         KeyStats {
             requests: 0,
             bytes_received: 0,
             duration: small_hist(),
             service: small_hist(),
+            this_second: 0,
         }
     }
 
@@ -446,9 +455,9 @@ impl Recorder {
             tenant: m.tenant,
             class,
         };
-        *self.tick.keys.entry(key).or_default() += 1;
-        let k = self.keys.entry(key).or_insert_with(KeyStats::new);
+        let k = self.keys.entry(key).or_default();
         k.requests += 1;
+        k.this_second += 1;
         k.bytes_received += m.bytes_received;
         k.duration.saturating_record(us(m.duration));
         k.service.saturating_record(us(m.service));
@@ -520,6 +529,13 @@ impl Recorder {
         let mut t = std::mem::replace(&mut self.tick, Tick::new(next));
         t.in_flight = in_flight;
         t.active_sessions = active_sessions;
+        // The second's requests per key, taken from the per-key stats (one
+        // map lookup per request, not two).
+        for (k, s) in &mut self.keys {
+            if s.this_second > 0 {
+                t.keys.insert(*k, std::mem::take(&mut s.this_second));
+            }
+        }
         t
     }
 }

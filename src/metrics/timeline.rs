@@ -106,6 +106,22 @@ impl Timeline {
         self.seconds.iter().map(|(&s, v)| (s, v))
     }
 
+    /// The seconds from `from` (inclusive) to `to` (exclusive), in order.
+    pub fn between(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, &Tick)> {
+        self.seconds.range(from..to.max(from)).map(|(&s, v)| (s, v))
+    }
+
+    /// The seconds from `from` on that are complete: all but the newest,
+    /// which workers may still be reporting.
+    pub fn complete_since(&self, from: u64) -> impl Iterator<Item = (u64, &Tick)> {
+        let newest = self.seconds.last_key_value().map_or(0, |(&s, _)| s);
+        self.between(from, newest)
+    }
+
+    pub fn get(&self, second: u64) -> Option<&Tick> {
+        self.seconds.get(&second)
+    }
+
     pub fn len(&self) -> usize {
         self.seconds.len()
     }

@@ -214,11 +214,8 @@ pub fn run(
     );
     if let Some(mut l) = live {
         // The seconds not yet fed (the last ones).
-        let done = l.fed();
-        for (s, t) in timeline.seconds() {
-            if s >= done {
-                l.second(t);
-            }
+        for (_, t) in timeline.between(l.fed(), u64::MAX) {
+            l.second(t);
         }
         let failures = l.finish();
         if failures > 0 {
@@ -289,13 +286,8 @@ fn collect(
                     watcher = None;
                 }
                 if let Some(l) = live.as_deref_mut() {
-                    // Every second before the newest is complete.
-                    let newest = timeline.seconds().map(|(s, _)| s).max().unwrap_or(0);
-                    let from = l.fed();
-                    for (s, t) in timeline.seconds() {
-                        if s >= from && s < newest {
-                            l.second(t);
-                        }
+                    for (_, t) in timeline.complete_since(l.fed()) {
+                        l.second(t);
                     }
                 }
             }

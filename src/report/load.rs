@@ -112,6 +112,7 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
                 bytes_received: k.bytes_received,
                 duration: decode_histogram(&k.duration).map_err(|e| bad("keys", e))?,
                 service: decode_histogram(&k.service_time).map_err(|e| bad("keys", e))?,
+                ..KeyStats::new()
             },
         );
     }

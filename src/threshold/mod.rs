@@ -284,15 +284,15 @@ fn worse(t: &Threshold, a: f64, b: f64) -> bool {
 /// Every window of `len` seconds over the timeline's seconds (one window
 /// of everything when the run is shorter): (start second, merged tick).
 fn windows(r: &Results, len: u64, mut each: impl FnMut(u64, &Tick)) {
-    let ticks: Vec<(u64, &Tick)> = r.timeline.seconds().collect();
-    let Some(&(last, _)) = ticks.last() else {
+    let tl = &r.timeline;
+    let (Some((first, _)), Some(last)) = (tl.seconds().next(), tl.seconds().last().map(|(s, _)| s))
+    else {
         return;
     };
-    let first = ticks[0].0;
-    let by_second = |s: u64| ticks.iter().find(|(x, _)| *x == s).map(|(_, t)| *t);
+    let by_second = |s: u64| tl.get(s);
     if last + 1 - first <= len {
         let mut all = Tick::new(first);
-        for (_, t) in &ticks {
+        for (_, t) in tl.seconds() {
             all.merge(t);
         }
         each(first, &all);
@@ -409,11 +409,7 @@ impl Watcher {
     /// which workers may still be reporting) and judges; the reason to abort,
     /// if a threshold is lost.
     pub fn update(&mut self, timeline: &crate::metrics::Timeline) -> Option<String> {
-        let newest = timeline.seconds().map(|(s, _)| s).max()?;
-        for (s, t) in timeline.seconds() {
-            if s < self.next || s >= newest {
-                continue;
-            }
+        for (s, t) in timeline.complete_since(self.next) {
             self.total.merge(t);
             self.recent.push_back(t.clone());
             if self.recent.len() as u64 > self.longest {
