@@ -112,17 +112,9 @@ pub struct DrillReport {
     pub spike_end_s: u64,
     pub observe_end_s: u64,
     pub tolerance: f64,
-    #[serde(
-        serialize_with = "crate::metrics::ser_ms",
-        deserialize_with = "crate::metrics::de_ms",
-        rename = "sustain_ms"
-    )]
+    #[serde(rename = "sustain_ms", with = "crate::metrics::ms")]
     pub sustain: Duration,
-    #[serde(
-        serialize_with = "crate::metrics::ser_ms",
-        deserialize_with = "crate::metrics::de_ms",
-        rename = "window_ms"
-    )]
+    #[serde(rename = "window_ms", with = "crate::metrics::ms")]
     pub window: Duration,
     pub baseline: Health,
     /// Over the spike.

@@ -47,12 +47,8 @@ const BUCKETS: [f64; 14] = [
 struct State {
     /// (tenant label, endpoint label, class) → requests.
     requests: BTreeMap<(usize, usize, Class), u64>,
-    errors: [u64; 6],
-    failed: u64,
-    sessions_started: u64,
-    sessions_dropped: u64,
-    checks_passed: u64,
-    checks_failed: u64,
+    /// The run's counters so far.
+    counts: crate::metrics::Counts,
     in_flight: u64,
     active_sessions: u64,
     duration: Option<SmallHist>,
@@ -201,15 +197,7 @@ impl Live {
             for (k, n) in &per_key {
                 *s.requests.entry(*k).or_default() += n;
             }
-            let c = &t.counts;
-            for i in 0..6 {
-                s.errors[i] += c.errors[i];
-            }
-            s.failed += c.failed;
-            s.sessions_started += c.sessions_started;
-            s.sessions_dropped += c.sessions_dropped;
-            s.checks_passed += c.checks_passed;
-            s.checks_failed += c.checks_failed;
+            s.counts.merge(&t.counts);
             s.in_flight = t.in_flight;
             s.active_sessions = t.active_sessions;
             let _ = s.duration.get_or_insert_with(small_hist).add(&t.duration);
@@ -322,7 +310,7 @@ fn prometheus_text(s: &State, tenants: &[String], endpoints: &[String]) -> Strin
         o.push_str(&format!(
             "reprise_errors_total{{kind=\"{}\"}} {}\n",
             k.name(),
-            s.errors[i]
+            s.counts.errors[i]
         ));
     }
     for (name, help, kind, v) in [
@@ -330,19 +318,19 @@ fn prometheus_text(s: &State, tenants: &[String], endpoints: &[String]) -> Strin
             "reprise_requests_failed_total",
             "Requests with no response or a status of 400 or more.",
             "counter",
-            s.failed as f64,
+            s.counts.failed as f64,
         ),
         (
             "reprise_sessions_started_total",
             "Sessions started.",
             "counter",
-            s.sessions_started as f64,
+            s.counts.sessions_started as f64,
         ),
         (
             "reprise_sessions_dropped_total",
             "Sessions not started: too many open (--max-sessions).",
             "counter",
-            s.sessions_dropped as f64,
+            s.counts.sessions_dropped as f64,
         ),
         (
             "reprise_in_flight",
@@ -382,7 +370,7 @@ fn prometheus_text(s: &State, tenants: &[String], endpoints: &[String]) -> Strin
     o.push_str("# HELP reprise_checks_total Check results.\n# TYPE reprise_checks_total counter\n");
     o.push_str(&format!(
         "reprise_checks_total{{result=\"pass\"}} {}\nreprise_checks_total{{result=\"fail\"}} {}\n",
-        s.checks_passed, s.checks_failed
+        s.counts.checks_passed, s.counts.checks_failed
     ));
     o.push_str("# HELP reprise_http_req_duration_seconds Latency from each request's due time (coordinated-omission safe).\n# TYPE reprise_http_req_duration_seconds histogram\n");
     let h = s.duration.clone().unwrap_or_else(small_hist);

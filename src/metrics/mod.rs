@@ -562,17 +562,9 @@ pub struct RunMeta {
     pub workers: usize,
     pub start: String,
     pub end: String,
-    #[serde(
-        rename = "planned_ms",
-        serialize_with = "crate::metrics::ser_ms",
-        deserialize_with = "crate::metrics::de_ms"
-    )]
+    #[serde(rename = "planned_ms", with = "crate::metrics::ms")]
     pub planned: Duration,
-    #[serde(
-        rename = "elapsed_ms",
-        serialize_with = "crate::metrics::ser_ms",
-        deserialize_with = "crate::metrics::de_ms"
-    )]
+    #[serde(rename = "elapsed_ms", with = "crate::metrics::ms")]
     pub elapsed: Duration,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
@@ -586,6 +578,12 @@ pub struct RunMeta {
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(crate::model::time::round3(d.as_secs_f64() * 1000.0))
+}
+
+/// `#[serde(with = "crate::metrics::ms")]`: a duration as milliseconds.
+pub mod ms {
+    pub use super::de_ms as deserialize;
+    pub use super::ser_ms as serialize;
 }
 
 /// Milliseconds (as [`ser_ms`] writes them) → a duration.

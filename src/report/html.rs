@@ -14,7 +14,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::summary::{Group, Stats, Summary};
-use super::{Exporter, ReportError, Run};
+use super::{Exporter, ReportError, Run, escape as esc};
 use crate::metrics::{Results, TimelineRow};
 use crate::output::{human_ms, thousands};
 
@@ -32,22 +32,6 @@ impl Exporter for Html {
     fn render(&self, run: &Run<'_>) -> Result<Vec<u8>, ReportError> {
         Ok(render(run.results, &run.summary).into_bytes())
     }
-}
-
-/// Escapes text for HTML content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn pct(x: f64) -> String {

@@ -5,25 +5,9 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, ReportError, Run};
+use super::{Exporter, ReportError, Run, escape};
 
 pub struct JUnit;
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 impl Exporter for JUnit {
     fn file_name(&self) -> &'static str {

@@ -49,6 +49,24 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Escapes text for HTML and XML content and attribute values (control
+/// characters XML cannot carry are dropped).
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// One output format.
 pub trait Exporter {
     /// The file it writes in the run directory.

@@ -47,11 +47,7 @@ pub struct Verdict {
 /// Windowed results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
-    #[serde(
-        serialize_with = "crate::metrics::ser_ms",
-        deserialize_with = "crate::metrics::de_ms",
-        rename = "window_ms"
-    )]
+    #[serde(rename = "window_ms", with = "crate::metrics::ms")]
     pub length: Duration,
     pub judged: u64,
     pub failed: u64,
