@@ -7,12 +7,14 @@
 //! pool outright, and a request that had to connect reports how long the
 //! connect and the TLS handshake took.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::error::Error as _;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +25,9 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::{ErrorKind, Origin, Outcome, Request, Transport};
+use super::deadline::Deadlines;
+use super::h1::Conn;
+use super::{ErrorKind, Origin, Outcome, Request, Transport, io_kind};
 
 /// How the client behaves.
 #[derive(Clone, Debug)]
@@ -57,14 +61,115 @@ enum Sender {
 #[derive(Default)]
 struct OriginPool {
     addrs: Vec<SocketAddr>,
+    /// hyper's HTTP/1.1 connections (TLS).
     idle: Vec<http1::SendRequest<Body>>,
     h2: Option<http2::SendRequest<Body>>,
+    /// Plain HTTP/1.1 connections of the lean path.
+    lean: Vec<Conn>,
+    /// Connections being opened now, and the most there ever were.
+    connecting: usize,
+    peak_connecting: usize,
+    /// Requests waiting, first come first served, for a connection to
+    /// come back or a connect slot to free up.
+    waiters: VecDeque<Rc<Waiter>>,
+}
+
+/// Connections opened at once to one origin by one worker. Past this,
+/// requests wait for a connection to come back or a connect to finish: a
+/// burst of due requests on a cold or drained pool would otherwise open
+/// thousands of connections at once, overflow the target's accept queue and
+/// wait a full second for the kernel to retry the dropped SYNs.
+const MAX_CONNECTING: usize = 16;
+
+/// An idle HTTP/1.1 connection of either path.
+enum Idle {
+    Lean(Conn),
+    Hyper(http1::SendRequest<Body>),
+}
+
+/// A request waiting in line. A connection that comes back goes straight
+/// to the first in line, so a burst of new requests cannot pass over the
+/// ones already waiting.
+#[derive(Default)]
+struct Waiter {
+    handed: RefCell<Option<Idle>>,
+    /// Told: a connection was handed over, or a connect slot is free.
+    told: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Waiter {
+    fn tell(&self, conn: Option<Idle>) {
+        *self.handed.borrow_mut() = conn;
+        self.told.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+/// A connect in progress; when it ends, the first waiting request is told.
+struct ConnectSlot<'a> {
+    client: &'a Client,
+    origin: &'a Origin,
+}
+
+impl Drop for ConnectSlot<'_> {
+    fn drop(&mut self) {
+        self.client.with_pool(self.origin, |p| {
+            p.connecting -= 1;
+            if let Some(w) = p.next_waiter() {
+                w.tell(None);
+            }
+        });
+    }
+}
+
+impl OriginPool {
+    /// The first request in line that is still waiting (one that gave up,
+    /// at its timeout, holds the only other reference and is skipped).
+    fn next_waiter(&mut self) -> Option<Rc<Waiter>> {
+        while let Some(w) = self.waiters.pop_front() {
+            if Rc::strong_count(&w) > 1 {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// A connection is free again: to the first in line, or to the pool.
+    fn put(&mut self, conn: Idle) {
+        match self.next_waiter() {
+            Some(w) => w.tell(Some(conn)),
+            None => match conn {
+                Idle::Lean(c) => self.lean.push(c),
+                Idle::Hyper(s) => self.idle.push(s),
+            },
+        }
+    }
+}
+
+/// Waiting in line; a connection handed over after the wait was given up
+/// goes back to the pool.
+struct InLine<'a> {
+    client: &'a Client,
+    origin: &'a Origin,
+    waiter: Rc<Waiter>,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.waiter.handed.borrow_mut().take() {
+            self.client.with_pool(self.origin, |p| p.put(c));
+        }
+    }
 }
 
 /// One worker's HTTP client.
 pub struct Client {
     opts: ClientOptions,
-    pools: RefCell<HashMap<Origin, OriginPool>>,
+    deadlines: Rc<Deadlines>,
+    pools: RefCell<rustc_hash::FxHashMap<Origin, OriginPool>>,
 }
 
 type Failure = (ErrorKind, String);
@@ -73,10 +178,57 @@ impl Client {
     pub fn new(opts: ClientOptions) -> Client {
         Client {
             opts,
-            pools: RefCell::new(HashMap::new()),
+            pools: RefCell::new(rustc_hash::FxHashMap::default()),
+            deadlines: Rc::default(),
         }
     }
 
+    /// The pool of `origin`, made when it is first needed (without cloning
+    /// the origin every time).
+    fn with_pool<R>(&self, origin: &Origin, f: impl FnOnce(&mut OriginPool) -> R) -> R {
+        let mut pools = self.pools.borrow_mut();
+        if let Some(p) = pools.get_mut(origin) {
+            return f(p);
+        }
+        f(pools.entry(origin.clone()).or_default())
+    }
+
+    /// A slot to open a connection to `origin`, if fewer than
+    /// [`MAX_CONNECTING`] are being opened.
+    fn connect_slot<'a>(&'a self, origin: &'a Origin) -> Option<ConnectSlot<'a>> {
+        self.with_pool(origin, |p| {
+            (p.connecting < MAX_CONNECTING).then(|| {
+                p.connecting += 1;
+                p.peak_connecting = p.peak_connecting.max(p.connecting);
+            })
+        })?;
+        Some(ConnectSlot {
+            client: self,
+            origin,
+        })
+    }
+
+    /// Waits in line until a connection comes back to `origin`'s pool
+    /// (returned) or a connect to it ends (`None`: try to open one).
+    async fn wait_for_pool(&self, origin: &Origin) -> Option<Idle> {
+        let line = InLine {
+            client: self,
+            origin,
+            waiter: Rc::new(Waiter::default()),
+        };
+        self.with_pool(origin, |p| p.waiters.push_back(line.waiter.clone()));
+        std::future::poll_fn(|cx| {
+            if line.waiter.told.get() {
+                return Poll::Ready(());
+            }
+            *line.waiter.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        line.waiter.handed.borrow_mut().take()
+    }
+
+    /// A connection from the pool: the HTTP/2 one, or an idle HTTP/1.1 one.
     fn checkout(&self, origin: &Origin) -> Option<Sender> {
         let mut pools = self.pools.borrow_mut();
         let pool = pools.get_mut(origin)?;
@@ -96,12 +248,7 @@ impl Client {
 
     fn checkin(&self, origin: &Origin, s: http1::SendRequest<Body>) {
         if s.is_ready() {
-            self.pools
-                .borrow_mut()
-                .entry(origin.clone())
-                .or_default()
-                .idle
-                .push(s);
+            self.with_pool(origin, |p| p.put(Idle::Hyper(s)));
         }
     }
 
@@ -134,11 +281,8 @@ impl Client {
         Ok(addrs)
     }
 
-    /// A new connection: (sender, connect time, TLS time).
-    async fn connect(
-        &self,
-        origin: &Origin,
-    ) -> Result<(Sender, Duration, Option<Duration>), Failure> {
+    /// A new TCP connection and how long it took (resolving included).
+    async fn tcp(&self, origin: &Origin) -> Result<(TcpStream, Duration), Failure> {
         let t0 = Instant::now();
         let addrs = self.resolve(origin).await?;
         let mut last = (ErrorKind::Connect, "no address to connect to".to_string());
@@ -168,7 +312,15 @@ impl Client {
         }
         let tcp = tcp.ok_or(last)?;
         let _ = tcp.set_nodelay(true);
-        let connecting = t0.elapsed();
+        Ok((tcp, t0.elapsed()))
+    }
+
+    /// A new connection through hyper: (sender, connect time, TLS time).
+    async fn connect(
+        &self,
+        origin: &Origin,
+    ) -> Result<(Sender, Duration, Option<Duration>), Failure> {
+        let (tcp, connecting) = self.tcp(origin).await?;
         if !origin.https {
             let io = TokioIo::new(tcp);
             let sender = if self.opts.http2 {
@@ -237,13 +389,39 @@ impl Client {
         started: Instant,
         reuse: bool,
     ) -> Result<Outcome, (bool, Outcome)> {
+        if !req.origin.https && !self.opts.http2 {
+            return self.attempt_lean(req, started, reuse).await;
+        }
+        // Boxed: hyper's futures are large, and inline they would make every
+        // session's future (plain HTTP too) that much larger to move.
+        Box::pin(self.attempt_hyper(req, started, reuse)).await
+    }
+
+    /// One try through hyper (TLS, HTTP/2).
+    async fn attempt_hyper(
+        &self,
+        req: &Request<'_>,
+        started: Instant,
+        reuse: bool,
+    ) -> Result<Outcome, (bool, Outcome)> {
         let origin = req.origin;
-        let (sender, connecting, tls) = match reuse.then(|| self.checkout(origin)).flatten() {
-            Some(s) => (s, None, None),
-            None => match Box::pin(self.connect(origin)).await {
-                Ok((s, c, t)) => (s, Some(c), t),
-                Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
-            },
+        let mut handed = None;
+        let (sender, connecting, tls) = loop {
+            match handed.take() {
+                Some(Idle::Hyper(s)) if s.is_ready() => break (Sender::H1(s), None, None),
+                Some(Idle::Lean(c)) => self.with_pool(origin, |p| p.put(Idle::Lean(c))),
+                _ => {}
+            }
+            if let Some(s) = reuse.then(|| self.checkout(origin)).flatten() {
+                break (s, None, None);
+            }
+            if let Some(_slot) = self.connect_slot(origin) {
+                match Box::pin(self.connect(origin)).await {
+                    Ok((s, c, t)) => break (s, Some(c), t),
+                    Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
+                }
+            }
+            handed = self.wait_for_pool(origin).await;
         };
         let reused = connecting.is_none();
         let h2 = matches!(sender, Sender::H2(_));
@@ -257,17 +435,11 @@ impl Client {
             Sender::H2(mut s) => (s.send_request(request).await, None),
         };
         let mut outcome = Outcome {
-            started,
             finished: sent,
-            status: None,
-            error: None,
             connecting,
             tls,
-            waiting: None,
-            receiving: None,
-            bytes_received: 0,
             bytes_sent,
-            kept: None,
+            ..Outcome::started(started)
         };
         let (response, h1) = match result {
             (Ok(r), h1) => (r, h1),
@@ -328,6 +500,54 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One try on the lean HTTP/1.1 path (plain `http`).
+    async fn attempt_lean(
+        &self,
+        req: &Request<'_>,
+        started: Instant,
+        reuse: bool,
+    ) -> Result<Outcome, (bool, Outcome)> {
+        let origin = req.origin;
+        let mut handed = None;
+        let (mut conn, connecting) = loop {
+            match handed.take() {
+                Some(Idle::Lean(c)) => break (c, None),
+                Some(h) => self.with_pool(origin, |p| p.put(h)),
+                None => {}
+            }
+            if reuse && let Some(c) = self.with_pool(origin, |p| p.lean.pop()) {
+                break (c, None);
+            }
+            if let Some(_slot) = self.connect_slot(origin) {
+                match Box::pin(self.tcp(origin)).await {
+                    Ok((s, c)) => break (Conn::new(s), Some(c)),
+                    Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
+                }
+            }
+            handed = self.wait_for_pool(origin).await;
+        };
+        let reused = connecting.is_none();
+        let mut outcome = Outcome {
+            connecting,
+            ..Outcome::started(started)
+        };
+        match conn.exchange(req, reused, &mut outcome).await {
+            Ok(reusable) => {
+                if reusable {
+                    self.with_pool(origin, |p| p.put(Idle::Lean(conn)));
+                }
+                Ok(outcome)
+            }
+            Err(f) => {
+                outcome.finished = Instant::now();
+                outcome.error = Some((f.kind, f.message));
+                Err((f.stale, outcome))
+            }
+        }
+    }
+}
+
 impl Transport for Client {
     async fn send(&self, req: Request<'_>) -> Outcome {
         let started = Instant::now();
@@ -343,9 +563,15 @@ impl Transport for Client {
                 Err((false, o)) => o,
             }
         };
-        match tokio::time::timeout(self.opts.timeout, run).await {
-            Ok(o) => o,
-            Err(_) => Outcome::failed(
+        let deadline = self.deadlines.start(started + self.opts.timeout);
+        let timed = tokio::select! {
+            biased;
+            o = run => Some(o),
+            _ = deadline.expired() => None,
+        };
+        match timed {
+            Some(o) => o,
+            None => Outcome::failed(
                 started,
                 ErrorKind::Timeout,
                 format!("no response within {:?}", self.opts.timeout),
@@ -406,18 +632,6 @@ fn build(req: &Request<'_>, h2: bool) -> (hyper::Request<Body>, u64) {
     (request, size as u64)
 }
 
-fn io_kind(e: &std::io::Error, otherwise: ErrorKind) -> ErrorKind {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => ErrorKind::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            ErrorKind::Reset
-        }
-        K::TimedOut => ErrorKind::Timeout,
-        _ => otherwise,
-    }
-}
-
 fn classify(e: &hyper::Error) -> ErrorKind {
     let mut source = e.source();
     while let Some(s) = source {
@@ -442,5 +656,282 @@ fn describe(e: &hyper::Error) -> String {
     match e.source() {
         Some(s) => format!("{e}: {s}"),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lean HTTP/1.1 path against a scripted server on loopback: how
+    //! bodies end, when connections are kept, reused or retried, and what
+    //! a broken or silent server comes out as.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the server does with each request: byte pieces written one
+    /// after the other (with a pause between), then whether to close.
+    #[derive(Clone)]
+    struct Reply {
+        pieces: Vec<Vec<u8>>,
+        close: bool,
+    }
+
+    fn reply(pieces: &[&[u8]], close: bool) -> Reply {
+        Reply {
+            pieces: pieces.iter().map(|p| p.to_vec()).collect(),
+            close,
+        }
+    }
+
+    /// Serves `replies` in order (one per request, over whatever
+    /// connections come); returns the port and the count of connections.
+    async fn server(replies: Vec<Reply>) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let next = Arc::new(AtomicUsize::new(0));
+        let replies = Arc::new(replies);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (next, replies) = (next.clone(), replies.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        // One request head (the tests send no bodies).
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 1024];
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(r) = replies.get(i) else { return };
+                        for p in &r.pieces {
+                            if s.write_all(p).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        if r.close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    fn client(timeout: Duration) -> Client {
+        Client::new(ClientOptions {
+            timeout,
+            connect_timeout: Duration::from_secs(2),
+            http2: false,
+            tls: None,
+        })
+    }
+
+    async fn get(c: &Client, port: u16, method: &str, keep: bool) -> Outcome {
+        let origin = Origin {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+        };
+        c.send(Request {
+            method,
+            origin: &origin,
+            path_and_query: "/x",
+            headers: &[],
+            body: None,
+            keep,
+        })
+        .await
+    }
+
+    /// Runs `f` on a LocalSet (the client's sweeper needs one).
+    fn local<F: Future<Output = ()>>(f: F) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, f);
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+    #[test]
+    fn chunked_bodies_in_pieces_are_decoded_and_the_connection_reused() {
+        local(async {
+            let chunked = reply(
+                &[
+                    b"HTTP/1.1 200 OK\r\ntransfer-",
+                    b"encoding: chunked\r\nx-a: 1\r\n\r\n5\r\nhel",
+                    b"lo\r\n6;ext=1\r\n world\r\n0\r\n",
+                    b"x-trailer: t\r\n\r\n",
+                ],
+                false,
+            );
+            let (port, accepted) = server(vec![chunked, reply(&[OK], false)]).await;
+            let c = client(Duration::from_secs(5));
+            let o = get(&c, port, "GET", true).await;
+            assert_eq!(o.error, None);
+            assert_eq!(o.status, Some(200));
+            assert_eq!(o.bytes_received, 11);
+            let kept = o.kept.unwrap();
+            assert_eq!(kept.body, b"hello world");
+            assert!(kept.headers.contains(&("x-a".into(), "1".into())));
+            assert!(o.connecting.is_some());
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received), (Some(200), 2));
+            assert!(o.connecting.is_none(), "the connection was reused");
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn a_body_ended_by_close_and_connection_close_are_not_reused() {
+        local(async {
+            let (port, accepted) = server(vec![
+                reply(&[b"HTTP/1.1 200 OK\r\n\r\nuntil the ", b"end"], true),
+                reply(
+                    &[b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"],
+                    true,
+                ),
+                reply(&[OK], false),
+            ])
+            .await;
+            let c = client(Duration::from_secs(5));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received, o.error), (Some(200), 13, None));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received, o.error), (Some(200), 2, None));
+            assert!(o.connecting.is_some());
+            let o = get(&c, port, "GET", false).await;
+            assert!(o.connecting.is_some());
+            assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        });
+    }
+
+    #[test]
+    fn a_kept_connection_the_server_closed_is_retried_on_a_new_one() {
+        local(async {
+            // The first connection answers once and is closed by the server
+            // (as an idle timeout would) without saying so.
+            let (port, accepted) = server(vec![reply(&[OK], true), reply(&[OK], false)]).await;
+            let c = client(Duration::from_secs(5));
+            assert_eq!(get(&c, port, "GET", false).await.status, Some(200));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.error), (Some(200), None));
+            assert!(o.connecting.is_some(), "a new connection was opened");
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        });
+    }
+
+    #[test]
+    fn interim_answers_head_and_no_content_have_no_body() {
+        local(async {
+            let (port, accepted) = server(vec![
+                reply(&[b"HTTP/1.1 100 Continue\r\n\r\n", OK], false),
+                reply(&[b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n"], false),
+                reply(&[b"HTTP/1.1 204 No Content\r\n\r\n"], false),
+                reply(&[OK], false),
+            ])
+            .await;
+            let c = client(Duration::from_secs(5));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received), (Some(200), 2));
+            let o = get(&c, port, "HEAD", false).await;
+            assert_eq!((o.status, o.bytes_received, o.error), (Some(200), 0, None));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received, o.error), (Some(204), 0, None));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!((o.status, o.bytes_received), (Some(200), 2));
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn broken_cut_and_silent_responses_are_measured_errors() {
+        local(async {
+            let (port, _) = server(vec![
+                reply(&[b"NOT HTTP AT ALL\r\n\r\n"], true),
+                reply(&[b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"], true),
+                reply(
+                    &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"],
+                    true,
+                ),
+                reply(&[], false),
+            ])
+            .await;
+            let c = client(Duration::from_millis(300));
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Protocol);
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.status, Some(200));
+            assert_eq!(o.bytes_received, 3);
+            assert_eq!(o.error.unwrap().0, ErrorKind::Reset);
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Protocol);
+            let t0 = Instant::now();
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Timeout);
+            assert!(t0.elapsed() >= Duration::from_millis(300));
+        });
+    }
+
+    #[test]
+    fn a_burst_opens_at_most_16_connections_at_once_and_all_are_answered() {
+        local(async {
+            let (port, accepted) = server(vec![reply(&[OK], false); 300]).await;
+            let c = Rc::new(client(Duration::from_secs(10)));
+            let tasks: Vec<_> = (0..300)
+                .map(|_| {
+                    let c = c.clone();
+                    tokio::task::spawn_local(async move { get(&c, port, "GET", false).await })
+                })
+                .collect();
+            for t in tasks {
+                let o = t.await.unwrap();
+                assert_eq!((o.status, o.error), (Some(200), None));
+            }
+            // Connections are opened as requests need them (an open model
+            // does not queue behind a few), but never more than
+            // MAX_CONNECTING at once; and some requests waited for one to
+            // come back instead of opening their own.
+            let origin = Origin {
+                https: false,
+                host: "127.0.0.1".into(),
+                port,
+            };
+            let peak = c.with_pool(&origin, |p| p.peak_connecting);
+            assert!(peak <= MAX_CONNECTING, "{peak} connects at once");
+            assert!(peak > 1, "the burst opened connections in parallel");
+            let opened = accepted.load(Ordering::SeqCst);
+            assert!(opened < 300, "{opened} connections for 300 requests");
+        });
+    }
+
+    #[test]
+    fn a_refused_connection_is_refused() {
+        local(async {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let o = get(&client(Duration::from_secs(2)), port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Refused);
+        });
     }
 }

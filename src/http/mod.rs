@@ -6,6 +6,8 @@
 //! — an [`Outcome`] with an error kind — never an error of the run.
 
 mod client;
+mod deadline;
+mod h1;
 mod target;
 mod tls;
 
@@ -100,10 +102,19 @@ pub const KEEP_LIMIT: usize = 1 << 20;
 impl Outcome {
     pub fn failed(started: Instant, kind: ErrorKind, message: String) -> Outcome {
         Outcome {
-            started,
             finished: Instant::now(),
-            status: None,
             error: Some((kind, message)),
+            ..Outcome::started(started)
+        }
+    }
+
+    /// Nothing known yet but when it began.
+    pub fn started(started: Instant) -> Outcome {
+        Outcome {
+            started,
+            finished: started,
+            status: None,
+            error: None,
             connecting: None,
             tls: None,
             waiting: None,
@@ -125,6 +136,19 @@ pub struct Request<'a> {
     pub body: Option<&'a [u8]>,
     /// Keep the response's headers and body in the outcome.
     pub keep: bool,
+}
+
+/// The error kind of a failed socket operation.
+pub(crate) fn io_kind(e: &std::io::Error, otherwise: ErrorKind) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => ErrorKind::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            ErrorKind::Reset
+        }
+        K::TimedOut => ErrorKind::Timeout,
+        _ => otherwise,
+    }
 }
 
 /// Something that sends requests: the hyper client, or a stand-in in tests.

@@ -1,0 +1,643 @@
+//! The lean HTTP/1.1 path for plain `http` targets: the request head written
+//! straight into the connection's buffer, the response parsed in place with
+//! httparse, the body counted (and kept for checks when asked) as it
+//! arrives, all within the session's own task.
+//!
+//! hyper's client runs each connection as a task of its own and hands every
+//! request to it through a channel and every response back through another:
+//! four wake-ups and a few allocations per request, which at tens of
+//! thousands of requests a second is most of the generator's user time.
+//! Here a request is one `write` and, usually, one `read`. TLS and HTTP/2
+//! still go through hyper.
+
+use std::io;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, io_kind};
+
+/// The most a response head may take.
+const MAX_HEAD: usize = 64 * 1024;
+/// Response headers parsed at most.
+const MAX_HEADERS: usize = 100;
+/// What a connection reads at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One kept-alive connection with its buffers.
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed are `buf[..filled]`.
+    buf: Vec<u8>,
+    filled: usize,
+    out: Vec<u8>,
+}
+
+/// Why an exchange failed, and whether a reused connection was found
+/// closed before anything came back (worth one more try on a new one).
+#[derive(Debug)]
+pub struct Failed {
+    pub stale: bool,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// How the response's body is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            filled: 0,
+            out: Vec::with_capacity(512),
+        }
+    }
+
+    /// Sends `req` and reads its response into `o` (status, timings, bytes,
+    /// kept headers and body). `Ok(true)` when the connection can carry
+    /// another request.
+    pub async fn exchange(
+        &mut self,
+        req: &Request<'_>,
+        reused: bool,
+        o: &mut Outcome,
+    ) -> Result<bool, Failed> {
+        render(req, &mut self.out);
+        o.bytes_sent = self.out.len() as u64;
+        let sent = Instant::now();
+        if let Err(e) = self.stream.write_all(&self.out).await {
+            return Err(Failed {
+                stale: reused,
+                kind: io_kind(&e, ErrorKind::Reset),
+                message: format!("sending the request: {e}"),
+            });
+        }
+        self.filled = 0;
+        let head = loop {
+            match read_head(&mut self.buf, &mut self.filled, req, o)? {
+                Some(h) => break h,
+                None => {
+                    self.read_more(reused && self.filled == 0).await?;
+                }
+            }
+        };
+        let headers_at = Instant::now();
+        o.waiting = Some(headers_at - sent);
+        let (framing, mut reusable, consumed) = head;
+        self.buf.copy_within(consumed..self.filled, 0);
+        self.filled -= consumed;
+        let done = self.body(framing, o).await;
+        o.finished = Instant::now();
+        o.receiving = Some(o.finished - headers_at);
+        match done {
+            Ok(clean) => reusable &= clean,
+            Err(f) => {
+                o.error = Some((f.kind, f.message));
+                reusable = false;
+            }
+        }
+        if reusable {
+            // The whole response is read; nothing else is expected before
+            // the next request. Forget the readiness left from this one so
+            // the next read waits for the reactor instead of trying a read
+            // that can only say "not yet". Anything that arrives from here
+            // on (the next response, a close) is a new event.
+            let _ = self.stream.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        Ok(reusable)
+    }
+
+    /// Reads more into the buffer. `stale_if_closed`: a close now means the
+    /// kept-alive connection was already gone.
+    async fn read_more(&mut self, stale_if_closed: bool) -> Result<(), Failed> {
+        if self.filled == self.buf.len() {
+            if self.buf.len() >= MAX_HEAD {
+                return Err(Failed {
+                    stale: false,
+                    kind: ErrorKind::Protocol,
+                    message: format!("response head longer than {MAX_HEAD} bytes"),
+                });
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        match self.stream.read(&mut self.buf[self.filled..]).await {
+            Ok(0) => Err(Failed {
+                stale: stale_if_closed,
+                kind: ErrorKind::Reset,
+                message: if self.filled == 0 {
+                    "connection closed before a response".into()
+                } else {
+                    "connection closed in the middle of the response head".into()
+                },
+            }),
+            Ok(n) => {
+                self.filled += n;
+                Ok(())
+            }
+            Err(e) => Err(Failed {
+                stale: stale_if_closed,
+                kind: io_kind(&e, ErrorKind::Reset),
+                message: format!("reading the response: {e}"),
+            }),
+        }
+    }
+}
+
+/// Parses the final response head if it is all in `buf[..*filled]`
+/// (skipping interim 1xx heads, which it removes from the buffer): its
+/// framing, whether the connection stays open, and how many bytes it took.
+fn read_head(
+    buf: &mut [u8],
+    filled: &mut usize,
+    req: &Request<'_>,
+    o: &mut Outcome,
+) -> Result<Option<(Framing, bool, usize)>, Failed> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut headers);
+        let len = match res.parse(&buf[..*filled]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => {
+                return Err(Failed {
+                    stale: false,
+                    kind: ErrorKind::Protocol,
+                    message: format!("invalid response head: {e}"),
+                });
+            }
+        };
+        let status = res.code.unwrap_or(0);
+        if (100..200).contains(&status) && status != 101 {
+            // 100 Continue and other interim answers: the real one follows.
+            buf.copy_within(len..*filled, 0);
+            *filled -= len;
+            continue;
+        }
+        o.status = Some(status);
+        let mut keep_alive = res.version == Some(1);
+        let mut length = None;
+        let mut chunked = false;
+        for h in res.headers.iter() {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let n = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                match (n, length) {
+                    (Some(n), None) => length = Some(n),
+                    (Some(n), Some(m)) if n == m => {}
+                    _ => {
+                        return Err(Failed {
+                            stale: false,
+                            kind: ErrorKind::Protocol,
+                            message: "invalid content-length in the response".into(),
+                        });
+                    }
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for t in h.value.split(|&b| b == b',') {
+                    let t = t.trim_ascii();
+                    if t.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+            }
+        }
+        if req.keep {
+            o.kept = Some(Box::new(Kept {
+                headers: res
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: Vec::new(),
+            }));
+        }
+        let framing = if req.method.eq_ignore_ascii_case("HEAD")
+            || status == 204
+            || status == 304
+            || status == 101
+        {
+            Framing::None
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            keep_alive = false;
+            Framing::Close
+        };
+        if status == 101 {
+            keep_alive = false;
+        }
+        return Ok(Some((framing, keep_alive, len)));
+    }
+}
+
+impl Conn {
+    /// Reads the body. `Ok(true)` when it ended exactly where the response
+    /// did (nothing left over, so the connection can be reused).
+    async fn body(&mut self, framing: Framing, o: &mut Outcome) -> Result<bool, Failed> {
+        match framing {
+            Framing::None => Ok(self.filled == 0),
+            Framing::Length(mut left) => loop {
+                let take = (self.filled as u64).min(left) as usize;
+                take_data(o, &self.buf[..take]);
+                left -= take as u64;
+                let rest = self.filled - take;
+                if left == 0 {
+                    return Ok(rest == 0);
+                }
+                self.filled = 0;
+                self.fill("the response body").await?;
+            },
+            Framing::Close => loop {
+                take_data(o, &self.buf[..self.filled]);
+                self.filled = 0;
+                match self.stream.read(&mut self.buf).await {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => self.filled = n,
+                    Err(e) => return Err(read_failed(&e, "the response body")),
+                }
+            },
+            Framing::Chunked => {
+                let mut chunks = Chunked::Size;
+                let mut at = 0;
+                loop {
+                    at = chunks.feed(&self.buf[at..self.filled], o).map(|n| at + n)?;
+                    if matches!(chunks, Chunked::Done) {
+                        return Ok(at == self.filled);
+                    }
+                    // Keep the unparsed tail (a size line or trailer cut in
+                    // two) at the front and read more behind it.
+                    self.buf.copy_within(at..self.filled, 0);
+                    self.filled -= at;
+                    at = 0;
+                    if self.filled == self.buf.len() {
+                        return Err(Failed {
+                            stale: false,
+                            kind: ErrorKind::Protocol,
+                            message: "a chunk size or trailer line too long".into(),
+                        });
+                    }
+                    self.fill("the chunked response body").await?;
+                }
+            }
+        }
+    }
+
+    /// Reads more behind what the buffer holds; a close is an error.
+    async fn fill(&mut self, what: &str) -> Result<(), Failed> {
+        match self.stream.read(&mut self.buf[self.filled..]).await {
+            Ok(0) => Err(Failed {
+                stale: false,
+                kind: ErrorKind::Reset,
+                message: format!("connection closed in the middle of {what}"),
+            }),
+            Ok(n) => {
+                self.filled += n;
+                Ok(())
+            }
+            Err(e) => Err(read_failed(&e, what)),
+        }
+    }
+}
+
+fn read_failed(e: &io::Error, what: &str) -> Failed {
+    Failed {
+        stale: false,
+        kind: io_kind(e, ErrorKind::Reset),
+        message: format!("reading {what}: {e}"),
+    }
+}
+
+/// Counts body bytes, and keeps them (up to the limit) when asked.
+fn take_data(o: &mut Outcome, data: &[u8]) {
+    o.bytes_received += data.len() as u64;
+    if let Some(k) = o.kept.as_mut() {
+        let room = KEEP_LIMIT.saturating_sub(k.body.len());
+        k.body.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+/// Where the chunked decoder is.
+#[derive(Debug)]
+enum Chunked {
+    /// Expecting a size line.
+    Size,
+    /// Inside a chunk's data.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailers,
+    Done,
+}
+
+impl Chunked {
+    /// Decodes what it can of `input`, returning how much it consumed; a
+    /// line cut at the end of `input` is left for the next call.
+    fn feed(&mut self, input: &[u8], o: &mut Outcome) -> Result<usize, Failed> {
+        let bad = |m: &str| Failed {
+            stale: false,
+            kind: ErrorKind::Protocol,
+            message: format!("invalid chunked body: {m}"),
+        };
+        let mut at = 0;
+        loop {
+            let rest = &input[at..];
+            match *self {
+                Chunked::Done => return Ok(at),
+                Chunked::Size => match httparse::parse_chunk_size(rest) {
+                    Ok(httparse::Status::Complete((n, size))) => {
+                        at += n;
+                        *self = if size == 0 {
+                            Chunked::Trailers
+                        } else {
+                            Chunked::Data(size)
+                        };
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(at),
+                    Err(_) => return Err(bad("a bad chunk size")),
+                },
+                Chunked::Data(left) => {
+                    if rest.is_empty() {
+                        return Ok(at);
+                    }
+                    let take = (rest.len() as u64).min(left) as usize;
+                    take_data(o, &rest[..take]);
+                    at += take;
+                    *self = if take as u64 == left {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left - take as u64)
+                    };
+                }
+                Chunked::DataEnd => {
+                    if rest.len() < 2 {
+                        return Ok(at);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(bad("no CRLF after a chunk"));
+                    }
+                    at += 2;
+                    *self = Chunked::Size;
+                }
+                Chunked::Trailers => {
+                    let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                        return Ok(at);
+                    };
+                    at += end + 1;
+                    if rest[..end].trim_ascii().is_empty() {
+                        *self = Chunked::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The last transfer coding of a `Transfer-Encoding` value.
+fn last_token(v: &[u8]) -> &[u8] {
+    v.rsplit(|&b| b == b',').next().unwrap_or(v).trim_ascii()
+}
+
+/// Writes the request head (and body) into `out`: the recorded headers in
+/// their order, Host from the origin, Content-Length from the body. A header
+/// HTTP cannot carry (a name that is not a token, a value with a line
+/// break) is left out rather than sent broken.
+pub fn render(req: &Request<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    if req.path_and_query.is_empty() {
+        out.push(b'/');
+    } else {
+        out.extend_from_slice(req.path_and_query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    let o = req.origin;
+    let bracket = o.host.contains(':');
+    if bracket {
+        out.push(b'[');
+    }
+    out.extend_from_slice(o.host.as_bytes());
+    if bracket {
+        out.push(b']');
+    }
+    if o.port != if o.https { 443 } else { 80 } {
+        out.push(b':');
+        out.extend_from_slice(itoa(o.port as u64, &mut [0; 20]));
+    }
+    out.extend_from_slice(b"\r\n");
+    for (k, v) in req.headers {
+        if matches!(
+            k.as_str(),
+            "host" | "content-length" | "connection" | "transfer-encoding"
+        ) || !is_token(k.as_bytes())
+            || v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            continue;
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = req.body.unwrap_or_default();
+    if req.body.is_some() || matches!(req.method, "POST" | "PUT" | "PATCH") {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa(body.len() as u64, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): what a header name may be.
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Origin;
+
+    fn outcome() -> Outcome {
+        Outcome::started(Instant::now())
+    }
+
+    #[test]
+    fn renders_head_host_and_length() {
+        let origin = Origin {
+            https: false,
+            host: "127.0.0.1".into(),
+            port: 8080,
+        };
+        let headers = vec![
+            ("accept".to_string(), "*/*".to_string()),
+            ("host".to_string(), "prod.example.com".to_string()),
+            ("bad name".to_string(), "x".to_string()),
+            ("x-split".to_string(), "a\r\nevil: 1".to_string()),
+        ];
+        let req = Request {
+            method: "POST",
+            origin: &origin,
+            path_and_query: "/orders?x=1",
+            headers: &headers,
+            body: Some(b"{}"),
+            keep: false,
+        };
+        let mut out = Vec::new();
+        render(&req, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /orders?x=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\naccept: */*\r\n\
+             content-length: 2\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn default_port_and_ipv6_host() {
+        let origin = Origin {
+            https: false,
+            host: "::1".into(),
+            port: 80,
+        };
+        let req = Request {
+            method: "GET",
+            origin: &origin,
+            path_and_query: "",
+            headers: &[],
+            body: None,
+            keep: false,
+        };
+        let mut out = Vec::new();
+        render(&req, &mut out);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: [::1]\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let body =
+            b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nx-t: 1\r\n\r\n";
+        for cut in 0..body.len() {
+            let mut o = outcome();
+            o.kept = Some(Box::default());
+            let mut c = Chunked::Size;
+            let mut pending = body[..cut].to_vec();
+            let n = c
+                .feed(&pending, &mut o)
+                .unwrap_or_else(|_| panic!("cut {cut}"));
+            pending.drain(..n);
+            pending.extend_from_slice(&body[cut..]);
+            let n = c.feed(&pending, &mut o).unwrap();
+            assert!(matches!(c, Chunked::Done), "cut {cut}: {c:?}");
+            assert_eq!(n, pending.len());
+            assert_eq!(o.bytes_received, 23);
+            assert_eq!(o.kept.unwrap().body, b"Wikipedia in\r\n\r\nchunks.");
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_protocol_errors() {
+        for body in [&b"zz\r\n"[..], b"3\r\nabcXY"] {
+            let mut o = outcome();
+            let err = Chunked::Size.feed(body, &mut o).expect_err("an error");
+            assert_eq!(err.kind, ErrorKind::Protocol);
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn response_ish() -> impl Strategy<Value = Vec<u8>> {
+            let part = prop_oneof![
+                Just(b"HTTP/1.1 200 OK\r\n".to_vec()),
+                Just(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+                Just(b"HTTP/1.0 204 No Content\r\n".to_vec()),
+                Just(b"content-length: 3\r\n".to_vec()),
+                Just(b"Content-Length: 99999999999999999999\r\n".to_vec()),
+                Just(b"transfer-encoding: gzip, chunked\r\n".to_vec()),
+                Just(b"connection: close, keep-alive\r\n".to_vec()),
+                Just(b"5;x=y\r\nhello\r\n0\r\n\r\n".to_vec()),
+                Just(b"fffffffffffffffffffff\r\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ];
+            proptest::collection::vec(part, 0..14).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            /// Whatever a server sends, in whatever pieces, parsing the head
+            /// and decoding chunks never panics and never claims more bytes
+            /// than it was given.
+            #[test]
+            fn any_response_bytes(bytes in response_ish(), cut in 0usize..200, keep: bool) {
+                let origin = Origin { https: false, host: "h".into(), port: 80 };
+                let req = Request {
+                    method: "GET", origin: &origin, path_and_query: "/",
+                    headers: &[], body: None, keep,
+                };
+                let mut o = outcome();
+                let mut buf = bytes.clone();
+                let mut filled = buf.len();
+                if let Ok(Some((framing, _, len))) = read_head(&mut buf, &mut filled, &req, &mut o) {
+                    prop_assert!(len <= filled);
+                    if let Framing::Chunked = framing {
+                        let rest = &buf[len..filled];
+                        let cut = cut.min(rest.len());
+                        let mut c = Chunked::Size;
+                        if let Ok(n) = c.feed(&rest[..cut], &mut o) {
+                            prop_assert!(n <= cut);
+                            let mut pending = rest[n..].to_vec();
+                            if let Ok(m) = c.feed(&pending, &mut o) {
+                                prop_assert!(m <= pending.len());
+                                pending.drain(..m);
+                            }
+                        }
+                    }
+                }
+                // Arbitrary bytes straight into the chunk decoder, too.
+                let _ = Chunked::Size.feed(&bytes, &mut o);
+            }
+        }
+    }
+}
