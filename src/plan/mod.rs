@@ -228,6 +228,8 @@ pub struct TenantPlan {
     share: f64,
     pub(crate) book: TenantBook,
     pub(crate) pools: request::Pools,
+    /// Where the tenant goes in its requests (from the import's rule).
+    pub(crate) place: request::TenantPlace,
 }
 
 /// A session arrival: its number in the whole run, when, whose.
@@ -320,6 +322,7 @@ impl Plan {
                     share: t.sessions as f64 / total_sessions,
                     book: TenantBook::new(&model, t, cfg.sessions, think_factor, &cfg.methods),
                     pools: request::Pools::new(t),
+                    place: request::TenantPlace::of(t),
                 }
             })
             .collect();

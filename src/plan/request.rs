@@ -140,7 +140,7 @@ impl Plan {
         let tp = &self.tenants[session.tenant];
         let model_tenant = &self.model.tenants[tp.index];
         let e = &self.model.endpoints[step.endpoint];
-        let place = TenantPlace::of(model_tenant);
+        let place = &tp.place;
         let tenant = model_tenant.name.as_str();
 
         let mut path = String::with_capacity(e.path.len() + 32);
@@ -184,7 +184,7 @@ impl Plan {
                 }
             }
         }
-        if let TenantPlace::Query(name) = &place
+        if let TenantPlace::Query(name) = place
             && !e.query.iter().any(|q| q.kind == SlotKind::Tenant)
         {
             param(&mut path, &encode(name), &encode(tenant));
@@ -198,13 +198,13 @@ impl Plan {
         if let Some(ua) = &session.agent {
             headers.push(("user-agent".into(), ua.clone()));
         }
-        match &place {
+        match place {
             TenantPlace::Header(h) => headers.push((h.clone(), tenant.to_string())),
             TenantPlace::Cookie(c) => headers.push(("cookie".into(), format!("{c}={tenant}"))),
             _ => {}
         }
         if let Some(h) = &placement.tenant_header
-            && place != TenantPlace::Nowhere
+            && *place != TenantPlace::Nowhere
         {
             headers.retain(|(k, _)| k != h);
             headers.push((h.clone(), tenant.to_string()));

@@ -12,6 +12,7 @@
 //! sessions, drop what is in flight and hand in what they measured.
 
 mod clock;
+mod stop;
 mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::stop::Stop;
 use super::{Clock, ReplayOptions, Shutdown, owner};
 use crate::auth::Auth;
 use crate::http::{Origin, Outcome, Request, Transport};
@@ -36,7 +37,7 @@ struct Inner<T, C> {
     active: Cell<u64>,
     in_flight: Cell<u64>,
     /// Stops sessions: Ctrl-C, or the grace period after the end ran out.
-    stop: CancellationToken,
+    stop: Stop,
     shutdown: Shutdown,
     auth: Option<Arc<Auth>>,
 }
@@ -127,7 +128,7 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
                 rec: RefCell::new(Recorder::default()),
                 active: Cell::new(0),
                 in_flight: Cell::new(0),
-                stop: shutdown.token().child_token(),
+                stop: Stop::following(shutdown.token()),
                 shutdown,
                 auth,
             }),
@@ -145,13 +146,13 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
         let end = inner.start + inner.plan.length() + inner.opts.grace;
         while inner.active.get() > 0 {
             if inner.clock.now() >= end {
-                inner.stop.cancel();
+                inner.stop.trigger();
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-                _ = inner.stop.cancelled(), if !inner.stop.is_cancelled() => {}
+                _ = inner.stop.stopped(), if !inner.stop.is_stopped() => {}
             }
-            if inner.stop.is_cancelled() {
+            if inner.stop.is_stopped() {
                 // Stopped sessions notice at their next await; give them
                 // a moment to count themselves out.
                 tokio::task::yield_now().await;
@@ -171,7 +172,7 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
 async fn schedule<T: Transport + 'static, C: Clock>(inner: &Rc<Inner<T, C>>) {
     let segment = inner.plan.cfg.segment;
     for arrival in inner.plan.arrivals() {
-        if inner.stop.is_cancelled() {
+        if inner.stop.is_stopped() {
             return;
         }
         if segment.is_some_and(|s| !s.owns(arrival.index))
@@ -182,7 +183,7 @@ async fn schedule<T: Transport + 'static, C: Clock>(inner: &Rc<Inner<T, C>>) {
         let due = inner.start + arrival.due;
         tokio::select! {
             _ = inner.clock.sleep_until(due) => {}
-            _ = inner.stop.cancelled() => return,
+            _ = inner.stop.stopped() => return,
         }
         if !inner.limits.open_session() {
             inner.rec.borrow_mut().session_dropped();
@@ -215,7 +216,7 @@ async fn session<T: Transport + 'static, C: Clock>(
         let when = if i == 0 { due } else { last_end + step.think };
         tokio::select! {
             _ = inner.clock.sleep_until(when) => {}
-            _ = inner.stop.cancelled() => { completed = false; break; }
+            _ = inner.stop.stopped() => { completed = false; break; }
         }
         if inner.auth.as_ref().is_some_and(|a| a.skips(step.endpoint)) {
             // The recorded login: the token manager logs in instead.
@@ -223,12 +224,17 @@ async fn session<T: Transport + 'static, C: Clock>(
             continue;
         }
         let mut spec = plan.request(&sp, step, &inner.opts.placement, &mut rng);
-        let mut path = format!("{}{}", inner.opts.target.base_path, spec.path_and_query);
+        let base = &inner.opts.target.base_path;
+        let mut path = if base.is_empty() {
+            std::mem::take(&mut spec.path_and_query)
+        } else {
+            format!("{base}{}", spec.path_and_query)
+        };
         let token = match (&inner.auth, user) {
             (Some(auth), Some(user)) => {
                 let t = tokio::select! {
                     t = auth.token(user) => t,
-                    _ = inner.stop.cancelled() => { completed = false; break; }
+                    _ = inner.stop.stopped() => { completed = false; break; }
                 };
                 match t {
                     Ok(t) => {
@@ -247,7 +253,7 @@ async fn session<T: Transport + 'static, C: Clock>(
         };
         let permit = tokio::select! {
             p = inner.limits.inflight.acquire() => p.expect("never closed"),
-            _ = inner.stop.cancelled() => { completed = false; break; }
+            _ = inner.stop.stopped() => { completed = false; break; }
         };
         let sent = inner.clock.now();
         inner.in_flight.set(inner.in_flight.get() + 1);
@@ -262,7 +268,7 @@ async fn session<T: Transport + 'static, C: Clock>(
             auth.count_retry();
             let fresh = tokio::select! {
                 t = auth.token(user) => Some(t),
-                _ = inner.stop.cancelled() => None,
+                _ = inner.stop.stopped() => None,
             };
             outcome = match fresh {
                 Some(Ok(t)) => {
@@ -340,7 +346,7 @@ async fn send<T: Transport + 'static, C: Clock>(
     };
     tokio::select! {
         o = inner.transport.send(req) => Some(o),
-        _ = inner.stop.cancelled() => None,
+        _ = inner.stop.stopped() => None,
     }
 }
 
