@@ -13,8 +13,10 @@
 #   REPRISE   reprise binary (default target/release/reprise; `cargo build --release`)
 #   SECONDS_PER_RUN  length of each measured run (default 10)
 #   RUNS      repetitions of each measurement; the best (lowest CPU) is kept (default 3)
+#   COST_RATES  planned sessions/s of the one-request cost runs (default "20000 40000 60000")
 #
-# Needs: nginx (Debian: nginx-light), wrk, hey (optional), GNU time, taskset,
+# Needs: nginx (Debian: nginx-light), wrk, hey and h2load (optional; Debian:
+# nghttp2-client), GNU time, taskset,
 # python3. Everything listens on 127.0.0.1 only. The generator is pinned to
 # CPU 0 and nginx's single worker to CPU 1, as in the mission's wrk/oha
 # figures. CPU per request is (user + sys) of the generator process ÷
@@ -136,8 +138,18 @@ cost() {
         read -r n _ u s <<<"$line"
         echo "| hey \`-c 50\` | closed loop | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
     fi
+    if command -v h2load >/dev/null; then
+        line=$(for _ in $(seq "$RUNS"); do
+            $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 h2load --h1 -t1 -c50 -D "$SECS" "http://127.0.0.1:$PORT/" >"$WORK/h2load" 2>&1
+            n=$(awk '/^requests:/ {print $8}' "$WORK/h2load")
+            read -r u s <"$WORK/time"
+            echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
+        done | best)
+        read -r n _ u s <<<"$line"
+        echo "| h2load 1.52 \`--h1 -t1 -c50\` | closed loop, as fast as it can | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+    fi
     ping_model ping 3000 0
-    for rate in 10000 20000; do
+    for rate in ${COST_RATES:-20000 40000 60000}; do
         profile "$WORK/cost.toml" "$rate"
         line=$(for _ in $(seq "$RUNS"); do
             read -r n u s _ < <(run_reprise "$WORK/ping.json" "$WORK/cost.toml" "http://127.0.0.1:$PORT")
@@ -145,6 +157,19 @@ cost() {
         done | best)
         read -r n _ u s <<<"$line"
         echo "| reprise | open model, ${rate} sessions/s of one request | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+        # The same rate from a C generator that paces requests: h2load's
+        # --rps is per connection, 50 connections.
+        if command -v h2load >/dev/null; then
+            line=$(for _ in $(seq "$RUNS"); do
+                $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 h2load --h1 -t1 -c50 --rps $((rate / 50)) -D "$SECS" \
+                    "http://127.0.0.1:$PORT/" >"$WORK/h2load" 2>&1
+                n=$(awk '/^requests:/ {print $8}' "$WORK/h2load")
+                read -r u s <"$WORK/time"
+                echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
+            done | best)
+            read -r n _ u s <<<"$line"
+            echo "| h2load 1.52 \`--h1 -c50 --rps $((rate / 50))\` | paced, ${rate} requests/s | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+        fi
     done
     # Full session replay: the demo shop's HAR, recorded shapes, think times
     # scaled to 1 %, ~5 requests per session.
