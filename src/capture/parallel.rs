@@ -173,6 +173,29 @@ fn take(buffers: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
     b
 }
 
+/// Reads up to [`CHUNK`] more bytes onto the end of `buf` (fewer only at
+/// the end of the input). The buffer is sized once: `read_to_end` would
+/// probe past a full buffer and double it, and the grown memory, handed
+/// back to the OS between chunks, had to be faulted in and zeroed again.
+fn fill_chunk(reader: &mut dyn Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let start = buf.len();
+    buf.resize(start + CHUNK, 0);
+    let mut at = start;
+    while at < buf.len() {
+        match reader.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(at);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(at);
+    Ok(())
+}
+
 /// Sends the input as numbered chunks of whole lines; returns how many.
 fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std::io::Result<u64> {
     let mut reader = input.into_read();
@@ -183,7 +206,7 @@ fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std:
         buf.extend_from_slice(&carry);
         carry.clear();
         let had = buf.len();
-        (&mut reader).take(CHUNK as u64).read_to_end(&mut buf)?;
+        fill_chunk(&mut reader, &mut buf)?;
         let eof = buf.len() == had;
         if eof && buf.is_empty() {
             return Ok(seq);
