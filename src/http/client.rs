@@ -871,6 +871,11 @@ mod tests {
                     &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"],
                     true,
                 ),
+                reply(&[b"HTTP/1.1 200 OK\r\nx-pad: ", &[b'a'; 100_000]], true),
+                reply(
+                    &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok"],
+                    true,
+                ),
                 reply(&[], false),
             ])
             .await;
@@ -881,6 +886,13 @@ mod tests {
             assert_eq!(o.status, Some(200));
             assert_eq!(o.bytes_received, 3);
             assert_eq!(o.error.unwrap().0, ErrorKind::Reset);
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Protocol);
+            // A head that never ends is cut off; two lengths are refused.
+            let o = get(&c, port, "GET", false).await;
+            let (kind, message) = o.error.unwrap();
+            assert_eq!(kind, ErrorKind::Protocol);
+            assert!(message.contains("longer than"), "{message}");
             let o = get(&c, port, "GET", false).await;
             assert_eq!(o.error.unwrap().0, ErrorKind::Protocol);
             let t0 = Instant::now();
