@@ -114,73 +114,65 @@ us_per_req() { python3 -c "import sys; n,u,s=map(float,sys.argv[1:4]); print(f'{
 
 best() { sort -t' ' -k2,2g | head -1; }
 
+# Runs another generator RUNS times on CPU 0 and prints its best table row.
+# COUNT is the awk program that finds the requests completed in its output.
+tool_row() { # label mode count_awk command...
+    local label=$1 mode=$2 count=$3 line n u s
+    shift 3
+    line=$(for _ in $(seq "$RUNS"); do
+        $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 "$@" >"$WORK/tool.out" 2>&1
+        n=$(awk "$count" "$WORK/tool.out")
+        read -r u s <"$WORK/time"
+        echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
+    done | best)
+    read -r n _ u s <<<"$line"
+    echo "| $label | $mode | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+}
+
+# Runs reprise RUNS times and prints its best table row.
+reprise_row() { # mode model config [extra args...]
+    local mode=$1 line n u s
+    shift
+    line=$(for _ in $(seq "$RUNS"); do
+        read -r n u s _ < <(run_reprise "$1" "$2" "http://127.0.0.1:$PORT" "${@:3}")
+        echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
+    done | best)
+    read -r n _ u s <<<"$line"
+    echo "| reprise | $mode | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+}
+
 cost() {
     echo "### Generator CPU per request (generator on CPU 0, nginx on CPU 1, ${SECS}s runs, best of $RUNS)"
     echo
     echo "| generator | mode | requests/s | CPU µs per request |"
     echo "|---|---|---:|---|"
-    local line n u s
-    line=$(for _ in $(seq "$RUNS"); do
-        $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$PORT/" >"$WORK/wrk" 2>&1
-        n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
-        read -r u s <"$WORK/time"
-        echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-    done | best)
-    read -r n _ u s <<<"$line"
-    echo "| wrk 4.1 \`-t1 -c50\` | closed loop, as fast as it can | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+    local url="http://127.0.0.1:$PORT/"
+    tool_row 'wrk 4.1 `-t1 -c50`' 'closed loop, as fast as it can' '/requests in/ {print $1}' \
+        wrk -t1 -c50 -d"${SECS}s" "$url"
     if command -v hey >/dev/null; then
-        line=$(for _ in $(seq "$RUNS"); do
-            $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 hey -z "${SECS}s" -c 50 "http://127.0.0.1:$PORT/" >"$WORK/hey" 2>&1
-            n=$(awk '/\[200\]/ {print $2}' "$WORK/hey")
-            read -r u s <"$WORK/time"
-            echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-        done | best)
-        read -r n _ u s <<<"$line"
-        echo "| hey \`-c 50\` | closed loop | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+        tool_row 'hey `-c 50`' 'closed loop' '/\[200\]/ {print $2}' hey -z "${SECS}s" -c 50 "$url"
     fi
     if command -v h2load >/dev/null; then
-        line=$(for _ in $(seq "$RUNS"); do
-            $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 h2load --h1 -t1 -c50 -D "$SECS" "http://127.0.0.1:$PORT/" >"$WORK/h2load" 2>&1
-            n=$(awk '/^requests:/ {print $8}' "$WORK/h2load")
-            read -r u s <"$WORK/time"
-            echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-        done | best)
-        read -r n _ u s <<<"$line"
-        echo "| h2load 1.52 \`--h1 -t1 -c50\` | closed loop, as fast as it can | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+        tool_row 'h2load 1.52 `--h1 -t1 -c50`' 'closed loop, as fast as it can' '/^requests:/ {print $8}' \
+            h2load --h1 -t1 -c50 -D "$SECS" "$url"
     fi
     ping_model ping 3000 0
     for rate in ${COST_RATES:-20000 40000 60000}; do
         profile "$WORK/cost.toml" "$rate"
-        line=$(for _ in $(seq "$RUNS"); do
-            read -r n u s _ < <(run_reprise "$WORK/ping.json" "$WORK/cost.toml" "http://127.0.0.1:$PORT")
-            echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-        done | best)
-        read -r n _ u s <<<"$line"
-        echo "| reprise | open model, ${rate} sessions/s of one request | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+        reprise_row "open model, ${rate} sessions/s of one request" "$WORK/ping.json" "$WORK/cost.toml"
         # The same rate from a C generator that paces requests: h2load's
         # --rps is per connection, 50 connections.
         if command -v h2load >/dev/null; then
-            line=$(for _ in $(seq "$RUNS"); do
-                $TIME -f '%U %S' -o "$WORK/time" taskset -c 0 h2load --h1 -t1 -c50 --rps $((rate / 50)) -D "$SECS" \
-                    "http://127.0.0.1:$PORT/" >"$WORK/h2load" 2>&1
-                n=$(awk '/^requests:/ {print $8}' "$WORK/h2load")
-                read -r u s <"$WORK/time"
-                echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-            done | best)
-            read -r n _ u s <<<"$line"
-            echo "| h2load 1.52 \`--h1 -c50 --rps $((rate / 50))\` | paced, ${rate} requests/s | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+            tool_row "h2load 1.52 \`--h1 -c50 --rps $((rate / 50))\`" "paced, ${rate} requests/s" \
+                '/^requests:/ {print $8}' h2load --h1 -t1 -c50 --rps $((rate / 50)) -D "$SECS" "$url"
         fi
     done
     # Full session replay: the demo shop's HAR, recorded shapes, think times
     # scaled to 1 %, ~5 requests per session.
     "$REPRISE" import "$ROOT/captures/demo-shop.har.gz" -o "$WORK/shop.json" --quiet
     profile "$WORK/shop.toml" 3000 'think_scale = 0.01'
-    line=$(for _ in $(seq "$RUNS"); do
-        read -r n u s _ < <(run_reprise "$WORK/shop.json" "$WORK/shop.toml" "http://127.0.0.1:$PORT" --allow-host 127.0.0.1)
-        echo "$n $(python3 -c "print(($u+$s)/$n)") $u $s"
-    done | best)
-    read -r n _ u s <<<"$line"
-    echo "| reprise | open model, full session replay (demo shop, 3,000 sessions/s) | $((n / SECS)) | $(us_per_req "$n" "$u" "$s") |"
+    reprise_row "open model, full session replay (demo shop, 3,000 sessions/s)" \
+        "$WORK/shop.json" "$WORK/shop.toml" --allow-host 127.0.0.1
     echo
 }
 
