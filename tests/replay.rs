@@ -778,6 +778,54 @@ fn segments_together_send_exactly_what_one_process_sends() {
     );
 }
 
+/// Plain HTTP/1.1 goes through the lean client, `--http2` through hyper's
+/// HTTP/2 client; both must send the same requests and read every answer.
+#[test]
+fn the_lean_http1_client_and_hypers_http2_send_the_same_requests() {
+    let (model_path, _) = synth_model();
+    let run = |extra: &[&str]| {
+        let server = Recorder::start(Behaviour::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!("target = \"{}\"\nspeed = 2400\n", server.url());
+        let mut args = vec!["--quiet", "--duration", "5s"];
+        args.extend(extra);
+        let (out, summary) = replay(dir.path(), model_path, &toml, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(summary["requests"]["failed"], 0);
+        let seen = server.seen();
+        assert_eq!(summary["requests"]["total"], seen.len());
+        let versions: std::collections::BTreeSet<String> =
+            seen.iter().map(|s| s.version.clone()).collect();
+        let mut sent: Vec<String> = seen
+            .iter()
+            .map(|s| {
+                let mut headers: Vec<String> = s
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| k != "host" && k != "content-length")
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                headers.sort();
+                format!(
+                    "{} {} {} {}",
+                    s.method,
+                    s.target,
+                    headers.join("; "),
+                    text(&s.body)
+                )
+            })
+            .collect();
+        sent.sort();
+        (versions, sent)
+    };
+    let (v1, h1) = run(&[]);
+    let (v2, h2) = run(&["--http2"]);
+    assert_eq!(v1.into_iter().collect::<Vec<_>>(), ["HTTP/1.1"]);
+    assert_eq!(v2.into_iter().collect::<Vec<_>>(), ["HTTP/2.0"]);
+    assert!(h1.len() > 1000, "{} requests", h1.len());
+    assert_eq!(h1, h2, "the same requests, headers and bodies either way");
+}
+
 #[test]
 fn hosts_the_capture_was_recorded_on_are_refused() {
     // The synth capture was recorded on api.example.com.

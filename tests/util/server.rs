@@ -1,4 +1,5 @@
-//! A loopback HTTP server for replay tests: bound to 127.0.0.1:0, records
+//! A loopback HTTP server for replay tests (HTTP/1.1, and HTTP/2 with prior
+//! knowledge): bound to 127.0.0.1:0, records
 //! every request it receives, answers 200 (after a stall, when asked to).
 //! With `auth`, it is also a login server: `POST /login` issues `tok-N`
 //! (valid 15 minutes), every other request needs a bearer token, and at the
@@ -11,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// A request as the server saw it.
@@ -29,6 +30,8 @@ pub struct Seen {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
 }
 
 impl Seen {
@@ -99,7 +102,8 @@ impl Recorder {
                         let s = s.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| handle(s.clone(), behaviour, req));
-                            let _ = http1::Builder::new()
+                            // HTTP/1.1, or HTTP/2 with prior knowledge.
+                            let _ = auto::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(stream), svc)
                                 .await;
                         });
@@ -199,6 +203,7 @@ async fn handle(
             at,
             wall: std::time::SystemTime::now(),
             method: parts.method.to_string(),
+            version: format!("{:?}", parts.version),
             target: parts
                 .uri
                 .path_and_query()
