@@ -826,6 +826,47 @@ fn the_lean_http1_client_and_hypers_http2_send_the_same_requests() {
     assert_eq!(h1, h2, "the same requests, headers and bodies either way");
 }
 
+/// HTTPS staging with a self-signed certificate: without `--insecure`
+/// every request is measured as a TLS failure (the run goes on); with it,
+/// the replay goes through, over HTTP/2 as ALPN chose, the handshakes timed.
+#[test]
+fn https_with_a_self_signed_certificate_is_replayed_with_insecure() {
+    let (model_path, _) = synth_model();
+    let server = Recorder::start(Behaviour {
+        tls: true,
+        ..Default::default()
+    });
+    assert!(server.url().starts_with("https://"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!("target = \"{}\"\nspeed = 2400\n", server.url());
+    let args = ["--quiet", "--duration", "2s"];
+    let (out, summary) = replay(dir.path(), model_path, &toml, &args);
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let total = summary["requests"]["total"].as_u64().expect("a total");
+    assert!(total > 100, "{total} requests");
+    assert_eq!(summary["requests"]["failed"], total);
+    let errors = summary["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["kind"], "tls");
+    assert_eq!(errors[0]["count"], total);
+    assert!(server.seen().is_empty(), "nothing got through");
+
+    let insecure = ["--quiet", "--duration", "2s", "--insecure"];
+    let (out, summary) = replay(dir.path(), model_path, &toml, &insecure);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary["requests"]["failed"], 0);
+    let seen = server.seen();
+    assert_eq!(summary["requests"]["total"], seen.len());
+    assert!(seen.iter().all(|s| s.version == "HTTP/2.0"));
+    let tls = summary["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == "http_req_tls_handshaking")
+        .expect("the handshake metric");
+    assert!(tls["count"].as_u64().unwrap_or(0) >= 1, "{tls}");
+}
+
 #[test]
 fn hosts_the_capture_was_recorded_on_are_refused() {
     // The synth capture was recorded on api.example.com.

@@ -57,6 +57,9 @@ pub struct Behaviour {
     pub auth: Option<Duration>,
     /// Every answer takes this long: a slow server.
     pub delay: Option<Duration>,
+    /// Serve HTTPS with a self-signed certificate made for the run
+    /// (ALPN `h2` and `http/1.1`).
+    pub tls: bool,
 }
 
 #[derive(Default)]
@@ -72,6 +75,7 @@ struct Shared {
 /// The running server; stops when dropped.
 pub struct Recorder {
     pub addr: SocketAddr,
+    tls: bool,
     shared: Arc<Mutex<Shared>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -93,6 +97,7 @@ impl Recorder {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("sends");
+                let acceptor = behaviour.tls.then(self_signed);
                 let serve = async {
                     loop {
                         let Ok((stream, _)) = listener.accept().await else {
@@ -100,12 +105,18 @@ impl Recorder {
                         };
                         let _ = stream.set_nodelay(true);
                         let s = s.clone();
+                        let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| handle(s.clone(), behaviour, req));
-                            // HTTP/1.1, or HTTP/2 with prior knowledge.
-                            let _ = auto::Builder::new(TokioExecutor::new())
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
+                            // HTTP/1.1, or HTTP/2 with prior knowledge or by ALPN.
+                            let http = auto::Builder::new(TokioExecutor::new());
+                            let _ = match acceptor {
+                                Some(a) => match a.accept(stream).await {
+                                    Ok(tls) => http.serve_connection(TokioIo::new(tls), svc).await,
+                                    Err(_) => return,
+                                },
+                                None => http.serve_connection(TokioIo::new(stream), svc).await,
+                            };
                         });
                     }
                 };
@@ -117,6 +128,7 @@ impl Recorder {
         });
         Recorder {
             addr: addr_rx.recv().expect("server started"),
+            tls: behaviour.tls,
             shared,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -124,7 +136,8 @@ impl Recorder {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -139,6 +152,20 @@ impl Recorder {
     pub fn unauthorized(&self) -> u64 {
         self.shared.lock().expect("lock").unauthorized
     }
+}
+
+/// A TLS acceptor with a certificate for localhost and 127.0.0.1, signed
+/// by itself.
+fn self_signed() -> tokio_rustls::TlsAcceptor {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("a certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .expect("a server config");
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
 }
 
 impl Drop for Recorder {
