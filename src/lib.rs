@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod capture;
 pub mod check;
 pub mod cli;

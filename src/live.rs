@@ -9,6 +9,7 @@
 //! `other`. The scrape server and the Influx writer run on a thread of
 //! their own; a write that fails is counted and reported, never fatal.
 
+use crate::background::Background;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -69,8 +70,7 @@ pub struct Live {
     file: Option<std::io::BufWriter<std::fs::File>>,
     influx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     epoch: SystemTime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<Background>,
     /// Where the scrape endpoint listens (port 0 resolved).
     pub addr: Option<SocketAddr>,
 }
@@ -125,7 +125,6 @@ impl Live {
             url::Url::parse(u).map_err(|e| format!("--influx {u}: {e}"))?;
         }
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (influx_tx, influx_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let needs_thread = listener.is_some() || opts.influx_url.is_some();
         let thread = if needs_thread {
@@ -136,10 +135,10 @@ impl Live {
                 .clone()
                 .map(|u| (u, opts.influx_token.clone()));
             Some(
-                std::thread::Builder::new()
-                    .name("live metrics".into())
-                    .spawn(move || serve(listener, shared, labels, influx, influx_rx, stop_rx))
-                    .map_err(|e| e.to_string())?,
+                Background::spawn("live metrics", move |stop| {
+                    serve(listener, shared, labels, influx, influx_rx, stop)
+                })
+                .map_err(|e| e.to_string())?,
             )
         } else {
             None
@@ -153,7 +152,6 @@ impl Live {
             file,
             influx: opts.influx_url.as_ref().map(|_| influx_tx),
             epoch: SystemTime::now(),
-            stop: Some(stop_tx),
             thread,
             addr,
         })
@@ -260,11 +258,8 @@ impl Live {
         }
         // Closing the channel lets the writer drain and stop.
         self.influx = None;
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = &mut self.thread {
+            t.stop();
         }
         self.state
             .lock()
@@ -398,7 +393,7 @@ fn prometheus_text(s: &State, tenants: &[String], endpoints: &[String]) -> Strin
 }
 
 /// The live thread: the scrape server and the Influx writer.
-fn serve(
+async fn serve(
     listener: Option<std::net::TcpListener>,
     state: Arc<Mutex<State>>,
     (tenants, endpoints): (Vec<String>, Vec<String>),
@@ -406,112 +401,104 @@ fn serve(
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    rt.block_on(async move {
-        let names = Arc::new((tenants, endpoints));
-        let server = async {
-            let Some(l) = listener else {
-                return std::future::pending::<()>().await;
-            };
-            let _ = l.set_nonblocking(true);
-            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
-                return;
-            };
-            loop {
-                let Ok((stream, _)) = l.accept().await else {
-                    continue;
-                };
-                let (state, names) = (state.clone(), names.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (state, names) = (state.clone(), names.clone());
-                            async move {
-                                let (status, body) = if req.uri().path() == "/metrics" {
-                                    let s = state.lock().unwrap_or_else(|p| p.into_inner());
-                                    (200, prometheus_text(&s, &names.0, &names.1))
-                                } else {
-                                    (404, "reprise serves /metrics\n".to_string())
-                                };
-                                let mut r = hyper::Response::new(http_body_util::Full::new(
-                                    bytes::Bytes::from(body),
-                                ));
-                                *r.status_mut() =
-                                    hyper::StatusCode::from_u16(status).unwrap_or_default();
-                                r.headers_mut().insert(
-                                    hyper::header::CONTENT_TYPE,
-                                    hyper::header::HeaderValue::from_static(
-                                        "text/plain; version=0.0.4; charset=utf-8",
-                                    ),
-                                );
-                                Ok::<_, std::convert::Infallible>(r)
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+    let names = Arc::new((tenants, endpoints));
+    let server = async {
+        let Some(l) = listener else {
+            return std::future::pending::<()>().await;
         };
-        let writer = async {
-            let Some((url, token)) = influx else {
-                // Nothing to write: wait for the channel to close.
-                while lines.recv().await.is_some() {}
-                return;
+        let _ = l.set_nonblocking(true);
+        let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+            return;
+        };
+        loop {
+            let Ok((stream, _)) = l.accept().await else {
+                continue;
             };
-            let client = crate::auth::HttpLogin {
-                tls: crate::http::tls_config(false, &[b"http/1.1"]).ok(),
-                timeout: Duration::from_secs(5),
-                connect_timeout: Duration::from_secs(2),
-            };
-            let Ok(parsed) = url::Url::parse(&url) else {
-                return;
-            };
-            let mut warned = false;
-            while let Some(body) = lines.recv().await {
-                let mut headers = vec![(
-                    "content-type".to_string(),
-                    "text/plain; charset=utf-8".to_string(),
-                )];
-                if let Some(t) = &token {
-                    headers.push(("authorization".to_string(), format!("Token {t}")));
-                }
-                let req = crate::auth::LoginRequest {
-                    method: "POST".into(),
-                    url: parsed.clone(),
-                    headers,
-                    body: Some(body.into_bytes()),
-                };
-                let ok = matches!(
-                    crate::auth::LoginTransport::send(&client, req).await,
-                    Ok(r) if (200..300).contains(&r.status)
+            let (state, names) = (state.clone(), names.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (state, names) = (state.clone(), names.clone());
+                        async move {
+                            let (status, body) = if req.uri().path() == "/metrics" {
+                                let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                                (200, prometheus_text(&s, &names.0, &names.1))
+                            } else {
+                                (404, "reprise serves /metrics\n".to_string())
+                            };
+                            let mut r = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(body),
+                            ));
+                            *r.status_mut() =
+                                hyper::StatusCode::from_u16(status).unwrap_or_default();
+                            r.headers_mut().insert(
+                                hyper::header::CONTENT_TYPE,
+                                hyper::header::HeaderValue::from_static(
+                                    "text/plain; version=0.0.4; charset=utf-8",
+                                ),
+                            );
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    },
                 );
-                if !ok {
-                    state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .influx_failures += 1;
-                    if !warned {
-                        eprintln!(
-                            "warning: --influx: a write to {} failed; the run goes on",
-                            parsed.host_str().unwrap_or("?")
-                        );
-                        warned = true;
-                    }
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    };
+    let writer = async {
+        let Some((url, token)) = influx else {
+            // Nothing to write: wait for the channel to close.
+            while lines.recv().await.is_some() {}
+            return;
+        };
+        let client = crate::auth::HttpLogin {
+            tls: crate::http::tls_config(false, &[b"http/1.1"]).ok(),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+        };
+        let Ok(parsed) = url::Url::parse(&url) else {
+            return;
+        };
+        let mut warned = false;
+        while let Some(body) = lines.recv().await {
+            let mut headers = vec![(
+                "content-type".to_string(),
+                "text/plain; charset=utf-8".to_string(),
+            )];
+            if let Some(t) = &token {
+                headers.push(("authorization".to_string(), format!("Token {t}")));
+            }
+            let req = crate::auth::LoginRequest {
+                method: "POST".into(),
+                url: parsed.clone(),
+                headers,
+                body: Some(body.into_bytes()),
+            };
+            let ok = matches!(
+                crate::auth::LoginTransport::send(&client, req).await,
+                Ok(r) if (200..300).contains(&r.status)
+            );
+            if !ok {
+                state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .influx_failures += 1;
+                if !warned {
+                    eprintln!(
+                        "warning: --influx: a write to {} failed; the run goes on",
+                        parsed.host_str().unwrap_or("?")
+                    );
+                    warned = true;
                 }
             }
-        };
-        tokio::select! {
-            _ = server => {}
-            _ = async { tokio::join!(writer, async { let _ = stop.await; }) } => {}
         }
-    });
+    };
+    tokio::select! {
+        _ = server => {}
+        _ = async { tokio::join!(writer, async { let _ = stop.await; }) } => {}
+    }
 }
 
 #[cfg(test)]

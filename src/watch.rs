@@ -7,6 +7,7 @@
 //! A scrape that fails is counted and the run goes on: the target being
 //! overloaded is exactly when its metrics endpoint may be slow.
 
+use crate::background::Background;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -184,8 +185,7 @@ struct Raw {
 pub struct WatchRun {
     raw: Vec<Arc<Mutex<Raw>>>,
     targets: Vec<WatchTarget>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<Background>,
 }
 
 impl WatchRun {
@@ -196,67 +196,52 @@ impl WatchRun {
             .iter()
             .map(|_| Arc::new(Mutex::new(Raw::default())))
             .collect();
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (targets, patterns, every, shared) = (
             opts.targets.clone(),
             opts.metrics.clone(),
             opts.every.max(Duration::from_millis(100)),
             raw.clone(),
         );
-        let thread = std::thread::Builder::new()
-            .name("watch".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let client = HttpLogin {
-                        tls: crate::http::tls_config(false, &[b"http/1.1"]).ok(),
-                        timeout: every.min(Duration::from_secs(5)),
-                        connect_timeout: Duration::from_secs(2),
-                    };
-                    let mut tick = tokio::time::interval(every);
-                    loop {
-                        tokio::select! {
-                            _ = tick.tick() => {}
-                            _ = &mut stop_rx => return,
-                        }
-                        let at = epoch.elapsed().as_secs_f64();
-                        let scrapes = targets.iter().map(|t| {
-                            client.send(LoginRequest {
-                                method: "GET".into(),
-                                url: t.url.clone(),
-                                headers: vec![("accept".into(), "text/plain".into())],
-                                body: None,
-                            })
-                        });
-                        let answers = futures_join_all(scrapes).await;
-                        for (i, a) in answers.into_iter().enumerate() {
-                            let mut r = shared[i].lock().unwrap_or_else(|p| p.into_inner());
-                            record(&mut r, at, a, &patterns);
-                        }
-                    }
+        let thread = Background::spawn("watch", move |mut stop_rx| async move {
+            let client = HttpLogin {
+                tls: crate::http::tls_config(false, &[b"http/1.1"]).ok(),
+                timeout: every.min(Duration::from_secs(5)),
+                connect_timeout: Duration::from_secs(2),
+            };
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stop_rx => return,
+                }
+                let at = epoch.elapsed().as_secs_f64();
+                let scrapes = targets.iter().map(|t| {
+                    client.send(LoginRequest {
+                        method: "GET".into(),
+                        url: t.url.clone(),
+                        headers: vec![("accept".into(), "text/plain".into())],
+                        body: None,
+                    })
                 });
-            })
-            .ok();
+                let answers = futures_join_all(scrapes).await;
+                for (i, a) in answers.into_iter().enumerate() {
+                    let mut r = shared[i].lock().unwrap_or_else(|p| p.into_inner());
+                    record(&mut r, at, a, &patterns);
+                }
+            }
+        })
+        .ok();
         WatchRun {
             raw,
             targets: opts.targets.clone(),
-            stop: Some(stop_tx),
             thread,
         }
     }
 
     /// Stops and returns what was watched.
     pub fn finish(mut self) -> Vec<Watched> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = &mut self.thread {
+            t.stop();
         }
         self.targets
             .iter()
