@@ -442,7 +442,7 @@ fn strip_port(h: &str) -> (&str, Option<u16>) {
 fn placement_warnings(plan: &Plan, cfg: &RunConfig) -> Vec<String> {
     let mut out = Vec::new();
     for t in &plan.tenants {
-        let place = TenantPlace::of(&plan.model.tenants[t.index]);
+        let place = &t.place;
         let by_header = cfg.placement.tenant_header.is_some();
         let w = match place {
             TenantPlace::Host if !cfg.target.per_tenant() && !by_header => Some(
