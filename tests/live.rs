@@ -86,10 +86,7 @@ fn prometheus_scrapes_during_the_run() {
     assert!(counted > 20, "requests counted mid-run: {counted}\n{body}");
     assert!(body.contains("reprise_http_req_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(body.contains("# TYPE reprise_in_flight gauge"));
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
-    )
-    .expect("JSON");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
     assert!(
         counted <= summary["requests"]["total"].as_u64().expect("total"),
         "mid-run, not more than at the end"
@@ -124,10 +121,7 @@ fn influx_line_protocol_to_a_receiver_and_a_file() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
-    )
-    .expect("JSON");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
     let total = summary["requests"]["total"].as_u64().expect("total");
     let file = std::fs::read_to_string(dir.path().join("live.lp")).expect("line protocol file");
     // Every request is in exactly one second's line.
@@ -232,10 +226,7 @@ fn the_targets_own_metrics_are_watched_beside_latency() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let h: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/histograms.json")).expect("histograms"),
-    )
-    .expect("JSON");
+    let h: serde_json::Value = util::read_json(&dir.path().join("out/histograms.json"));
     let demo = &h["watch"][0];
     assert_eq!(demo["name"], "demo");
     let times = demo["times"].as_array().expect("times").len();
@@ -374,10 +365,7 @@ fn a_real_prometheus_scrapes_a_run() {
         seconds >= 5.0,
         "Prometheus saw the run's seconds: {seconds}"
     );
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
-    )
-    .expect("JSON");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
     let total = summary["requests"]["total"].as_f64().expect("total");
     assert!(
         requests > total * 0.5 && requests <= total,

@@ -985,10 +985,7 @@ fn ctrl_c_stops_the_run_and_still_writes_the_results() {
         Some(130),
         "the documented exit code for an interrupted run"
     );
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(out_dir.join("summary.json")).expect("summary written"),
-    )
-    .expect("JSON");
+    let summary: Value = util::read_json(&out_dir.join("summary.json"));
     assert_eq!(summary["run"]["interrupted"], true);
     assert!(summary["requests"]["total"].as_u64().expect("total") >= 50);
     assert!(out_dir.join("timeline.csv").is_file() && out_dir.join("histograms.json").is_file());

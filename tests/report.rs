@@ -160,9 +160,7 @@ fn a_run_directory_holds_every_file_and_histograms_read_back_exactly() {
             "report.html"
         ]
     );
-    let h: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("histograms.json")).expect("read"))
-            .expect("JSON");
+    let h: Value = util::read_json(&dir.path().join("histograms.json"));
     let duration = h["metrics"]
         .as_array()
         .expect("metrics")
@@ -201,20 +199,14 @@ fn schema_errors(v: &jsonschema::Validator, json: &Value) -> Vec<String> {
 
 /// Fails unless `json` follows docs/summary.schema.json.
 pub fn assert_schema(json: &Value) {
-    let schema: Value = serde_json::from_slice(
-        &std::fs::read(util::repo("docs/summary.schema.json")).expect("docs/summary.schema.json"),
-    )
-    .expect("JSON");
+    let schema: Value = util::read_json(&util::repo("docs/summary.schema.json"));
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
     assert_eq!(schema_errors(&validator, json), Vec::<String>::new());
 }
 
 #[test]
 fn summary_json_follows_the_committed_schema() {
-    let schema: Value = serde_json::from_slice(
-        &std::fs::read(util::repo("docs/summary.schema.json")).expect("docs/summary.schema.json"),
-    )
-    .expect("JSON");
+    let schema: Value = util::read_json(&util::repo("docs/summary.schema.json"));
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
     let r = results();
     let json: Value = serde_json::to_value(Summary::of(&r)).expect("serialises");
@@ -459,10 +451,7 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
         "{}",
         crate::util::text(&now.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("now/summary.json")).expect("summary"),
-    )
-    .expect("JSON");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("now/summary.json"));
     assert_schema(&summary);
     let c = &summary["comparison"];
     assert_eq!(c["baseline"], "base");
@@ -579,9 +568,7 @@ fn the_grafana_dashboards_query_what_reprise_exports() {
             ],
         ),
     ] {
-        let dash: Value =
-            serde_json::from_slice(&std::fs::read(util::repo(file)).expect("dashboard"))
-                .expect("JSON");
+        let dash: Value = util::read_json(&util::repo(file));
         let text = dash.to_string();
         for n in names {
             assert!(text.contains(n), "{file} queries {n}");

@@ -324,10 +324,7 @@ fn a_spike_drill_on_the_demo_target_measures_degradation_and_recovery() {
         "{stdout}\n{}",
         text(&out.stderr)
     );
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("out/summary.json")).expect("summary"),
-    )
-    .expect("JSON");
+    let summary: Value = util::read_json(&dir.path().join("out/summary.json"));
     crate::report::assert_schema(&summary);
     let d = &summary["drill"];
     assert_eq!(
