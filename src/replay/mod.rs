@@ -12,6 +12,7 @@
 //! sessions, drop what is in flight and hand in what they measured.
 
 mod clock;
+mod inflight;
 mod stop;
 mod worker;
 
@@ -41,7 +42,8 @@ pub struct ReplayOptions {
     pub placement: Placement,
     pub client: ClientOptions,
     pub workers: usize,
-    /// Requests in flight at once, all workers together.
+    /// Requests in flight at once, all workers together (each holds an
+    /// equal share).
     pub max_inflight: usize,
     /// Sessions open at once, all workers together; arrivals beyond are
     /// dropped (and counted).
@@ -177,7 +179,9 @@ pub fn run(
     shutdown: Shutdown,
     mut progress: impl FnMut(&Progress),
 ) -> Results {
-    let workers = opts.workers.max(1);
+    // Each worker holds a share of the requests in flight: never more
+    // workers than places.
+    let workers = opts.workers.clamp(1, opts.max_inflight.max(1));
     let (tick_tx, tick_rx) = channel::<Tick>();
     // Workers start together a little after now, so none begins behind.
     let start = Instant::now() + Duration::from_millis(50);

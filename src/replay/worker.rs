@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::inflight::{Places, share};
 use super::stop::Stop;
 use super::{Clock, ReplayOptions, Shutdown, owner};
 use crate::auth::Auth;
@@ -33,6 +33,8 @@ struct Inner<T, C> {
     start: Instant,
     rec: RefCell<Recorder>,
     limits: Limits,
+    /// This worker's share of the requests in flight.
+    places: Places,
     /// This worker's open sessions (the limit is on all workers' together).
     active: Cell<u64>,
     in_flight: Cell<u64>,
@@ -62,7 +64,7 @@ pub struct Setup {
 /// sessions open (past it, arrivals are dropped and counted).
 #[derive(Clone, Debug)]
 pub struct Limits {
-    inflight: Arc<Semaphore>,
+    max_inflight: usize,
     open: Arc<AtomicU64>,
     max_sessions: u64,
 }
@@ -70,9 +72,7 @@ pub struct Limits {
 impl Limits {
     pub fn new(max_inflight: usize, max_sessions: usize) -> Limits {
         Limits {
-            inflight: Arc::new(Semaphore::new(
-                max_inflight.clamp(1, Semaphore::MAX_PERMITS),
-            )),
+            max_inflight: max_inflight.max(1),
             open: Arc::new(AtomicU64::new(0)),
             max_sessions: max_sessions.max(1) as u64,
         }
@@ -119,6 +119,7 @@ impl<T: Transport + 'static, C: Clock> Worker<T, C> {
                 id,
                 workers,
                 origins: super::origins(&plan, &opts.target),
+                places: Places::new(share(limits.max_inflight, id, workers)),
                 limits,
                 plan,
                 opts,
@@ -252,7 +253,7 @@ async fn session<T: Transport + 'static, C: Clock>(
             _ => None,
         };
         let permit = tokio::select! {
-            p = inner.limits.inflight.acquire() => p.expect("never closed"),
+            p = inner.places.take() => p,
             _ = inner.stop.stopped() => { completed = false; break; }
         };
         let sent = inner.clock.now();
