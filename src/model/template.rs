@@ -303,21 +303,24 @@ pub fn template_into<'a>(
     let start = out.len();
     let mut nonempty = 0;
     let bytes = path.as_bytes();
-    let (mut from, mut i) = (0, 0);
-    // Segments are short: a plain byte loop beats memchr's setup here.
-    for (at, &c) in bytes.iter().chain(std::iter::once(&b'/')).enumerate() {
-        if c != b'/' {
-            continue;
+    let (mut from, mut i, mut last) = (0, 0, false);
+    while !last {
+        // One pass finds the segment's end and its first `;` (matrix
+        // parameters are not part of the segment). Segments are short: a
+        // plain byte loop beats memchr's setup here.
+        let (begin, mut end, mut semi) = (from, from, usize::MAX);
+        while end < bytes.len() && bytes[end] != b'/' {
+            if bytes[end] == b';' && semi == usize::MAX {
+                semi = end;
+            }
+            end += 1;
         }
-        let raw = &path[from..at.min(bytes.len())];
-        from = at + 1;
+        last = end >= bytes.len();
+        from = end + 1;
         if i > 0 {
             out.push('/');
         }
-        let seg = match raw.bytes().position(|c| c == b';') {
-            Some(j) => &raw[..j],
-            None => raw,
-        };
+        let seg = &path[begin..semi.min(end)];
         let segment = i;
         i += 1;
         if seg.is_empty() {

@@ -274,11 +274,21 @@ pub(crate) fn split_request_line(req: &[u8]) -> Result<(&[u8], &[u8]), &'static 
     if req.is_empty() || req == b"-" {
         return Err("no request line");
     }
-    let mut parts = req.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let method = parts.next().ok_or("no request line")?;
-    let target = parts.next().ok_or("malformed request line")?;
-    if let Some(proto) = parts.next()
-        && (!proto.starts_with(b"HTTP/") || parts.next().is_some())
+    // Words between runs of spaces: method, target, and the protocol if
+    // any. (The iterator chain this replaces, split and filter, was 3% of an
+    // import's instructions.)
+    let mut rest = req;
+    let mut word = || {
+        let start = rest.iter().position(|&b| b != b' ')?;
+        let len = memchr::memchr(b' ', &rest[start..]).unwrap_or(rest.len() - start);
+        let w = &rest[start..start + len];
+        rest = &rest[start + len..];
+        Some(w)
+    };
+    let method = word().ok_or("no request line")?;
+    let target = word().ok_or("malformed request line")?;
+    if let Some(proto) = word()
+        && (!proto.starts_with(b"HTTP/") || word().is_some())
     {
         return Err("malformed request line");
     }
@@ -309,19 +319,15 @@ pub(crate) fn set_target_str(x: &mut Exchange, target: &str) -> Result<(), &'sta
     if b.is_empty() {
         return Err("malformed request target");
     }
-    let (mut query_at, mut fragment_at) = (None, None);
-    for (i, &c) in b.iter().enumerate() {
-        if c <= b' ' || c == 0x7f {
-            return Err("malformed request target");
-        }
-        if c == b'?' && query_at.is_none() {
-            query_at = Some(i);
-        } else if c == b'#' && fragment_at.is_none() {
-            fragment_at = Some(i);
-        }
+    // Without an early exit the check compiles to vector instructions; the
+    // byte loop it replaces was 4% of an import's instructions.
+    if b.iter()
+        .fold(false, |bad, &c| bad | (c <= b' ') | (c == 0x7f))
+    {
+        return Err("malformed request target");
     }
-    let end = fragment_at.unwrap_or(b.len());
-    let query_at = query_at.filter(|q| *q < end);
+    let end = memchr::memchr(b'#', b).unwrap_or(b.len());
+    let query_at = memchr::memchr(b'?', &b[..end]);
     let mut path_at = 0;
     // Absolute form (`http://host/...`): a short scheme, then `://`.
     if b[0] != b'/'

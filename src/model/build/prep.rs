@@ -153,12 +153,13 @@ impl Preparer {
         p.secrets = Secrets::gather(x, &self.policy, &mut |kind, name| {
             redactions.push((kind, name.to_string()))
         });
-        if memchr::memmem::find(x.path.as_bytes(), b"/eyJ").is_some()
-            && x.path.split('/').any(template::is_jwt)
-        {
+        self.template(x, p);
+        // A token in the path: templating made every such segment a slot,
+        // so only the slots are looked at (searching the whole path for
+        // `/eyJ` cost 3% of the import's instructions).
+        if p.slots.iter().any(|s| template::is_jwt(p.slot_value(x, s))) {
             p.redactions.push(("path", "token".into()));
         }
-        self.template(x, p);
         self.query(x, p);
         let (session, client) = identity::session_keys(x, &self.opts.session_rules, input);
         p.session = session;
