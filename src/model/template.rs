@@ -131,6 +131,51 @@ impl fmt::Display for SlotRule {
 }
 
 /// What kind of identifier `seg` is, if it is one.
+/// Bits per count in a [`CLASSES`] entry: six counts of up to 1023 fit a u64.
+const CLASS_BITS: u32 = 10;
+
+/// Per byte, the counts it adds to: digits, letters, hex letters, numeric
+/// punctuation (`-_.,:`), token punctuation (`-_.=~`), anything else. Each
+/// count has [`CLASS_BITS`] bits, so a segment's counts are one sum.
+static CLASSES: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut c = 0;
+    while c < 256 {
+        let (digit, letter, hex, numeric, token, other) = match c as u8 {
+            b'0'..=b'9' => (1, 0, 0, 0, 0, 0),
+            b'a'..=b'f' | b'A'..=b'F' => (0, 1, 1, 0, 0, 0),
+            b'g'..=b'z' | b'G'..=b'Z' => (0, 1, 0, 0, 0, 0),
+            b'-' | b'_' | b'.' => (0, 0, 0, 1, 1, 0),
+            b',' | b':' => (0, 0, 0, 1, 0, 0),
+            b'=' | b'~' => (0, 0, 0, 0, 1, 0),
+            _ => (0, 0, 0, 0, 0, 1),
+        };
+        t[c] = digit
+            | letter << CLASS_BITS
+            | hex << (2 * CLASS_BITS)
+            | numeric << (3 * CLASS_BITS)
+            | token << (4 * CLASS_BITS)
+            | other << (5 * CLASS_BITS);
+        c += 1;
+    }
+    t
+};
+
+/// Counts of digits, letters, hex letters, numeric punctuation, token
+/// punctuation and other bytes: a table look-up and an add per byte (the
+/// match it replaces was 6% of an import's instructions).
+fn byte_classes(b: &[u8]) -> [usize; 6] {
+    let mut counts = [0usize; 6];
+    // Pieces short enough that no count overflows its bits.
+    for piece in b.chunks((1 << CLASS_BITS) - 1) {
+        let sum = piece.iter().fold(0u64, |a, &c| a + CLASSES[usize::from(c)]);
+        for (i, n) in counts.iter_mut().enumerate() {
+            *n += ((sum >> (i as u32 * CLASS_BITS)) & ((1 << CLASS_BITS) - 1)) as usize;
+        }
+    }
+    counts
+}
+
 pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
     if let Some(r) = rules.iter().find(|r| r.regex.is_match(seg)) {
         return Some(SlotKind::Custom(r.name.clone()));
@@ -140,25 +185,14 @@ pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
         return None;
     }
     // One pass over the bytes; every decision below reads these counts.
-    let (mut digits, mut letters, mut hex_letters, mut numeric_punct, mut token_punct, mut other) =
-        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
-    for &c in b {
-        match c {
-            b'0'..=b'9' => digits += 1,
-            b'a'..=b'f' | b'A'..=b'F' => {
-                letters += 1;
-                hex_letters += 1;
-            }
-            b'g'..=b'z' | b'G'..=b'Z' => letters += 1,
-            b'-' | b'_' | b'.' => {
-                numeric_punct += 1;
-                token_punct += 1;
-            }
-            b',' | b':' => numeric_punct += 1,
-            b'=' | b'~' => token_punct += 1,
-            _ => other += 1,
-        }
-    }
+    let [
+        digits,
+        letters,
+        hex_letters,
+        numeric_punct,
+        token_punct,
+        other,
+    ] = byte_classes(b);
     let n = b.len();
     if digits == n {
         return Some(SlotKind::Id);
@@ -465,6 +499,33 @@ mod tests {
 
     fn t(p: &str) -> String {
         template_path(p, None, &[]).path
+    }
+
+    #[test]
+    fn byte_classes_count_what_a_plain_match_counts() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        // Every byte, and segments longer than one count's bits can hold.
+        for b in [&all[..], &[b'7'; 3000][..], &all.repeat(9)[..], b""] {
+            let mut want = [0usize; 6];
+            for &c in b {
+                match c {
+                    b'0'..=b'9' => want[0] += 1,
+                    b'a'..=b'f' | b'A'..=b'F' => {
+                        want[1] += 1;
+                        want[2] += 1;
+                    }
+                    b'g'..=b'z' | b'G'..=b'Z' => want[1] += 1,
+                    b'-' | b'_' | b'.' => {
+                        want[3] += 1;
+                        want[4] += 1;
+                    }
+                    b',' | b':' => want[3] += 1,
+                    b'=' | b'~' => want[4] += 1,
+                    _ => want[5] += 1,
+                }
+            }
+            assert_eq!(byte_classes(b), want, "{} bytes", b.len());
+        }
     }
 
     #[test]
