@@ -36,8 +36,7 @@ struct Inner {
     line: RefCell<VecDeque<Rc<Turn>>>,
 }
 
-/// Cheap to clone; every clone draws on the same places.
-#[derive(Clone)]
+/// This worker's places.
 pub struct Places {
     inner: Rc<Inner>,
 }
@@ -79,21 +78,13 @@ impl Places {
         }
     }
 
-    /// A place, at once when one is free and nobody waits, else in turn.
+    /// A place: at once when one is free and nobody waits, else in turn.
+    /// Nothing is taken until the future is polled, so one dropped unpolled
+    /// (its request stopped first) holds nothing.
     pub fn take(&self) -> Take {
-        let free = self.inner.free.get();
-        if free > 0 && self.inner.line.borrow().is_empty() {
-            self.inner.free.set(free - 1);
-            return Take {
-                inner: self.inner.clone(),
-                turn: None,
-            };
-        }
-        let turn = Rc::new(Turn::default());
-        self.inner.line.borrow_mut().push_back(turn.clone());
         Take {
             inner: self.inner.clone(),
-            turn: Some(turn),
+            turn: None,
         }
     }
 }
@@ -102,23 +93,34 @@ impl Places {
 /// passes on a place handed to it meanwhile).
 pub struct Take {
     inner: Rc<Inner>,
-    /// `None`: the place was free at once (or already taken from the turn).
+    /// Its place in line, once it had to queue.
     turn: Option<Rc<Turn>>,
 }
 
 impl Future for Take {
     type Output = Place;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Place> {
+        let inner = self.inner.clone();
         match &self.turn {
+            None => {
+                let free = inner.free.get();
+                if free > 0 && inner.line.borrow().is_empty() {
+                    inner.free.set(free - 1);
+                    return Poll::Ready(Place { inner });
+                }
+                let turn = Rc::new(Turn::default());
+                turn.waker.set(Some(cx.waker().clone()));
+                inner.line.borrow_mut().push_back(turn.clone());
+                self.turn = Some(turn);
+                Poll::Pending
+            }
             Some(turn) if !turn.granted.get() => {
                 turn.waker.set(Some(cx.waker().clone()));
                 Poll::Pending
             }
-            _ => {
+            Some(_) => {
                 self.turn = None;
-                Poll::Ready(Place {
-                    inner: self.inner.clone(),
-                })
+                Poll::Ready(Place { inner })
             }
         }
     }
@@ -186,6 +188,17 @@ mod tests {
     }
 
     #[test]
+    fn a_take_dropped_unpolled_holds_nothing() {
+        let places = Places::new(1);
+        drop(places.take());
+        let first = poll(&mut places.take()).expect("the place is still free");
+        let mut waiting = places.take();
+        assert!(poll(&mut waiting).is_none());
+        drop(first);
+        assert!(poll(&mut waiting).is_some());
+    }
+
+    #[test]
     fn leaving_the_line_passes_the_place_on() {
         let places = Places::new(1);
         let first = poll(&mut places.take()).unwrap();
@@ -193,6 +206,7 @@ mod tests {
         let mut b = places.take();
         let mut c = places.take();
         assert!(poll(&mut a).is_none());
+        assert!(poll(&mut b).is_none() && poll(&mut c).is_none());
         // b leaves before its turn; a is handed the place and leaves too.
         drop(b);
         drop(first);
