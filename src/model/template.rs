@@ -130,7 +130,6 @@ impl fmt::Display for SlotRule {
     }
 }
 
-/// What kind of identifier `seg` is, if it is one.
 /// Bits per count in a [`CLASSES`] entry: six counts of up to 1023 fit a u64.
 const CLASS_BITS: u32 = 10;
 
@@ -176,6 +175,7 @@ fn byte_classes(b: &[u8]) -> [usize; 6] {
     counts
 }
 
+/// What kind of identifier `seg` is, if it is one.
 pub fn classify(seg: &str, rules: &[SlotRule]) -> Option<SlotKind> {
     if let Some(r) = rules.iter().find(|r| r.regex.is_match(seg)) {
         return Some(SlotKind::Custom(r.name.clone()));
