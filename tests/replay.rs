@@ -690,12 +690,7 @@ fn a_stall_shows_in_latency_from_due_and_in_service_time() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let metric = |name: &str, q: &str| {
-        summary["metrics"]
-            .as_array()
-            .expect("metrics")
-            .iter()
-            .find(|m| m["name"] == name)
-            .expect("metric")[q]
+        crate::util::metric(&summary, name)[q]
             .as_f64()
             .expect("a number")
     };
@@ -858,12 +853,7 @@ fn https_with_a_self_signed_certificate_is_replayed_with_insecure() {
     let seen = server.seen();
     assert_eq!(summary["requests"]["total"], seen.len());
     assert!(seen.iter().all(|s| s.version == "HTTP/2.0"));
-    let tls = summary["metrics"]
-        .as_array()
-        .expect("metrics")
-        .iter()
-        .find(|m| m["name"] == "http_req_tls_handshaking")
-        .expect("the handshake metric");
+    let tls = crate::util::metric(&summary, "http_req_tls_handshaking");
     assert!(tls["count"].as_u64().unwrap_or(0) >= 1, "{tls}");
 }
 

@@ -455,12 +455,7 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
     assert_schema(&summary);
     let c = &summary["comparison"];
     assert_eq!(c["baseline"], "base");
-    let d = c["metrics"]
-        .as_array()
-        .expect("metrics")
-        .iter()
-        .find(|m| m["name"] == "http_req_duration")
-        .expect("duration compared");
+    let d = util::metric(c, "http_req_duration");
     assert!(
         d["ks"].as_f64().expect("ks") > 0.9,
         "the distributions no longer overlap: {d}"
