@@ -99,8 +99,11 @@ impl TenantRule {
             TenantRule::Query(q) => decode(query_param(x.query.as_deref(), q)?),
             TenantRule::Cookie(c) => Cow::Borrowed(cookie(x, c)?),
         };
-        let ok =
-            |t: &str| !t.is_empty() && t.len() <= MAX_TENANT_LEN && !t.contains(['/', '\n', '\r']);
+        let ok = |t: &str| {
+            !t.is_empty()
+                && t.len() <= MAX_TENANT_LEN
+                && !t.bytes().any(|b| matches!(b, b'/' | b'\n' | b'\r'))
+        };
         match v {
             Cow::Borrowed(b) => Some(Cow::Borrowed(b.trim())).filter(|t| ok(t)),
             Cow::Owned(o) => Some(Cow::Owned(o.trim().to_string())).filter(|t| ok(t)),

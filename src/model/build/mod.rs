@@ -237,7 +237,7 @@ impl Modeller {
         if let Some(c) = p.client {
             self.adopt(tid, c, p.session, x.time);
         }
-        if self.step(tid, p.session, eid, x.time, end, x.header("user-agent")) {
+        if self.step(tid, p.session, eid, x, end) {
             self.tally_mut(input).sessions += 1;
         }
         self.maybe_sweep();
@@ -395,15 +395,11 @@ impl Modeller {
 
     /// Appends a request to its session; true if it started a new one. The
     /// user agent is pooled once per session (replay picks one per session).
-    fn step(
-        &mut self,
-        tid: u32,
-        key: u64,
-        eid: u32,
-        start: Timestamp,
-        end: Timestamp,
-        agent: Option<&str>,
-    ) -> bool {
+    /// The agent is looked up only then: finding it on every request
+    /// touched the exchange's header strings, cache misses on this thread.
+    fn step(&mut self, tid: u32, key: u64, eid: u32, x: &Exchange, end: Timestamp) -> bool {
+        let start = x.time;
+        let agent = || x.header("user-agent");
         let gap = self.opts.session_gap;
         let k = (tid, key);
         let tenant = &mut self.tenants[tid as usize];
@@ -415,7 +411,7 @@ impl Modeller {
                     && start.saturating_since(s.last_start) > gap =>
             {
                 tenant.close(s);
-                *s = tenant.open_session(start, end, eid, agent, self.opts.max_pool_values);
+                *s = tenant.open_session(start, end, eid, agent(), self.opts.max_pool_values);
                 true
             }
             Some(s) => {
@@ -434,7 +430,7 @@ impl Modeller {
                 false
             }
             None => {
-                let open = tenant.open_session(start, end, eid, agent, self.opts.max_pool_values);
+                let open = tenant.open_session(start, end, eid, agent(), self.opts.max_pool_values);
                 self.open.insert(k, open);
                 true
             }
