@@ -116,7 +116,7 @@ fn build_model(
             })
         })
         .collect();
-    let mut merged = Merged::new(streams);
+    let mut merged = Merged::new(streams).warming(|item| item.prep.warm(&item.x));
     while let Some((i, item)) = merged.next()? {
         modeller.add_prepared(i, &item.x, &item.prep);
         progress.entry();

@@ -259,6 +259,11 @@ impl<P> Stream<P> {
         self.batch[..self.batch_len].get(self.pos)
     }
 
+    /// The item `n` places after the current one, if its batch holds it.
+    fn ahead(&self, n: usize) -> Option<&Item<P>> {
+        self.batch[..self.batch_len].get(self.pos + n)
+    }
+
     /// Moves to the next exchange (`first`: onto the first one), fetching
     /// batches in order as they are spent.
     fn pull(&mut self, first: bool) -> Result<Pulled, CaptureError> {
@@ -337,8 +342,14 @@ impl<P> Stream<P> {
 
 /// Interleaves several inputs into one stream ordered by request time (each
 /// input keeps its own order), tagging each exchange with its input's index.
+/// How many exchanges ahead of the one handed out [`Merged`] warms.
+const WARM_AHEAD: usize = 4;
+
 pub struct Merged<P> {
     streams: Vec<Stream<P>>,
+    /// Called on the exchange [`WARM_AHEAD`] places after each one handed
+    /// out, so its memory is on its way while the current one is used.
+    warm: Option<fn(&Item<P>)>,
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
     ended: Vec<bool>,
     /// The stream whose current item was handed out last; it moves on at
@@ -352,11 +363,20 @@ impl<P> Merged<P> {
         let n = streams.len();
         Merged {
             streams,
+            warm: None,
             heap: BinaryHeap::with_capacity(n),
             ended: vec![false; n],
             lent: None,
             primed: false,
         }
+    }
+
+    /// Warms each exchange a few places ahead with `f` (a prefetch: the
+    /// items were filled on other threads, and reading them cold was the
+    /// merging thread's largest cost).
+    pub fn warming(mut self, f: fn(&Item<P>)) -> Merged<P> {
+        self.warm = Some(f);
+        self
     }
 
     /// The next exchange in time order, with the index of its input.
@@ -377,6 +397,11 @@ impl<P> Merged<P> {
             return Ok(None);
         };
         self.lent = Some(i);
+        if let Some(warm) = self.warm
+            && let Some(ahead) = self.streams[i].ahead(WARM_AHEAD)
+        {
+            warm(ahead);
+        }
         Ok(Some((
             i,
             self.streams[i]

@@ -64,6 +64,22 @@ impl Prep {
             .map(move |p| (&q[p.name.0..p.name.1], &p.kind, &q[p.value.0..p.value.1]))
     }
 
+    /// Asks the CPU to fetch the heap memory the modeller reads of this
+    /// exchange and its preparation. They were filled on another thread,
+    /// so each string and list was a cache miss on the merging thread
+    /// (about a third of its time, in `perf`); fetched a few exchanges
+    /// ahead, they arrive while earlier ones are modelled.
+    pub fn warm(&self, x: &Exchange) {
+        prefetch(x.path.as_ptr());
+        if let Some(q) = &x.query {
+            prefetch(q.as_ptr());
+        }
+        prefetch(self.key.as_ptr());
+        prefetch(self.tenant.as_ptr());
+        prefetch(self.slots.as_ptr().cast());
+        prefetch(self.query.as_ptr().cast());
+    }
+
     /// The endpoint key's method and path.
     pub fn method_and_path(&self) -> (&str, &str) {
         (
@@ -71,6 +87,19 @@ impl Prep {
             &self.key[self.method_len + 1..],
         )
     }
+}
+
+/// A hint to load the cache line at `p`; it never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing the program sees and
+    // cannot fault, so any address is allowed.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Why an exchange is left out of the model, if it is.
