@@ -397,10 +397,18 @@ impl<P> Merged<P> {
             return Ok(None);
         };
         self.lent = Some(i);
-        if let Some(warm) = self.warm
-            && let Some(ahead) = self.streams[i].ahead(WARM_AHEAD)
-        {
-            warm(ahead);
+        if let Some(warm) = self.warm {
+            // The item itself further ahead (its fields point to the rest),
+            // then what it points to.
+            if let Some(far) = self.streams[i].ahead(2 * WARM_AHEAD) {
+                let at = std::ptr::from_ref(far).cast::<u8>();
+                for off in (0..std::mem::size_of::<Item<P>>()).step_by(64) {
+                    super::prefetch(at.wrapping_add(off));
+                }
+            }
+            if let Some(ahead) = self.streams[i].ahead(WARM_AHEAD) {
+                warm(ahead);
+            }
         }
         Ok(Some((
             i,

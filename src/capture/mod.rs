@@ -178,6 +178,19 @@ impl Exchange {
     }
 }
 
+/// A hint to load the cache line at `p`; it never faults, whatever `p` is.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing the program sees and
+    // cannot fault, so any address is allowed.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Where a reader puts what it read: an exchange to fill, then a commit.
 /// Exchanges are handed out for reuse, so a reader resets the one it gets.
 pub trait Sink {

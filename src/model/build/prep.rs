@@ -11,7 +11,7 @@ use super::super::identity::{self, TenantRule, decode, query_pairs};
 use super::super::redact::{Policy, Secrets};
 use super::super::template::{self, SlotKind, SlotValue};
 use super::ModelOptions;
-use crate::capture::Exchange;
+use crate::capture::{Exchange, prefetch};
 
 /// What was worked out for one exchange. Reused from exchange to exchange.
 #[derive(Default)]
@@ -76,7 +76,9 @@ impl Prep {
         }
         prefetch(self.key.as_ptr());
         prefetch(self.tenant.as_ptr());
+        // Two slots take more than a line.
         prefetch(self.slots.as_ptr().cast());
+        prefetch(self.slots.as_ptr().wrapping_add(1).cast());
         prefetch(self.query.as_ptr().cast());
     }
 
@@ -87,19 +89,6 @@ impl Prep {
             &self.key[self.method_len + 1..],
         )
     }
-}
-
-/// A hint to load the cache line at `p`; it never faults, whatever `p` is.
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it reads nothing the program sees and
-    // cannot fault, so any address is allowed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Why an exchange is left out of the model, if it is.
