@@ -51,7 +51,9 @@ where
     F: FnMut(&Exchange, &mut P) + Send + 'static,
     M: Fn() -> F,
 {
-    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers * 2);
+    // Four chunks per worker read ahead (1 MiB per worker): the reader is never
+    // what a worker waits for.
+    let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(workers * 4);
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let buffers: Buffers = Arc::new(Mutex::new(Vec::new()));
     let name = input.name.clone();
