@@ -531,7 +531,16 @@ mod tests {
 
     #[test]
     fn path_segments_are_the_nonempty_ones() {
-        for path in ["", "/", "//", "/a", "a/b", "/t/acme//api/", "///x///y", "/é/ü/z"] {
+        for path in [
+            "",
+            "/",
+            "//",
+            "/a",
+            "a/b",
+            "/t/acme//api/",
+            "///x///y",
+            "/é/ü/z",
+        ] {
             for n in 0usize..5 {
                 let want = n
                     .checked_sub(1)

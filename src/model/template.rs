@@ -436,11 +436,14 @@ pub fn template_path(path: &str, tenant_segment: Option<usize>, rules: &[SlotRul
 /// extension or response type.
 pub fn is_asset(path: &str, response_type: Option<&str>) -> bool {
     let last = match memchr::memrchr(b'/', path.as_bytes()) {
-        Some(i) => &path[i + 1..],
-        None => path,
+        Some(i) => &path.as_bytes()[i + 1..],
+        None => path.as_bytes(),
     };
-    if let Some(i) = memchr::memrchr(b'.', last.as_bytes()) {
-        let ext = &last.as_bytes()[i + 1..];
+    // An extension of 2 to 5 bytes has its dot among the last six: only
+    // those are looked at (this runs for every request).
+    let tail = &last[last.len().saturating_sub(6)..];
+    if let Some(i) = tail.iter().rposition(|&c| c == b'.') {
+        let ext = &tail[i + 1..];
         if (2..=5).contains(&ext.len()) {
             let mut lower = [0u8; 5];
             for (d, s) in lower.iter_mut().zip(ext) {
@@ -581,6 +584,17 @@ mod tests {
     #[test]
     fn assets() {
         assert!(is_asset("/static/app.JS", None));
+        assert!(is_asset("/f/x.woff2", None));
+        assert!(is_asset("/.js", None));
+        assert!(is_asset("js.a/b.css", None));
+        assert!(!is_asset("/img.png/x", None));
+        assert!(!is_asset("/x.png.bak", None));
+        assert!(!is_asset("/x.j", None));
+        assert!(!is_asset("/a.css.longer", None));
+        assert!(!is_asset(
+            "/orders/1b67e4ad-2e5f-4321-bb3e-07bbffc9e1b5",
+            None
+        ));
         assert!(is_asset("/x", Some("image/png")));
         assert!(!is_asset("/api/items", Some("application/json")));
     }
