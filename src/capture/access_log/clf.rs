@@ -85,11 +85,12 @@ fn fast(s: &str, x: &mut Exchange, day: &mut ClfDay) -> bool {
     let n = b.len();
     let mut i = 0;
     // client, ident, user: no commas, quotes or brackets (chains, quoted
-    // lists and vhosts go the general way).
+    // lists and vhosts go the general way), and no tabs or other control
+    // bytes (the general parser trims them off a client).
     let mut words = [(0, 0); 3];
     for w in &mut words {
         let start = i;
-        while i < n && !matches!(b[i], b' ' | b',' | b'"' | b'[' | b']') {
+        while i < n && b[i] > b' ' && !matches!(b[i], b',' | b'"' | b'[' | b']') {
             i += 1;
         }
         if i == start || i == n || b[i] != b' ' {
@@ -494,6 +495,8 @@ mod tests {
             "[::1]:80",
             "1.2.3.4,",
             "h 1.2.3.4",
+            "1.2.3.4\t",
+            "\x0c",
         ];
         let users = ["-", "jsmith", "a\"b", ""];
         let times = [
