@@ -343,11 +343,11 @@ impl<P> Stream<P> {
     }
 }
 
-/// Interleaves several inputs into one stream ordered by request time (each
-/// input keeps its own order), tagging each exchange with its input's index.
 /// How many exchanges ahead of the one handed out [`Merged`] warms.
 const WARM_AHEAD: usize = 4;
 
+/// Interleaves several inputs into one stream ordered by request time (each
+/// input keeps its own order), tagging each exchange with its input's index.
 pub struct Merged<P> {
     streams: Vec<Stream<P>>,
     /// Called on the exchange [`WARM_AHEAD`] places after each one handed
