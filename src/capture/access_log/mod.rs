@@ -533,5 +533,11 @@ mod tests {
             Some("2a02:cf40::1")
         );
         assert_eq!(first_client(b"[::1]:80").as_deref(), Some("::1"));
+        assert_eq!(first_client(b"10.0.0.9").as_deref(), Some("10.0.0.9"));
+        assert_eq!(first_client(b" 10.0.0.9\t").as_deref(), Some("10.0.0.9"));
+        assert_eq!(first_client(b"\"10.0.0.9\"").as_deref(), Some("10.0.0.9"));
+        assert_eq!(first_client(b"-"), None);
+        assert_eq!(first_client(b""), None);
+        assert_eq!(first_client(b" - "), None);
     }
 }
