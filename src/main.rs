@@ -15,7 +15,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// batches come and go the same way: on the 1 GB log it took 1,200–1,600
 /// page faults against about 390 without purging. So the commands that
 /// generate load, and the import, keep what they have: their peak is what
-/// they need anyway (the import's is about 15 MB higher, near 150 MB).
+/// they need anyway (the import's is about 15 MB higher). The other
+/// commands keep mimalloc's default, a 1 s delay.
 const MI_OPTION_PURGE_DELAY: i32 = 15;
 
 /// The option's default in mimalloc v3 (`options.c`; the header's comment
@@ -25,20 +26,24 @@ const MI_PURGE_DELAY_DEFAULT: std::ffi::c_long = 1000;
 
 fn tune_allocator(command: &reprise::cli::Command) {
     use reprise::cli::Command;
-    let delay = match command {
+    let keeps_memory = matches!(
+        command,
         Command::Replay(_)
-        | Command::Demo(_)
-        | Command::Drill(_)
-        | Command::DemoTarget(_)
-        | Command::Import(_) => -1,
-        _ => 1000,
-    };
+            | Command::Demo(_)
+            | Command::Drill(_)
+            | Command::DemoTarget(_)
+            | Command::Import(_)
+    );
+    if !keeps_memory {
+        return;
+    }
     // SAFETY: plain calls into mimalloc's option table, before any thread
     // is started. The option is checked to hold its documented default
-    // first, so a different option layout is left alone.
+    // first, so a value set from outside (or a different option layout) is
+    // left alone.
     unsafe {
         if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == MI_PURGE_DELAY_DEFAULT {
-            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay);
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
         }
     }
 }
