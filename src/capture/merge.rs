@@ -234,6 +234,18 @@ impl<P, F> Drop for BatchSink<'_, P, F> {
 
 impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
     fn slot(&mut self) -> &mut Exchange {
+        // Recycled items ahead are fetched in steps (see
+        // `Exchange::warm_buffers`): the item itself, then the buffers it
+        // points to, then the header strings its list points to.
+        if let Some(far) = self.batch.get(self.filled + 2 * FILL_AHEAD) {
+            prefetch_lines(far);
+        }
+        if let Some(mid) = self.batch.get(self.filled + FILL_AHEAD) {
+            mid.x.warm_buffers();
+        }
+        if let Some(near) = self.batch.get(self.filled + FILL_AHEAD / 2) {
+            near.x.warm_headers();
+        }
         if self.filled == self.batch.len() {
             self.batch.push(Item::default());
         }
@@ -343,6 +355,17 @@ impl<P> Stream<P> {
     }
 }
 
+/// Fetches every cache line of `item` itself (not what it points to).
+fn prefetch_lines<P>(item: &Item<P>) {
+    let at = std::ptr::from_ref(item).cast::<u8>();
+    for off in (0..std::mem::size_of::<Item<P>>()).step_by(64) {
+        super::prefetch(at.wrapping_add(off));
+    }
+}
+
+/// How many items ahead of the one being filled a parse thread warms.
+const FILL_AHEAD: usize = 4;
+
 /// How many exchanges ahead of the one handed out [`Merged`] warms.
 const WARM_AHEAD: usize = 4;
 
@@ -404,10 +427,7 @@ impl<P> Merged<P> {
             // The item itself further ahead (its fields point to the rest),
             // then what it points to.
             if let Some(far) = self.streams[i].ahead(2 * WARM_AHEAD) {
-                let at = std::ptr::from_ref(far).cast::<u8>();
-                for off in (0..std::mem::size_of::<Item<P>>()).step_by(64) {
-                    super::prefetch(at.wrapping_add(off));
-                }
+                prefetch_lines(far);
             }
             if let Some(ahead) = self.streams[i].ahead(WARM_AHEAD) {
                 warm(ahead);

@@ -178,6 +178,44 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// Asks the CPU to fetch the buffers a refill of this exchange writes
+    /// into: its strings and its header list. Recycled exchanges were last
+    /// touched many batches ago on another thread, so a parse thread's
+    /// first write to each was a cache miss (`push_header` and `reset`
+    /// took 9% of the import's cycles for 2% of its instructions). The
+    /// header strings are fetched by [`Exchange::warm_headers`], called
+    /// later, once the list they are found through has arrived.
+    pub(crate) fn warm_buffers(&self) {
+        warm_str(&self.method);
+        warm_str(&self.path);
+        for s in [&self.query, &self.client, &self.host, &self.user] {
+            if let Some(s) = s {
+                warm_str(s);
+            }
+        }
+        if self.headers.capacity() > 0 {
+            prefetch(self.headers.as_ptr().cast());
+        }
+    }
+
+    /// Fetches the first header strings (see [`Exchange::warm_buffers`]).
+    pub(crate) fn warm_headers(&self) {
+        for (n, v) in self.headers.iter().take(3) {
+            warm_str(n);
+            warm_str(v);
+        }
+    }
+}
+
+/// Fetches the start of `s`'s buffer, if it has one.
+#[inline(always)]
+fn warm_str(s: &str) {
+    if !s.is_empty() {
+        prefetch(s.as_ptr());
+    }
+}
+
 /// A hint to load the cache line at `p`; it never faults, whatever `p` is.
 #[inline(always)]
 pub(crate) fn prefetch(p: *const u8) {
