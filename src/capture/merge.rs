@@ -27,6 +27,17 @@ const BATCH: usize = 1024;
 /// about 20 MB more peak memory on the 1 GB log.
 const BATCHES_IN_FLIGHT: usize = 8;
 
+/// What a reader thread prepares alongside each exchange (the modeller's
+/// [`crate::model::Prep`]; plain values in tests).
+pub trait Refill: Default + Send + 'static {
+    /// Asks the CPU to fetch the buffers the next preparation writes into
+    /// (see [`Exchange::warm_buffers`]); nothing to fetch by default.
+    fn warm_buffers(&self) {}
+}
+
+impl Refill for () {}
+impl Refill for u64 {}
+
 /// An exchange and what the reader thread prepared from it.
 #[derive(Default)]
 pub struct Item<P> {
@@ -100,7 +111,7 @@ pub struct Stream<P> {
 /// each thread that parses.
 pub fn spawn<P, F, M>(input: Input, opts: Arc<ReadOptions>, make_prepare: M) -> Stream<P>
 where
-    P: Default + Send + 'static,
+    P: Refill,
     F: FnMut(&Exchange, &mut P) + Send + 'static,
     M: Fn() -> F,
 {
@@ -142,7 +153,7 @@ fn serial<P, F>(
     pool: Pool<P>,
 ) -> JoinHandle<()>
 where
-    P: Default + Send + 'static,
+    P: Refill,
     F: FnMut(&Exchange, &mut P) + Send + 'static,
 {
     let name = input.name.clone();
@@ -176,7 +187,7 @@ pub(super) struct BatchSink<'a, P, F> {
     pub(super) span: Option<(Timestamp, Timestamp)>,
 }
 
-impl<'a, P: Default, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
+impl<'a, P: Refill, F: FnMut(&Exchange, &mut P)> BatchSink<'a, P, F> {
     pub(super) fn new(tx: &'a SyncSender<Msg<P>>, pool: Pool<P>, prepare: F, chunk: bool) -> Self {
         BatchSink {
             batch: take_batch(&pool),
@@ -232,7 +243,7 @@ impl<P, F> Drop for BatchSink<'_, P, F> {
     }
 }
 
-impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
+impl<P: Refill, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
     fn slot(&mut self) -> &mut Exchange {
         // Recycled items ahead are fetched in steps (see
         // `Exchange::warm_buffers`): the item itself, then the buffers it
@@ -242,6 +253,7 @@ impl<P: Default, F: FnMut(&Exchange, &mut P)> Sink for BatchSink<'_, P, F> {
         }
         if let Some(mid) = self.batch.get(self.filled + FILL_AHEAD) {
             mid.x.warm_buffers();
+            mid.prep.warm_buffers();
         }
         if let Some(near) = self.batch.get(self.filled + FILL_AHEAD / 2) {
             near.x.warm_headers();

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use detect::detect;
 pub use input::{Input, ReadProgress, open};
-pub use merge::{Item, Merged, Stream, spawn};
+pub use merge::{Item, Merged, Refill, Stream, spawn};
 
 use crate::model::Timestamp;
 

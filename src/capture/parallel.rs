@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use super::har::{self, Bad, Clock, Place, Scanner};
-use super::merge::{BatchSink, Msg, Pool};
+use super::merge::{BatchSink, Msg, Pool, Refill};
 use super::{CaptureError, Exchange, Format, Input, InputStats, ReadOptions, access_log};
 
 /// Bytes per chunk.
@@ -47,7 +47,7 @@ pub(super) fn start<P, F, M>(
     pool: Pool<P>,
 ) -> Vec<JoinHandle<()>>
 where
-    P: Default + Send + 'static,
+    P: Refill,
     F: FnMut(&Exchange, &mut P) + Send + 'static,
     M: Fn() -> F,
 {
@@ -107,7 +107,7 @@ fn work<P, F>(
     mut prepare: F,
     buffers: &Mutex<Vec<Vec<u8>>>,
 ) where
-    P: Default,
+    P: Refill,
     F: FnMut(&Exchange, &mut P),
 {
     let mut parser = (format != Format::Har).then(|| access_log::parser_for(format, opts));

@@ -11,7 +11,7 @@ use super::super::identity::{self, TenantRule, decode, query_pairs};
 use super::super::redact::{Policy, Secrets};
 use super::super::template::{self, SlotKind, SlotValue};
 use super::ModelOptions;
-use crate::capture::{Exchange, prefetch};
+use crate::capture::{Exchange, Refill, prefetch};
 
 /// What was worked out for one exchange. Reused from exchange to exchange.
 #[derive(Default)]
@@ -74,12 +74,7 @@ impl Prep {
         if let Some(q) = &x.query {
             prefetch(q.as_ptr());
         }
-        prefetch(self.key.as_ptr());
-        prefetch(self.tenant.as_ptr());
-        // Two slots take more than a line.
-        prefetch(self.slots.as_ptr().cast());
-        prefetch(self.slots.as_ptr().wrapping_add(1).cast());
-        prefetch(self.query.as_ptr().cast());
+        self.warm_buffers();
     }
 
     /// The endpoint key's method and path.
@@ -88,6 +83,19 @@ impl Prep {
             &self.key[..self.method_len],
             &self.key[self.method_len + 1..],
         )
+    }
+}
+
+impl Refill for Prep {
+    /// The preparation's own buffers: read by the modeller on another
+    /// thread, and written again when a reader thread reuses the item.
+    fn warm_buffers(&self) {
+        prefetch(self.key.as_ptr());
+        prefetch(self.tenant.as_ptr());
+        // Two slots take more than a line.
+        prefetch(self.slots.as_ptr().cast());
+        prefetch(self.slots.as_ptr().wrapping_add(1).cast());
+        prefetch(self.query.as_ptr().cast());
     }
 }
 
