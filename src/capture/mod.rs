@@ -194,8 +194,14 @@ impl Exchange {
                 warm_str(s);
             }
         }
-        if self.headers.capacity() > 0 {
-            prefetch(self.headers.as_ptr().cast());
+        // The header list, and the spare lists `reset` moves strings to.
+        for list in [&self.headers, &self.spare.headers] {
+            if list.capacity() > 0 {
+                prefetch(list.as_ptr().cast());
+            }
+        }
+        if self.spare.strings.capacity() > 0 {
+            prefetch(self.spare.strings.as_ptr().cast());
         }
     }
 
