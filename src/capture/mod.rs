@@ -136,11 +136,13 @@ impl Exchange {
         }
         self.method.clear();
         self.path.clear();
-        for (mut n, mut v) in self.headers.drain(..) {
+        // Cleared in place, then moved as a block: moving each pair through
+        // the stack after clearing it stalled on store forwarding.
+        for (n, v) in &mut self.headers {
             n.clear();
             v.clear();
-            sp.headers.push((n, v));
         }
+        sp.headers.append(&mut self.headers);
         self.time = Timestamp::default();
         self.body = None;
         self.status = None;
@@ -151,10 +153,15 @@ impl Exchange {
 
     /// Adds a header (`name` in lower case), reusing spare strings.
     pub fn push_header(&mut self, name: &str, value: &str) {
-        let (mut n, mut v) = self.spare.headers.pop().unwrap_or_default();
-        n.push_str(name);
-        v.push_str(value);
-        self.headers.push((n, v));
+        // Moved first and filled in place: filling the pair on the stack
+        // and then moving it stalled on store forwarding (2% of an
+        // import's cycles).
+        let pair = self.spare.headers.pop().unwrap_or_default();
+        self.headers.push(pair);
+        if let Some((n, v)) = self.headers.last_mut() {
+            n.push_str(name);
+            v.push_str(value);
+        }
     }
 
     pub fn set_scheme(&mut self, v: &str) {
