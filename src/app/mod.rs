@@ -116,8 +116,11 @@ fn build_model(
             })
         })
         .collect();
-    let mut merged = Merged::new(streams).warming(|item| item.prep.warm(&item.x));
-    while let Some((i, item)) = merged.next()? {
+    let mut merged = Merged::new(streams);
+    while let Some((i, item)) = merged.next_warming(|ahead| {
+        ahead.prep.warm(&ahead.x);
+        modeller.warm(&ahead.prep);
+    })? {
         modeller.add_prepared(i, &item.x, &item.prep);
         progress.entry();
     }

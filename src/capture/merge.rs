@@ -379,15 +379,12 @@ fn prefetch_lines<P>(item: &Item<P>) {
 const FILL_AHEAD: usize = 4;
 
 /// How many exchanges ahead of the one handed out [`Merged`] warms.
-const WARM_AHEAD: usize = 4;
+const WARM_AHEAD: usize = 6;
 
 /// Interleaves several inputs into one stream ordered by request time (each
 /// input keeps its own order), tagging each exchange with its input's index.
 pub struct Merged<P> {
     streams: Vec<Stream<P>>,
-    /// Called on the exchange [`WARM_AHEAD`] places after each one handed
-    /// out, so its memory is on its way while the current one is used.
-    warm: Option<fn(&Item<P>)>,
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
     ended: Vec<bool>,
     /// The stream whose current item was handed out last; it moves on at
@@ -401,7 +398,6 @@ impl<P> Merged<P> {
         let n = streams.len();
         Merged {
             streams,
-            warm: None,
             heap: BinaryHeap::with_capacity(n),
             ended: vec![false; n],
             lent: None,
@@ -409,17 +405,21 @@ impl<P> Merged<P> {
         }
     }
 
-    /// Warms each exchange a few places ahead with `f` (a prefetch: the
-    /// items were filled on other threads, and reading them cold was the
-    /// merging thread's largest cost).
-    pub fn warming(mut self, f: fn(&Item<P>)) -> Merged<P> {
-        self.warm = Some(f);
-        self
-    }
-
     /// The next exchange in time order, with the index of its input.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<(usize, &Item<P>)>, CaptureError> {
+        self.next_warming(|_| {})
+    }
+
+    /// [`Merged::next`], calling `warm` on the exchange [`WARM_AHEAD`]
+    /// places after it in its input, to prefetch what using that one will
+    /// read (the items were filled on other threads, and reading them cold
+    /// was the merging thread's largest cost). The item itself is fetched
+    /// further ahead still, since its fields point to the rest.
+    pub fn next_warming(
+        &mut self,
+        warm: impl FnOnce(&Item<P>),
+    ) -> Result<Option<(usize, &Item<P>)>, CaptureError> {
         if !self.primed {
             self.primed = true;
             for i in 0..self.streams.len() {
@@ -435,15 +435,11 @@ impl<P> Merged<P> {
             return Ok(None);
         };
         self.lent = Some(i);
-        if let Some(warm) = self.warm {
-            // The item itself further ahead (its fields point to the rest),
-            // then what it points to.
-            if let Some(far) = self.streams[i].ahead(2 * WARM_AHEAD) {
-                prefetch_lines(far);
-            }
-            if let Some(ahead) = self.streams[i].ahead(WARM_AHEAD) {
-                warm(ahead);
-            }
+        if let Some(far) = self.streams[i].ahead(2 * WARM_AHEAD) {
+            prefetch_lines(far);
+        }
+        if let Some(ahead) = self.streams[i].ahead(WARM_AHEAD) {
+            warm(ahead);
         }
         Ok(Some((
             i,

@@ -11,6 +11,7 @@
 
 mod body;
 mod endpoint;
+mod open;
 mod prep;
 mod scrub;
 mod tenant;
@@ -31,8 +32,9 @@ use super::*;
 use crate::capture::{Exchange, InputStats};
 use body::{PendingBody, body_template};
 use endpoint::{EndpointB, QueryValue, query_pool};
+use open::OpenSessions;
 pub use prep::{Prep, Preparer, filter_reason};
-use tenant::{NO_NODE, Open, TenantB};
+use tenant::{NO_NODE, TenantB};
 
 /// How a model is built.
 #[derive(Clone, Debug)]
@@ -109,7 +111,7 @@ pub struct Modeller {
     endpoint_ids: FxHashMap<Box<str>, u32>,
     tenants: Vec<TenantB>,
     tenant_ids: FxHashMap<String, u32>,
-    open: FxHashMap<(u32, u64), Open>,
+    open: OpenSessions,
     watermark: Option<Timestamp>,
     swept_at: Option<Timestamp>,
     since_sweep: u64,
@@ -173,7 +175,7 @@ impl Modeller {
             endpoint_ids: FxHashMap::default(),
             tenants: Vec::new(),
             tenant_ids: FxHashMap::default(),
-            open: FxHashMap::default(),
+            open: OpenSessions::default(),
             watermark: None,
             swept_at: None,
             since_sweep: 0,
@@ -241,6 +243,17 @@ impl Modeller {
             self.tally_mut(input).sessions += 1;
         }
         self.maybe_sweep();
+    }
+
+    /// Asks the CPU to fetch the open sessions a prepared exchange will
+    /// look up, a few exchanges before it is added.
+    pub fn warm(&self, p: &Prep) {
+        if p.filter.is_none() {
+            self.open.prefetch(p.session);
+            if let Some(c) = p.client {
+                self.open.prefetch(c);
+            }
+        }
     }
 
     fn tally_mut(&mut self, input: usize) -> &mut Tally {
@@ -380,15 +393,15 @@ impl Modeller {
     /// A client that starts sending credentials keeps the session it began
     /// anonymously (its login request belongs to the session it opens).
     fn adopt(&mut self, tid: u32, client: u64, key: u64, now: Timestamp) {
-        if self.open.contains_key(&(tid, key)) {
+        if self.open.contains_key((tid, key)) {
             return;
         }
         let recent = self
             .open
-            .get(&(tid, client))
+            .get((tid, client))
             .is_some_and(|s| now.saturating_since(s.last_end) <= self.opts.session_gap);
         if recent {
-            let s = self.open.remove(&(tid, client)).expect("present");
+            let s = self.open.remove((tid, client)).expect("present");
             self.open.insert((tid, key), s);
         }
     }
@@ -403,7 +416,7 @@ impl Modeller {
         let gap = self.opts.session_gap;
         let k = (tid, key);
         let tenant = &mut self.tenants[tid as usize];
-        match self.open.get_mut(&k) {
+        match self.open.get_mut(k) {
             // Idle for longer than the gap: the old session ends here and a
             // new one takes its place.
             Some(s)
@@ -463,7 +476,7 @@ impl Modeller {
     fn close_sorted(&mut self, keys: &mut [((u32, u64), Timestamp)]) {
         keys.sort_by_key(|(k, t)| (*t, *k));
         for (k, _) in keys.iter() {
-            if let Some(s) = self.open.remove(k) {
+            if let Some(s) = self.open.remove(*k) {
                 self.tenants[k.0 as usize].close(&s);
             }
         }
