@@ -196,10 +196,11 @@ impl Exchange {
     pub(crate) fn warm_buffers(&self) {
         warm_str(&self.method);
         warm_str(&self.path);
-        for s in [&self.query, &self.client, &self.host, &self.user] {
-            if let Some(s) = s {
-                warm_str(s);
-            }
+        for s in [&self.query, &self.client, &self.host, &self.user]
+            .into_iter()
+            .flatten()
+        {
+            warm_str(s);
         }
         // The header list, and the spare lists `reset` moves strings to.
         for list in [&self.headers, &self.spare.headers] {

@@ -304,7 +304,7 @@ mod tests {
         let mut n = 0u64;
         while text.len() < 5 * CHUNK {
             n += 1;
-            let len = if n % 997 == 0 {
+            let len = if n.is_multiple_of(997) {
                 CHUNK + 300
             } else {
                 (n * 37 % 180) as usize
