@@ -248,10 +248,15 @@ impl Modeller {
     /// Asks the CPU to fetch the open sessions a prepared exchange will
     /// look up, a few exchanges before it is added.
     pub fn warm(&self, p: &Prep) {
-        if p.filter.is_none() {
-            self.open.prefetch(p.session);
+        if p.filter.is_some() {
+            return;
+        }
+        // The tenant's id is found as `add_prepared` will find it (a new
+        // tenant has no sessions to fetch).
+        if let Some(&tid) = self.tenant_ids.get(p.tenant.as_str()) {
+            self.open.prefetch((tid, p.session));
             if let Some(c) = p.client {
-                self.open.prefetch(c);
+                self.open.prefetch((tid, c));
             }
         }
     }

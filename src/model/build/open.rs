@@ -5,9 +5,10 @@
 //! models. With a `HashMap` that probe missed the cache twice (control
 //! bytes, then the bucket) and took half of `add_prepared`'s samples in
 //! `perf`, and a `HashMap` cannot say where a key lives before it is looked
-//! up. Here a key's place depends only on its session identity, which
-//! the reader threads worked out already, so the modeller can ask for it a
-//! few requests ahead ([`OpenSessions::prefetch`]). Linear probing at most
+//! up. Here a key's place is worked out from the key alone (the session
+//! identity is a hash the reader threads made already, mixed with the
+//! tenant id), so the modeller can ask for it a few requests ahead
+//! ([`OpenSessions::prefetch`]). Linear probing at most
 //! half full keeps most keys in the slot they hash to; removal shifts the
 //! keys after a hole back, so no tombstones build up.
 
@@ -45,14 +46,17 @@ impl OpenSessions {
         self.slots.len() - 1
     }
 
-    /// The slot a session's keys start probing at: the identity is a hash
-    /// already, mixed once more so its high bits are spread.
-    fn home(&self, session: u64) -> usize {
-        (session.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize
+    /// The slot a key starts probing at. The identity is a hash already;
+    /// the tenant is mixed in so that one client seen under many tenants
+    /// (a monitor calling every tenant's health check) does not pile its
+    /// keys onto one run of slots.
+    fn home(&self, k: Key) -> usize {
+        let h = k.1 ^ u64::from(k.0).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize
     }
 
     fn find(&self, k: Key) -> Option<usize> {
-        let mut i = self.home(k.1);
+        let mut i = self.home(k);
         loop {
             match &self.slots[i] {
                 None => return None,
@@ -62,9 +66,9 @@ impl OpenSessions {
         }
     }
 
-    /// Asks the CPU to fetch where `session`'s keys live.
-    pub fn prefetch(&self, session: u64) {
-        prefetch(std::ptr::from_ref(&self.slots[self.home(session)]).cast());
+    /// Asks the CPU to fetch where `k` lives.
+    pub fn prefetch(&self, k: Key) {
+        prefetch(std::ptr::from_ref(&self.slots[self.home(k)]).cast());
     }
 
     #[cfg(test)]
@@ -91,7 +95,7 @@ impl OpenSessions {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mut i = self.home(k.1);
+        let mut i = self.home(k);
         loop {
             match &mut self.slots[i] {
                 slot @ None => {
@@ -118,7 +122,7 @@ impl OpenSessions {
             let Some((key, _)) = &self.slots[j] else {
                 break;
             };
-            let home = self.home(key.1);
+            let home = self.home(*key);
             if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
                 self.slots[hole] = self.slots[j].take();
                 hole = j;
@@ -195,23 +199,39 @@ mod tests {
         assert_eq!(all, want);
     }
 
-    /// Keys of one identity under many tenants share a home slot: each
-    /// stays reachable as the others around it are removed.
+    /// Keys that share a home slot stay reachable as the others around
+    /// them are removed.
     #[test]
     fn keys_sharing_a_slot_survive_removals_around_them() {
         let mut t = OpenSessions::default();
-        for tid in 0..40 {
-            t.insert((tid, 99), open(tid));
+        let home = t.home((0, 0));
+        let keys: Vec<Key> = (0..4u32)
+            .flat_map(|tid| (0..200_000u64).map(move |s| (tid, s)))
+            .filter(|&k| t.home(k) == home)
+            .take(40)
+            .collect();
+        assert_eq!(keys.len(), 40);
+        for (n, &k) in keys.iter().enumerate() {
+            t.insert(k, open(n as u32));
         }
-        for tid in (0..40).step_by(3) {
-            assert_eq!(t.remove((tid, 99)).map(|o| o.steps), Some(tid));
+        for n in (0..40).step_by(3) {
+            assert_eq!(t.remove(keys[n]).map(|o| o.steps), Some(n as u32));
         }
-        for tid in 0..40 {
+        for (n, &k) in keys.iter().enumerate() {
             assert_eq!(
-                t.get_mut((tid, 99)).map(|o| o.steps),
-                (tid % 3 != 0).then_some(tid),
-                "tenant {tid}"
+                t.get_mut(k).map(|o| o.steps),
+                (n % 3 != 0).then_some(n as u32),
+                "key {k:?}"
             );
         }
+    }
+
+    /// One identity under many tenants is spread over the table.
+    #[test]
+    fn one_client_under_many_tenants_is_spread_out() {
+        let t = OpenSessions::default();
+        let homes: std::collections::HashSet<usize> =
+            (0..100).map(|tid| t.home((tid, 42))).collect();
+        assert!(homes.len() > 90, "{} distinct slots", homes.len());
     }
 }
