@@ -34,7 +34,9 @@ impl LineParser for Clf {
 
 fn parse_line(line: &[u8], x: &mut Exchange, day: &mut ClfDay) -> Result<(), &'static str> {
     // Validate once; fields are then slices of text, not re-checked.
-    match std::str::from_utf8(line) {
+    // `simdutf8` checks a typical line in a fraction of the instructions
+    // `std::str::from_utf8` takes (2% of an import's, in callgrind).
+    match simdutf8::basic::from_utf8(line) {
         Ok(s) => parse_str(s, x, day),
         Err(_) => parse_str(&String::from_utf8_lossy(line), x, day),
     }
