@@ -221,7 +221,12 @@ impl Modeller {
             self.filter(input, "endpoint limit reached");
             return;
         };
-        let tid = self.tenant(&p.tenant, p.rule);
+        // Looked up already when the exchange was warmed: a name, once
+        // known, keeps its id.
+        let tid = match p.tenant_id.get() {
+            Some(tid) => tid,
+            None => self.tenant(&p.tenant, p.rule),
+        };
         let tally = self.tally_mut(input);
         tally.requests += 1;
         tally.add_tenant(tid);
@@ -254,6 +259,7 @@ impl Modeller {
         // The tenant's id is found as `add_prepared` will find it (a new
         // tenant has no sessions to fetch).
         if let Some(&tid) = self.tenant_ids.get(p.tenant.as_str()) {
+            p.tenant_id.set(Some(tid));
             self.open.prefetch((tid, p.session));
             if let Some(c) = p.client {
                 self.open.prefetch((tid, c));

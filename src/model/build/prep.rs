@@ -32,6 +32,9 @@ pub struct Prep {
     /// Session identity, and the client's own when different.
     pub session: u64,
     pub client: Option<u64>,
+    /// The modeller's id for `tenant`, when it looked it up ahead of time
+    /// (see `Modeller::warm`); set on the merging thread only.
+    pub tenant_id: std::cell::Cell<Option<u32>>,
 }
 
 /// A path slot: its segment, kind, and value as a byte range of the path.
@@ -153,6 +156,7 @@ impl Preparer {
 
     /// Works out `p` for exchange `x` of input number `input`.
     pub fn prepare(&mut self, input: usize, x: &Exchange, p: &mut Prep) {
+        p.tenant_id.set(None);
         p.filter = filter_reason(&self.opts, x);
         if p.filter.is_some() {
             return;
