@@ -197,9 +197,9 @@ fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std:
     let mut carry: Vec<u8> = Vec::new();
     loop {
         // A spent chunk's bytes are overwritten, not cleared first: only
-        // the part of the buffer never written before is zeroed (zeroing
-        // every chunk wrote the whole input once more: 2% of the import's
-        // instructions in callgrind). The buffer is sized
+        // what lies past its length is zeroed, a partial line's worth
+        // (zeroing every chunk wrote the whole input once more: 2% of the
+        // import's instructions in callgrind). The buffer is sized
         // once: `read_to_end` would probe past a full buffer and double
         // it, and the grown memory, handed back to the OS between chunks,
         // had to be faulted in and zeroed again.

@@ -589,10 +589,22 @@ mod tests {
     /// at a `;`, longer than the sum can hold, or with every byte value.
     #[test]
     fn templating_classifies_each_segment_as_classify_does() {
-        let all: String = (1..=127u8).map(char::from).filter(|&c| c != '/').collect();
+        // Every ASCII byte but the separators, and some that are not ASCII.
+        let all: String = (1..=127u8)
+            .map(char::from)
+            .filter(|&c| c != '/' && c != ';')
+            .chain("é€😀".chars())
+            .collect();
         let long_id = "7".repeat(3000);
         let long_code = "ab12".repeat(400);
+        // Either side of the longest segment the sum may count.
+        let (id_1023, id_1024) = ("7".repeat(1023), "7".repeat(1024));
+        let code_1023 = format!("{}{}", "a".repeat(1000), "1".repeat(23));
         let segments = [
+            id_1023.as_str(),
+            id_1024.as_str(),
+            code_1023.as_str(),
+            "caf\u{e9}-2024",
             "8812",
             "a1b2c3",
             "2024-05-01x",

@@ -644,3 +644,60 @@ fn source_info(s: &InputStats) -> SourceInfo {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The import loop warms each exchange a few places before adding it,
+    /// and `add_prepared` then uses the tenant id found while warming. The
+    /// model must come out the same as from adding the exchanges one by
+    /// one, also past `max_tenants`, where names fold into `other` and are
+    /// never found while warming.
+    #[test]
+    fn warming_ahead_changes_nothing() {
+        let opts = ModelOptions {
+            tenant_rules: vec![TenantRule::PathSegment(2)],
+            max_tenants: 3,
+            ..ModelOptions::default()
+        };
+        let xs: Vec<Exchange> = (0..4000i64)
+            .map(|i| Exchange {
+                time: Timestamp::from_micros(1_700_000_000_000_000 + i * 350_000),
+                method: "GET".into(),
+                path: format!("/t/tenant{}/orders/{}", i % 7, i % 97),
+                client: Some(format!("10.0.0.{}", i % 41)),
+                status: Some(200),
+                ..Exchange::default()
+            })
+            .collect();
+        let mut one_by_one = Modeller::new(opts.clone());
+        for x in &xs {
+            one_by_one.add(0, x);
+        }
+        let mut warmed = Modeller::new(opts);
+        let mut preparer = Preparer::new(warmed.options());
+        let preps: Vec<Prep> = xs
+            .iter()
+            .map(|x| {
+                let mut p = Prep::default();
+                preparer.prepare(0, x, &mut p);
+                p
+            })
+            .collect();
+        let mut found = 0;
+        for (i, x) in xs.iter().enumerate() {
+            if let Some(ahead) = preps.get(i + 6) {
+                warmed.warm(ahead);
+            }
+            found += usize::from(preps[i].tenant_id.get().is_some());
+            warmed.add_prepared(0, x, &preps[i]);
+        }
+        assert!(found > 1000 && found < 3500, "ids found ahead: {found}");
+        let stats = [InputStats::new("log")];
+        let want = one_by_one.finish(&stats).unwrap().to_json();
+        let got = warmed.finish(&stats).unwrap().to_json();
+        assert!(want.contains("\"other\""), "tenants folded into other");
+        assert!(got == want, "the same model");
+    }
+}

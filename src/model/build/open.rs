@@ -162,9 +162,8 @@ mod tests {
     }
 
     /// Random inserts, replacements and removals, checked against a
-    /// `HashMap`: few distinct identities shared by several tenants, so
-    /// keys pile up on the same slots and removals shift long runs; and
-    /// enough keys that the table grows several times.
+    /// `HashMap`, with enough keys that the table grows several times and
+    /// runs of occupied slots form for removals to shift.
     #[test]
     fn behaves_like_a_hash_map() {
         let mut rng = StdRng::seed_from_u64(7);

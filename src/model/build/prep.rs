@@ -33,7 +33,8 @@ pub struct Prep {
     pub session: u64,
     pub client: Option<u64>,
     /// The modeller's id for `tenant`, when it looked it up ahead of time
-    /// (see `Modeller::warm`); set on the merging thread only.
+    /// (see `Modeller::warm`): cleared by `prepare`, set by the merging
+    /// thread.
     pub tenant_id: std::cell::Cell<Option<u32>>,
 }
 
