@@ -413,10 +413,10 @@ impl<P> Merged<P> {
 
     /// [`Merged::next`], calling `warm` on the exchange [`WARM_AHEAD`]
     /// places after it in its input (when its batch holds one that far
-    /// on), to prefetch what using that one will
-    /// read (the items were filled on other threads, and reading them cold
-    /// was the merging thread's largest cost). The item itself is fetched
-    /// further ahead still, since its fields point to the rest.
+    /// on), to prefetch what using that one will read: the items were
+    /// filled on other threads, and reading them cold was the merging
+    /// thread's largest cost. The item itself is fetched further ahead
+    /// still, since its fields point to the rest.
     pub fn next_warming(
         &mut self,
         warm: impl FnOnce(&Item<P>),

@@ -165,14 +165,20 @@ fn entries(
     Ok(())
 }
 
+/// A spent chunk buffer, emptied.
 fn take(buffers: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
-    let mut b = buffers
+    let mut b = spent(buffers);
+    b.clear();
+    b
+}
+
+/// A spent chunk buffer as it was left, old bytes and all.
+fn spent(buffers: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
+    buffers
         .lock()
         .expect("buffer lock")
         .pop()
-        .unwrap_or_default();
-    b.clear();
-    b
+        .unwrap_or_default()
 }
 
 /// Fills `buf` from `reader`; returns how many bytes it read (fewer than
@@ -203,11 +209,7 @@ fn split_lines(input: Input, out: &SyncSender<Chunk>, buffers: &Buffers) -> std:
         // once: `read_to_end` would probe past a full buffer and double
         // it, and the grown memory, handed back to the OS between chunks,
         // had to be faulted in and zeroed again.
-        let mut buf = buffers
-            .lock()
-            .expect("buffer lock")
-            .pop()
-            .unwrap_or_default();
+        let mut buf = spent(buffers);
         let had = carry.len();
         if buf.len() < had + CHUNK {
             buf.resize(had + CHUNK, 0);

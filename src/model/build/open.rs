@@ -8,9 +8,9 @@
 //! up. Here a key's place is worked out from the key alone (the session
 //! identity is a hash the reader threads made already, mixed with the
 //! tenant id), so the modeller can ask for it a few requests ahead
-//! ([`OpenSessions::prefetch`]). Linear probing at most
-//! half full keeps most keys in the slot they hash to; removal shifts the
-//! keys after a hole back, so no tombstones build up.
+//! ([`OpenSessions::prefetch`]). Linear probing at most half full keeps
+//! most keys in the slot they hash to; removal shifts the keys after a
+//! hole back, so no tombstones build up.
 
 use super::tenant::Open;
 use crate::capture::prefetch;
