@@ -12,7 +12,7 @@
 
 mod timeline;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -397,7 +397,7 @@ impl Tick {
 /// One worker's measurements.
 pub struct Recorder {
     pub metrics: Metrics,
-    pub keys: HashMap<Key, KeyStats>,
+    pub keys: rustc_hash::FxHashMap<Key, KeyStats>,
     pub counts: Counts,
     /// (passed, failed) per check.
     pub checks: Vec<(u64, u64)>,
@@ -410,7 +410,7 @@ impl Default for Recorder {
     fn default() -> Self {
         Recorder {
             metrics: Metrics::default(),
-            keys: HashMap::new(),
+            keys: rustc_hash::FxHashMap::default(),
             counts: Counts::default(),
             checks: Vec::new(),
             examples: Vec::new(),

@@ -2,7 +2,6 @@
 //! with the tenant's recorded values, the tenant put where the target expects
 //! it, headers and body from the model.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::str::FromStr;
 
@@ -72,7 +71,7 @@ pub struct RequestSpec {
 /// A tenant's value pools, ready to be drawn from.
 #[derive(Debug, Default)]
 pub(crate) struct Pools {
-    pools: HashMap<String, (Weighted, Vec<String>)>,
+    pools: rustc_hash::FxHashMap<String, (Weighted, Vec<String>)>,
 }
 
 impl Pools {
