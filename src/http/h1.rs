@@ -28,8 +28,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// responses fit. It doubles (up to [`READ_CHUNK`]) whenever a read fills
 /// it, so large bodies still come in big reads. Connections are many when
 /// the generator falls behind (one per request in flight): 3,552 in a run
-/// at 40,000 requests/s that peaked at 205 MB, where 16 KB each was 57 MB,
-/// and zeroing them and faulting their pages in 4% of the generator's CPU.
+/// at 40,000 requests/s that peaked at 128 MB, where 16 KB each was 57 MB,
+/// and zeroing them and faulting their pages in 3–4% of the generator's CPU.
 const FIRST_CHUNK: usize = 2 * 1024;
 
 /// One kept-alive connection with its buffers.
