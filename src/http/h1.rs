@@ -22,7 +22,9 @@ use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, io_kind};
 const MAX_HEAD: usize = 64 * 1024;
 /// Response headers parsed at most.
 const MAX_HEADERS: usize = 100;
-/// The most a connection reads at once (past the head).
+/// How far a connection's buffer grows for bodies: the most a body read
+/// asks for, unless a long head already grew the buffer past it (up to
+/// [`MAX_HEAD`]; it keeps that size for the connection's life).
 const READ_CHUNK: usize = 16 * 1024;
 /// A new connection's buffer: most responses' heads and many whole
 /// responses fit. It doubles (up to [`READ_CHUNK`]) whenever a read fills
@@ -311,7 +313,6 @@ impl Conn {
                     self.buf.copy_within(at..self.filled, 0);
                     self.filled -= at;
                     at = 0;
-                    self.grow_if_filled();
                     if self.filled == self.buf.len() {
                         return Err(Failed {
                             stale: false,
@@ -587,7 +588,7 @@ mod tests {
     async fn responses_larger_than_the_first_buffer() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let body: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let big_header = "x".repeat(10_000);
+        let big_header = "x".repeat(20_000);
         let trailer = "t".repeat(5_000);
         let mut chunked = Vec::new();
         for part in body.chunks(7_000) {
@@ -596,35 +597,63 @@ mod tests {
             chunked.extend_from_slice(b"\r\n");
         }
         chunked.extend_from_slice(format!("0\r\nx-trailer: {trailer}\r\n\r\n").as_bytes());
-        let responses: Vec<Vec<u8>> = vec![
-            [
-                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes(),
-                &body,
-            ]
-            .concat(),
-            [
-                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".as_slice(),
-                &chunked,
-            ]
-            .concat(),
-            [
+        let ok = b"ok".to_vec();
+        // (response, body, buffer size after it); each on a new connection,
+        // so each starts from the first buffer.
+        let cases: Vec<(Vec<u8>, Vec<u8>, usize)> = vec![
+            (
+                [
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes(),
+                    &body,
+                ]
+                .concat(),
+                body.clone(),
+                READ_CHUNK,
+            ),
+            // A trailer line longer than the first buffer.
+            (
+                [
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".as_slice(),
+                    &chunked,
+                ]
+                .concat(),
+                body.clone(),
+                READ_CHUNK,
+            ),
+            // Nothing but a long trailer line: it comes in pieces into a
+            // buffer that has to grow under it.
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx-t: {trailer}\r\n\r\n"
+                )
+                .into_bytes(),
+                Vec::new(),
+                8 * 1024,
+            ),
+            // A head longer than the most a body read asks for.
+            (
                 format!("HTTP/1.1 200 OK\r\nx-big: {big_header}\r\ncontent-length: 2\r\n\r\nok")
-                    .as_bytes(),
-            ]
-            .concat(),
-            [
-                b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".as_slice(),
-                &body,
-            ]
-            .concat(),
+                    .into_bytes(),
+                ok,
+                2 * READ_CHUNK,
+            ),
+            (
+                [
+                    b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".as_slice(),
+                    &body,
+                ]
+                .concat(),
+                body.clone(),
+                READ_CHUNK,
+            ),
         ];
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let served = responses.clone();
+        let served: Vec<Vec<u8>> = cases.iter().map(|c| c.0.clone()).collect();
         let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
             let mut scratch = [0u8; 4096];
             for r in served {
+                let (mut s, _) = listener.accept().await.unwrap();
                 // One request head in, the response out in pieces.
                 let mut got = Vec::new();
                 while !got.ends_with(b"\r\n\r\n") {
@@ -638,8 +667,6 @@ mod tests {
                 }
             }
         });
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let mut conn = Conn::new(stream);
         let origin = Origin {
             https: false,
             host: "127.0.0.1".into(),
@@ -653,28 +680,17 @@ mod tests {
             body: None,
             keep: true,
         };
-        let expect = [
-            (body.len(), true),
-            (body.len(), true),
-            (2, true),
-            (body.len(), false),
-        ];
-        for (i, (len, reusable)) in expect.into_iter().enumerate() {
+        for (i, (_, want, grown)) in cases.iter().enumerate() {
+            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let mut conn = Conn::new(stream);
+            assert_eq!(conn.buf.len(), FIRST_CHUNK);
             let mut o = outcome();
-            let r = conn.exchange(&req, i > 0, &mut o).await.unwrap();
+            let reusable = conn.exchange(&req, false, &mut o).await.unwrap();
             assert_eq!(o.error.as_ref().map(|e| &e.1), None, "response {i}");
-            assert_eq!(
-                (o.bytes_received as usize, r),
-                (len, reusable),
-                "response {i}"
-            );
-            let kept = o.kept.unwrap();
-            let want: &[u8] = if i == 2 { b"ok" } else { &body };
-            assert_eq!(kept.body, want, "response {i}");
-            assert!(conn.buf.len() <= if i == 2 { 4 * READ_CHUNK } else { READ_CHUNK });
-            if i == 0 {
-                assert_eq!(conn.buf.len(), READ_CHUNK, "a big body grows the buffer");
-            }
+            assert_eq!(o.bytes_received as usize, want.len(), "response {i}");
+            assert_eq!(reusable, i != 4, "response {i}");
+            assert_eq!(&o.kept.unwrap().body, want, "response {i}");
+            assert_eq!(conn.buf.len(), *grown, "response {i}");
         }
         server.await.unwrap();
     }
