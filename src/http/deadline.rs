@@ -8,10 +8,10 @@
 //! deadline it knows of (a request that starts with an earlier one wakes it
 //! to look again), and sweeps at most every [`SWEEP`]. It used to look every
 //! 5 ms whatever the deadlines, 200 times a second; while requests finish
-//! before their timeout it now looks about once per timeout. (When requests do keep timing out, the next
-//! deadline is always near and it still sweeps every [`SWEEP`], over every
-//! slot.) A timeout fires up to a millisecond (tokio's timer) late, or up
-//! to one [`SWEEP`] after the previous sweep.
+//! before their timeout it now looks about once per timeout. (When requests
+//! do keep timing out, the next deadline is always near and it still sweeps
+//! every [`SWEEP`], over every slot.) A timeout fires up to a millisecond
+//! (tokio's timer) late, or up to one [`SWEEP`] after the previous sweep.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

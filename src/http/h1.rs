@@ -610,7 +610,8 @@ mod tests {
                 body.clone(),
                 READ_CHUNK,
             ),
-            // A trailer line longer than the first buffer.
+            // A chunked body, many reads long, with a long trailer at its
+            // end.
             (
                 [
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".as_slice(),
