@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 
 use super::deadline::Deadlines;
 use super::h1::Conn;
+use super::poller::{Nap, Poller, Socket, tokio_nap};
 use super::{ErrorKind, Origin, Outcome, Request, Transport, io_kind};
 
 /// How the client behaves.
@@ -170,6 +171,9 @@ pub struct Client {
     opts: ClientOptions,
     deadlines: Rc<Deadlines>,
     pools: RefCell<rustc_hash::FxHashMap<Origin, OriginPool>>,
+    /// The lean path's sockets, made with the first of them.
+    poller: RefCell<Option<Rc<Poller>>>,
+    nap: Nap,
 }
 
 type Failure = (ErrorKind, String);
@@ -180,7 +184,33 @@ impl Client {
             opts,
             pools: RefCell::new(rustc_hash::FxHashMap::default()),
             deadlines: Rc::default(),
+            poller: RefCell::default(),
+            nap: tokio_nap(),
         }
+    }
+
+    /// Looks at the lean path's sockets on this timer (the worker's precise
+    /// one), so the looks share its wake-ups; tokio's by default.
+    pub fn pace_with(mut self, nap: Nap) -> Client {
+        self.nap = nap;
+        self
+    }
+
+    /// The lean path's poller, made (on the current `LocalSet`) when first
+    /// needed.
+    fn poller(&self) -> Result<Rc<Poller>, Failure> {
+        let mut p = self.poller.borrow_mut();
+        if let Some(p) = p.as_ref() {
+            return Ok(p.clone());
+        }
+        let made = Poller::new(self.nap.clone()).map_err(|e| {
+            (
+                ErrorKind::Connect,
+                format!("setting up the socket poller: {e}"),
+            )
+        })?;
+        *p = Some(made.clone());
+        Ok(made)
     }
 
     /// The pool of `origin`, made when it is first needed (without cloning
@@ -520,7 +550,15 @@ impl Client {
                 break (c, None);
             }
             if let Some(_slot) = self.connect_slot(origin) {
-                match Box::pin(self.tcp(origin)).await {
+                let socket = match Box::pin(self.tcp(origin)).await {
+                    Ok((s, c)) => self.poller().and_then(|p| {
+                        Socket::new(s, p).map(|s| (s, c)).map_err(|e| {
+                            (ErrorKind::Connect, format!("setting up the socket: {e}"))
+                        })
+                    }),
+                    Err(f) => Err(f),
+                };
+                match socket {
                     Ok((s, c)) => break (Conn::new(s), Some(c)),
                     Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
                 }
@@ -758,14 +796,7 @@ mod tests {
         .await
     }
 
-    /// Runs `f` on a LocalSet (the client's sweeper needs one).
-    fn local<F: Future<Output = ()>>(f: F) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&rt, f);
-    }
+    use crate::http::local;
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 

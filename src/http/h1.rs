@@ -13,9 +13,7 @@
 use std::io;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
-
+use super::poller::Socket;
 use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, io_kind};
 
 /// The most a response head may take.
@@ -36,11 +34,14 @@ const FIRST_CHUNK: usize = 2 * 1024;
 
 /// One kept-alive connection with its buffers.
 pub struct Conn {
-    stream: TcpStream,
+    socket: Socket,
     /// Bytes read and not yet consumed are `buf[..filled]`.
     buf: Vec<u8>,
     filled: usize,
     out: Vec<u8>,
+    /// When the data of the last read arrived (the kernel's time: the
+    /// worker may look at the socket up to a poller window later).
+    arrived: Instant,
 }
 
 /// Why an exchange failed, and whether a reused connection was found
@@ -62,13 +63,21 @@ enum Framing {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(socket: Socket) -> Conn {
         Conn {
-            stream,
+            socket,
             buf: vec![0; FIRST_CHUNK],
             filled: 0,
             out: Vec::with_capacity(512),
+            arrived: Instant::now(),
         }
+    }
+
+    /// Reads into `buf[from..]`: how many bytes (0 when the peer closed).
+    async fn read_at(&mut self, from: usize) -> io::Result<usize> {
+        let got = self.socket.read(&mut self.buf[from..]).await?;
+        self.arrived = got.at;
+        Ok(got.n)
     }
 
     /// Sends `req` and reads its response into `o` (status, timings, bytes,
@@ -83,7 +92,7 @@ impl Conn {
         render(req, &mut self.out);
         o.bytes_sent = self.out.len() as u64;
         let sent = Instant::now();
-        if let Err(e) = self.stream.write_all(&self.out).await {
+        if let Err(e) = self.socket.write_all(&self.out).await {
             return Err(Failed {
                 stale: reused,
                 kind: io_kind(&e, ErrorKind::Reset),
@@ -99,13 +108,13 @@ impl Conn {
                 }
             }
         };
-        let headers_at = Instant::now();
+        let headers_at = self.arrived.max(sent);
         o.waiting = Some(headers_at - sent);
         let (framing, mut reusable, consumed) = head;
         self.buf.copy_within(consumed..self.filled, 0);
         self.filled -= consumed;
         let done = self.body(framing, o).await;
-        o.finished = Instant::now();
+        o.finished = self.arrived.max(headers_at);
         o.receiving = Some(o.finished - headers_at);
         match done {
             Ok(clean) => reusable &= clean,
@@ -117,12 +126,10 @@ impl Conn {
         if reusable {
             // The whole response is read; nothing else is expected before
             // the next request. Forget the readiness left from this one so
-            // the next read waits for the reactor instead of trying a read
+            // the next read waits for the poller instead of trying a read
             // that can only say "not yet". Anything that arrives from here
-            // on (the next response, a close) is a new event.
-            let _ = self.stream.try_io(Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+            // on (the next response, a close) is new news.
+            self.socket.drained();
         }
         Ok(reusable)
     }
@@ -140,7 +147,7 @@ impl Conn {
             }
             self.buf.resize(self.buf.len() * 2, 0);
         }
-        match self.stream.read(&mut self.buf[self.filled..]).await {
+        match self.read_at(self.filled).await {
             Ok(0) => Err(Failed {
                 stale: stale_if_closed,
                 kind: ErrorKind::Reset,
@@ -291,7 +298,7 @@ impl Conn {
             Framing::Close => loop {
                 take_data(o, &self.buf[..self.filled]);
                 self.filled = 0;
-                match self.stream.read(&mut self.buf).await {
+                match self.read_at(0).await {
                     Ok(0) => return Ok(false),
                     Ok(n) => {
                         self.filled = n;
@@ -335,7 +342,7 @@ impl Conn {
 
     /// Reads more behind what the buffer holds; a close is an error.
     async fn fill(&mut self, what: &str) -> Result<(), Failed> {
-        match self.stream.read(&mut self.buf[self.filled..]).await {
+        match self.read_at(self.filled).await {
             Ok(0) => Err(Failed {
                 stale: false,
                 kind: ErrorKind::Reset,
@@ -526,6 +533,7 @@ fn is_token(name: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::http::Origin;
+    use crate::http::poller::{Poller, tokio_nap};
 
     fn outcome() -> Outcome {
         Outcome::started(Instant::now())
@@ -681,18 +689,26 @@ mod tests {
             body: None,
             keep: true,
         };
-        for (i, (_, want, grown)) in cases.iter().enumerate() {
-            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            let mut conn = Conn::new(stream);
-            assert_eq!(conn.buf.len(), FIRST_CHUNK);
-            let mut o = outcome();
-            let reusable = conn.exchange(&req, false, &mut o).await.unwrap();
-            assert_eq!(o.error.as_ref().map(|e| &e.1), None, "response {i}");
-            assert_eq!(o.bytes_received as usize, want.len(), "response {i}");
-            assert_eq!(reusable, i != 4, "response {i}");
-            assert_eq!(&o.kept.unwrap().body, want, "response {i}");
-            assert_eq!(conn.buf.len(), *grown, "response {i}");
-        }
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let poller = Poller::new(tokio_nap()).unwrap();
+                for (i, (_, want, grown)) in cases.iter().enumerate() {
+                    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .unwrap();
+                    let mut conn = Conn::new(Socket::new(stream, poller.clone()).unwrap());
+                    assert_eq!(conn.buf.len(), FIRST_CHUNK);
+                    let mut o = outcome();
+                    let reusable = conn.exchange(&req, false, &mut o).await.unwrap();
+                    assert_eq!(o.error.as_ref().map(|e| &e.1), None, "response {i}");
+                    assert_eq!(o.bytes_received as usize, want.len(), "response {i}");
+                    assert_eq!(reusable, i != 4, "response {i}");
+                    assert_eq!(&o.kept.unwrap().body, want, "response {i}");
+                    assert_eq!(conn.buf.len(), *grown, "response {i}");
+                }
+            })
+            .await;
         server.await.unwrap();
     }
 

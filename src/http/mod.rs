@@ -8,6 +8,7 @@
 mod client;
 mod deadline;
 mod h1;
+mod poller;
 mod target;
 mod tls;
 
@@ -15,6 +16,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use client::{Client, ClientOptions};
+pub use poller::Nap;
 pub use target::{Origin, Target, TargetError};
 pub use tls::tls_config;
 
@@ -155,4 +157,15 @@ pub(crate) fn io_kind(e: &std::io::Error, otherwise: ErrorKind) -> ErrorKind {
 #[allow(async_fn_in_trait)]
 pub trait Transport {
     async fn send(&self, req: Request<'_>) -> Outcome;
+}
+
+/// Runs `f` on a `LocalSet` of a current-thread runtime (the client's
+/// sweeper and poller tasks need one).
+#[cfg(test)]
+pub(crate) fn local<F: std::future::Future<Output = ()>>(f: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, f);
 }

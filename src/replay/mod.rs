@@ -16,6 +16,7 @@ mod inflight;
 mod stop;
 mod worker;
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
@@ -261,7 +262,16 @@ fn run_worker(setup: Setup, ticks: std::sync::mpsc::Sender<Tick>) -> WorkerRepor
             let _ = ticks.send(t);
         };
         match PreciseClock::new() {
-            Ok(clock) => Worker::new(setup, client, clock).run(on_tick).await,
+            Ok(clock) => {
+                let timer = clock.clone();
+                let client = client.pace_with(Rc::new(move |at| {
+                    let timer = timer.clone();
+                    Box::pin(
+                        async move { timer.sleep_until(tokio::time::Instant::from_std(at)).await },
+                    )
+                }));
+                Worker::new(setup, client, clock).run(on_tick).await
+            }
             Err(_) => Worker::new(setup, client, TokioClock).run(on_tick).await,
         }
     })
