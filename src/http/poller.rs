@@ -327,13 +327,15 @@ impl Socket {
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => {
+                    // Even on a closed socket: a peer that shut its side and
+                    // reads no more leaves our send buffer full, and going
+                    // round again would spin the worker. Room made later is
+                    // an event of its own.
                     let mut slots = self.poller.slots.borrow_mut();
                     let s = &mut slots[fd];
                     s.writable = false;
-                    if !s.closed {
-                        s.writer = Some(cx.waker().clone());
-                        return Poll::Pending;
-                    }
+                    s.writer = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
                 _ => return Poll::Ready(Err(e)),
             }
@@ -360,13 +362,12 @@ impl Socket {
                 Ok(got) => return Poll::Ready(Ok(got)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Never spin, closed or not (see `poll_write`).
                     let mut slots = self.poller.slots.borrow_mut();
                     let s = &mut slots[fd];
                     s.readable = false;
-                    if !s.closed {
-                        s.reader = Some(cx.waker().clone());
-                        return Poll::Pending;
-                    }
+                    s.reader = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -569,6 +570,39 @@ mod tests {
             assert!((1..=3).contains(&looks), "{looks} looks");
             assert!(naps.get() >= 1, "a look with news is followed by a nap");
         });
+    }
+
+    /// A peer that shut its side and reads nothing leaves the send buffer
+    /// full: the write waits (for a timeout to end it) instead of spinning
+    /// the worker, which keeps running its other tasks.
+    #[test]
+    fn a_write_to_a_half_closed_peer_that_reads_nothing_waits() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            local(async {
+                let poller = Poller::new(tokio_nap()).unwrap();
+                let (mut socket, peer) = pair(&poller).await;
+                peer.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut buf = [0u8; 4];
+                assert_eq!(socket.read(&mut buf).await.unwrap().n, 0);
+                let big = vec![b'x'; 64 << 20];
+                let wrote =
+                    tokio::time::timeout(Duration::from_millis(300), socket.write_all(&big)).await;
+                assert!(
+                    wrote.is_err(),
+                    "a 64 MB write to a peer that reads nothing finished"
+                );
+                drop(peer);
+            });
+            done.send(()).unwrap();
+        });
+        match finished.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the write spun instead of waiting")
+            }
+            Err(e) => panic!("the test's thread failed: {e}"),
+        }
     }
 
     /// With its client gone, the looking task ends.
