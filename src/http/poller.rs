@@ -64,6 +64,16 @@ struct Slot {
     writer: Option<Waker>,
 }
 
+impl Slot {
+    fn read_side(&mut self) -> (&mut bool, &mut Option<Waker>) {
+        (&mut self.readable, &mut self.reader)
+    }
+
+    fn write_side(&mut self) -> (&mut bool, &mut Option<Waker>) {
+        (&mut self.writable, &mut self.writer)
+    }
+}
+
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -301,45 +311,22 @@ impl Socket {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let fd = self.fd();
-        loop {
-            {
-                let mut slots = self.poller.slots.borrow_mut();
-                let s = &mut slots[fd];
-                if !s.writable && !s.closed {
-                    s.writer = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-            }
+        self.poll_io(cx, Slot::write_side, || {
             // SAFETY: our socket and a valid buffer.
             let n = unsafe {
                 libc::send(
-                    fd as RawFd,
+                    self.stream.as_raw_fd(),
                     buf.as_ptr().cast(),
                     buf.len(),
                     libc::MSG_NOSIGNAL,
                 )
             };
-            if n >= 0 {
-                return Poll::Ready(Ok(n as usize));
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    // Even on a closed socket: a peer that shut its side and
-                    // reads no more leaves our send buffer full, and going
-                    // round again would spin the worker. Room made later is
-                    // an event of its own.
-                    let mut slots = self.poller.slots.borrow_mut();
-                    let s = &mut slots[fd];
-                    s.writable = false;
-                    s.writer = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-                _ => return Poll::Ready(Err(e)),
-            }
-        }
+        })
     }
 
     /// Reads into `buf`: `n == 0` when the peer closed.
@@ -348,28 +335,44 @@ impl Socket {
     }
 
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Got>> {
+        let fd = self.stream.as_raw_fd();
+        self.poll_io(cx, Slot::read_side, || recv_stamped(fd, buf))
+    }
+
+    /// Runs `op` (one system call) when `side` of the socket may be ready
+    /// or the socket closed; otherwise, and when the kernel says "not yet",
+    /// waits for the poller's news of that side. Never goes round again
+    /// after "not yet", closed or not: a peer that shut its side and reads
+    /// no more leaves our send buffer full, and retrying would spin the
+    /// worker; room made later is news of its own.
+    fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        side: fn(&mut Slot) -> (&mut bool, &mut Option<Waker>),
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
         let fd = self.fd();
-        loop {
-            {
-                let mut slots = self.poller.slots.borrow_mut();
-                let s = &mut slots[fd];
-                if !s.readable && !s.closed {
-                    s.reader = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
+        {
+            let mut slots = self.poller.slots.borrow_mut();
+            let s = &mut slots[fd];
+            let closed = s.closed;
+            let (ready, waiter) = side(s);
+            if !*ready && !closed {
+                *waiter = Some(cx.waker().clone());
+                return Poll::Pending;
             }
-            match recv_stamped(fd as RawFd, buf) {
-                Ok(got) => return Poll::Ready(Ok(got)),
+        }
+        loop {
+            match op() {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Never spin, closed or not (see `poll_write`).
                     let mut slots = self.poller.slots.borrow_mut();
-                    let s = &mut slots[fd];
-                    s.readable = false;
-                    s.reader = Some(cx.waker().clone());
+                    let (ready, waiter) = side(&mut slots[fd]);
+                    *ready = false;
+                    *waiter = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
-                Err(e) => return Poll::Ready(Err(e)),
+                done => return Poll::Ready(done),
             }
         }
     }
