@@ -537,11 +537,19 @@ impl Auth {
     }
 
     /// Puts `token` on a request: its headers and its path.
-    pub fn apply(&self, token: &Token, headers: &mut Vec<(String, String)>, path: &mut String) {
+    pub fn apply(
+        &self,
+        token: &Token,
+        headers: &mut Vec<crate::http::Header<'_>>,
+        path: &mut String,
+    ) {
         match &self.cfg.apply {
             Apply::Header(name, template) => {
                 headers.retain(|(k, _)| k != name);
-                headers.push((name.clone(), template.replace("{token}", &token.value)));
+                headers.push((
+                    name.clone().into(),
+                    template.replace("{token}", &token.value).into(),
+                ));
             }
             Apply::Cookie(name) => {
                 let pairs = match name {
@@ -566,7 +574,7 @@ impl Auth {
                     }
                 });
                 kept.push(pairs);
-                headers.push(("cookie".into(), kept.join("; ")));
+                headers.push(("cookie".into(), kept.join("; ").into()));
             }
             Apply::Query(name) => {
                 let sep = if path.contains('?') { '&' } else { '?' };
@@ -846,9 +854,9 @@ mod tests {
             generation: 1,
             expires_at: None,
         };
-        let mut headers = vec![
-            ("authorization".to_string(), "Bearer recorded".to_string()),
-            ("cookie".to_string(), "theme=dark; sid=old".to_string()),
+        let mut headers: Vec<crate::http::Header> = vec![
+            ("authorization".into(), "Bearer recorded".into()),
+            ("cookie".into(), "theme=dark; sid=old".into()),
         ];
         let mut path = "/p?x=1".to_string();
         manager(JSON_LOGIN, fake.clone(), Shutdown::new()).apply(&token, &mut headers, &mut path);

@@ -655,7 +655,7 @@ fn build(req: &Request<'_>, h2: bool) -> (hyper::Request<Body>, u64) {
             continue;
         }
         size += k.len() + v.len() + 4;
-        b = b.header(k.as_str(), v.as_str());
+        b = b.header(&**k, &**v);
     }
     let body = req.body.map(Bytes::copy_from_slice).unwrap_or_default();
     size += body.len();

@@ -487,7 +487,7 @@ pub fn render(req: &Request<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
     for (k, v) in req.headers {
         if matches!(
-            k.as_str(),
+            &**k,
             "host" | "content-length" | "connection" | "transfer-encoding"
         ) || !is_token(k.as_bytes())
             || v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
@@ -546,11 +546,11 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 8080,
         };
-        let headers = vec![
-            ("accept".to_string(), "*/*".to_string()),
-            ("host".to_string(), "prod.example.com".to_string()),
-            ("bad name".to_string(), "x".to_string()),
-            ("x-split".to_string(), "a\r\nevil: 1".to_string()),
+        let headers: Vec<crate::http::Header> = vec![
+            ("accept".into(), "*/*".into()),
+            ("host".into(), "prod.example.com".into()),
+            ("bad name".into(), "x".into()),
+            ("x-split".into(), "a\r\nevil: 1".into()),
         ];
         let req = Request {
             method: "POST",

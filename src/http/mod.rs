@@ -128,13 +128,17 @@ impl Outcome {
     }
 }
 
+/// A header to send: a name in lower case and a value, borrowed from the
+/// plan where it can be.
+pub type Header<'a> = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>);
+
 /// A request as the transport takes it.
 pub struct Request<'a> {
     pub method: &'a str,
     pub origin: &'a Origin,
     /// `/path?query` (the target's base path already in front).
     pub path_and_query: &'a str,
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [Header<'a>],
     pub body: Option<&'a [u8]>,
     /// Keep the response's headers and body in the outcome.
     pub keep: bool,

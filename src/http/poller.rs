@@ -136,12 +136,19 @@ impl Poller {
         #[cfg(test)]
         self.looks.set(self.looks.get() + 1);
         const BATCH: usize = 256;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        // Not zeroed: the kernel writes the first n, and only those are
+        // read (zeroing 3 KB was 3,000 instructions a look).
+        let mut events = [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; BATCH];
         let mut total = 0;
         loop {
             // SAFETY: our epoll set and a buffer of BATCH events.
             let n = unsafe {
-                libc::epoll_wait(self.set.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, 0)
+                libc::epoll_wait(
+                    self.set.as_raw_fd(),
+                    events.as_mut_ptr().cast(),
+                    BATCH as i32,
+                    0,
+                )
             };
             if n <= 0 {
                 return total;
@@ -150,6 +157,8 @@ impl Poller {
             total += n;
             let mut slots = self.slots.borrow_mut();
             for ev in &events[..n] {
+                // SAFETY: epoll_wait wrote the first n events.
+                let ev = unsafe { ev.assume_init_ref() };
                 let Some(s) = slots.get_mut(ev.u64 as usize) else {
                     continue;
                 };

@@ -441,6 +441,7 @@ impl Plan {
             bound: 0.0,
             speed_bucket: 0,
             pending: VecDeque::new(),
+            lambdas: Vec::new(),
         }
     }
 
@@ -466,7 +467,7 @@ impl Plan {
     }
 
     /// What session `arrival` does.
-    pub fn session(&self, arrival: &Arrival) -> SessionPlan {
+    pub fn session(&self, arrival: &Arrival) -> SessionPlan<'_> {
         let mut rng = rng_for(self.cfg.seed, arrival.index);
         let tp = &self.tenants[arrival.tenant];
         tp.book.session(&self.model, arrival, &mut rng)
@@ -565,6 +566,9 @@ pub struct Arrivals<'a> {
     /// Speed: the next bucket to lay out, and the arrivals laid out.
     speed_bucket: u64,
     pending: VecDeque<(f64, usize)>,
+    /// Poisson: each tenant's intensity at the candidate, kept between
+    /// arrivals (allocating it each time was an allocation per session).
+    lambdas: Vec<f64>,
 }
 
 impl Arrivals<'_> {
@@ -646,17 +650,19 @@ impl Arrivals<'_> {
                 continue;
             }
             self.t = candidate;
-            let lambdas: Vec<f64> = (0..tenants)
-                .map(|i| self.plan.intensity(i, candidate))
-                .collect();
-            let total: f64 = lambdas.iter().sum();
+            let plan = self.plan;
+            self.lambdas.clear();
+            self.lambdas
+                .extend((0..tenants).map(|i| plan.intensity(i, candidate)));
+            let total: f64 = self.lambdas.iter().sum();
             let u = self.rng.random::<f64>() * self.bound;
             if u >= total {
                 continue;
             }
             // Which tenant: the one whose share of the intensity `u` falls in.
             let mut acc = 0.0;
-            let tenant = lambdas
+            let tenant = self
+                .lambdas
                 .iter()
                 .position(|l| {
                     acc += l;

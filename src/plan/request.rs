@@ -2,6 +2,7 @@
 //! with the tenant's recorded values, the tenant put where the target expects
 //! it, headers and body from the model.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::str::FromStr;
 
@@ -10,6 +11,7 @@ use rand::rngs::SmallRng;
 use serde_json::Value;
 
 use super::sample::Weighted;
+use crate::http::Header;
 use super::{Plan, SessionPlan, Step};
 use crate::model::identity::TenantRule;
 use crate::model::{BodyTemplate, SlotKind, Tenant};
@@ -54,14 +56,16 @@ pub struct Placement {
     pub headers: Vec<(String, String)>,
 }
 
-/// A request, ready for the transport.
+/// A request, ready for the transport. It borrows what the plan already
+/// holds (method, recorded headers, user agent, `--header` values), so
+/// filling a template allocates only the path and what is drawn or made up.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RequestSpec {
-    pub method: String,
+pub struct RequestSpec<'a> {
+    pub method: &'a str,
     /// `/path?query`, percent-encoded as recorded.
     pub path_and_query: String,
     /// Header names in lower case.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<Header<'a>>,
     pub body: Option<Vec<u8>>,
     /// Endpoint index in the model, tenant index in the plan.
     pub endpoint: usize,
@@ -123,19 +127,29 @@ fn made_up(kind: &SlotKind, rng: &mut SmallRng) -> String {
 
 /// Percent-encodes what a path segment or query value cannot carry raw.
 fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    let mut out = String::with_capacity(s.len());
+    push_encoded(&mut out, s);
+    out
+}
+
+/// `encode` onto the end of `out`.
+fn push_encoded(out: &mut String, s: &str) {
+    out.extend(percent_encoding::utf8_percent_encode(
+        s,
+        percent_encoding::NON_ALPHANUMERIC,
+    ));
 }
 
 impl Plan {
     /// The request for `step` of `session`. Draws from `rng` (the session's
     /// own), so a session is the same wherever it runs.
-    pub fn request(
-        &self,
-        session: &SessionPlan,
+    pub fn request<'a>(
+        &'a self,
+        session: &SessionPlan<'a>,
         step: &Step,
-        placement: &Placement,
+        placement: &'a Placement,
         rng: &mut SmallRng,
-    ) -> RequestSpec {
+    ) -> RequestSpec<'a> {
         let tp = &self.tenants[session.tenant];
         let model_tenant = &self.model.tenants[tp.index];
         let e = &self.model.endpoints[step.endpoint];
@@ -150,15 +164,14 @@ impl Plan {
             }
             match slots.peek() {
                 Some(slot) if slot.segment == i => {
-                    let value = match &slot.kind {
-                        SlotKind::Tenant => encode(tenant),
-                        SlotKind::Secret => made_up(&SlotKind::Token, rng),
-                        kind => tp
-                            .pools
-                            .draw(&slot.pool, rng)
-                            .map_or_else(|| made_up(kind, rng), str::to_string),
-                    };
-                    path.push_str(&value);
+                    match &slot.kind {
+                        SlotKind::Tenant => push_encoded(&mut path, tenant),
+                        SlotKind::Secret => path.push_str(&made_up(&SlotKind::Token, rng)),
+                        kind => match tp.pools.draw(&slot.pool, rng) {
+                            Some(v) => path.push_str(v),
+                            None => path.push_str(&made_up(kind, rng)),
+                        },
+                    }
                     slots.next();
                 }
                 _ => path.push_str(part),
@@ -189,32 +202,33 @@ impl Plan {
             param(&mut path, &encode(name), &encode(tenant));
         }
 
-        let mut headers: Vec<(String, String)> = e
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(ua) = &session.agent {
-            headers.push(("user-agent".into(), ua.clone()));
+        let b = Cow::Borrowed;
+        let extra = usize::from(session.agent.is_some()) + 1 + placement.headers.len();
+        let mut headers: Vec<Header<'a>> = Vec::with_capacity(e.headers.len() + extra);
+        headers.extend(e.headers.iter().map(|(k, v)| (b(k.as_str()), b(v.as_str()))));
+        if let Some(ua) = session.agent {
+            headers.push((b("user-agent"), b(ua)));
         }
         match place {
-            TenantPlace::Header(h) => headers.push((h.clone(), tenant.to_string())),
-            TenantPlace::Cookie(c) => headers.push(("cookie".into(), format!("{c}={tenant}"))),
+            TenantPlace::Header(h) => headers.push((b(h.as_str()), b(tenant))),
+            TenantPlace::Cookie(c) => {
+                headers.push((b("cookie"), Cow::Owned(format!("{c}={tenant}"))));
+            }
             _ => {}
         }
         if let Some(h) = &placement.tenant_header
             && *place != TenantPlace::Nowhere
         {
             headers.retain(|(k, _)| k != h);
-            headers.push((h.clone(), tenant.to_string()));
+            headers.push((b(h.as_str()), b(tenant)));
         }
         for (k, v) in &placement.headers {
             headers.retain(|(name, _)| name != k);
-            headers.push((k.clone(), v.clone()));
+            headers.push((b(k.as_str()), b(v.as_str())));
         }
         let body = e.body.as_ref().map(|b| body(b, tp, rng, &mut headers));
         RequestSpec {
-            method: e.method.clone(),
+            method: e.method.as_str(),
             path_and_query: path,
             headers,
             body,
@@ -229,11 +243,11 @@ fn body(
     b: &BodyTemplate,
     tp: &super::TenantPlan,
     rng: &mut SmallRng,
-    headers: &mut Vec<(String, String)>,
+    headers: &mut Vec<Header<'_>>,
 ) -> Vec<u8> {
     let mut content_type = |mime: &str| {
         if !headers.iter().any(|(k, _)| k == "content-type") && !mime.is_empty() {
-            headers.push(("content-type".into(), mime.to_string()));
+            headers.push((Cow::Borrowed("content-type"), Cow::Owned(mime.to_string())));
         }
     };
     match b {

@@ -21,13 +21,13 @@ const MAX_STEPS: usize = 1000;
 
 /// A planned session.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SessionPlan {
+pub struct SessionPlan<'a> {
     pub index: u64,
     /// Index in the plan's tenants.
     pub tenant: usize,
     pub steps: Vec<Step>,
     /// The user agent this session sends, drawn from the tenant's clients.
-    pub agent: Option<String>,
+    pub agent: Option<&'a str>,
 }
 
 /// One request of a session.
@@ -143,29 +143,34 @@ impl TenantBook {
         self.mean_steps
     }
 
-    pub fn session(&self, _model: &Model, arrival: &Arrival, rng: &mut SmallRng) -> SessionPlan {
-        let agent = self.agents.pick(rng).map(|i| self.agent_values[i].clone());
-        let mut endpoints: Vec<usize> = Vec::new();
+    pub fn session<'a>(
+        &'a self,
+        _model: &Model,
+        arrival: &Arrival,
+        rng: &mut SmallRng,
+    ) -> SessionPlan<'a> {
+        let agent = self.agents.pick(rng).map(|i| self.agent_values[i].as_str());
+        // The endpoints first, then the think times between them (the
+        // order the draws have always been made in), in the one vector.
+        let at = |e: usize| Step {
+            endpoint: e,
+            think: Duration::ZERO,
+        };
+        let mut steps: Vec<Step> = Vec::new();
         let mut walk_on = true;
         if self.mode == SessionMode::Recorded
             && let Some(i) = self.shapes.pick(rng)
-            && let Some((steps, truncated)) = self.shape_steps.get(i)
+            && let Some((recorded, truncated)) = self.shape_steps.get(i)
         {
-            endpoints.extend_from_slice(steps);
+            steps.reserve_exact(recorded.len());
+            steps.extend(recorded.iter().map(|&e| at(e)));
             walk_on = *truncated;
         }
         if walk_on {
-            self.walk(&mut endpoints, rng);
+            self.walk(&mut steps, rng);
         }
-        let mut steps = Vec::with_capacity(endpoints.len());
-        let mut prev = None;
-        for e in endpoints {
-            let think = match prev {
-                None => Duration::ZERO,
-                Some(p) => self.think(p, e, rng),
-            };
-            steps.push(Step { endpoint: e, think });
-            prev = Some(e);
+        for i in 1..steps.len() {
+            steps[i].think = self.think(steps[i - 1].endpoint, steps[i].endpoint, rng);
         }
         SessionPlan {
             index: arrival.index,
@@ -177,8 +182,8 @@ impl TenantBook {
 
     /// Continues `path` (from its last endpoint, or the start) along the
     /// transition model until the session ends.
-    fn walk(&self, path: &mut Vec<usize>, rng: &mut SmallRng) {
-        let mut at = path.last().copied();
+    fn walk(&self, path: &mut Vec<Step>, rng: &mut SmallRng) {
+        let mut at = path.last().map(|s| s.endpoint);
         while path.len() < MAX_STEPS {
             let Some(out) = self.transitions.get(&at) else {
                 return;
@@ -188,7 +193,10 @@ impl TenantBook {
                 None => return,
                 Some(e) => {
                     if self.allowed.get(e).copied().unwrap_or(false) {
-                        path.push(e);
+                        path.push(Step {
+                            endpoint: e,
+                            think: Duration::ZERO,
+                        });
                     }
                     at = Some(e);
                 }

@@ -338,11 +338,11 @@ async fn session<T: Transport + 'static, C: Clock>(
 async fn send<T: Transport + 'static, C: Clock>(
     inner: &Inner<T, C>,
     origin: &Origin,
-    spec: &RequestSpec,
+    spec: &RequestSpec<'_>,
     path: &str,
 ) -> Option<Outcome> {
     let req = Request {
-        method: &spec.method,
+        method: spec.method,
         origin,
         path_and_query: path,
         headers: &spec.headers,
