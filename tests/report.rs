@@ -112,6 +112,26 @@ fn the_terminal_summary() {
     insta::assert_snapshot!(report::terminal::render(&s, 10));
 }
 
+/// A generator that fell behind says so; one that kept up (the fixture's
+/// 150 µs lag) does not.
+#[test]
+fn the_terminal_summary_says_when_reprise_fell_behind() {
+    let mut s = Summary::of(&results());
+    let kept_up = report::terminal::render(&s, 10);
+    assert!(!kept_up.contains("fell behind"), "{kept_up}");
+    let lag = s
+        .metrics
+        .iter_mut()
+        .find(|m| m.name == "generator_lag")
+        .expect("a lag metric");
+    lag.stats.p99 = 108.0;
+    let behind = report::terminal::render(&s, 10);
+    assert!(
+        behind.contains("reprise fell behind its plan: generator_lag p(99)=108ms"),
+        "{behind}"
+    );
+}
+
 #[test]
 fn the_summary_counts_what_was_recorded() {
     let s = Summary::of(&results());

@@ -68,6 +68,11 @@ fn stats_line(s: &Stats) -> String {
 }
 
 /// The summary as text.
+/// Past this generator lag p99 (ms), the summary says that reprise, not
+/// only the target, was slow: five times the 2 ms it keeps on one core at
+/// 20,000 requests/s (docs/performance.md).
+const BEHIND_MS: f64 = 10.0;
+
 pub fn render(s: &Summary, top: usize) -> String {
     let mut o = String::new();
     let run = &s.run;
@@ -205,6 +210,16 @@ pub fn render(s: &Summary, top: usize) -> String {
         o,
         "\n  http_req_duration counts from when each request was due, so a slow or stalled\n  target shows in it; service_time counts from the send; generator_lag is the\n  difference (reprise's own lateness)."
     );
+    if let Some(lag) = s.metric("generator_lag")
+        && lag.count > 0
+        && lag.p99 > BEHIND_MS
+    {
+        let _ = writeln!(
+            o,
+            "\n  ! reprise fell behind its plan: generator_lag p(99)={}. The requests it sent\n    late count from when they were due, so part of their latency is reprise's\n    own. Give it more CPU, or split the run with --segment, before reading the\n    target's latency from this run.",
+            ms(lag.p99)
+        );
+    }
     table(&mut o, "tenant", &s.tenants, usize::MAX);
     table(&mut o, "endpoint", &s.endpoints, top);
     if s.endpoints.len() > top {
