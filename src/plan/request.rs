@@ -11,8 +11,8 @@ use rand::rngs::SmallRng;
 use serde_json::Value;
 
 use super::sample::Weighted;
-use crate::http::Header;
 use super::{Plan, SessionPlan, Step};
+use crate::http::Header;
 use crate::model::identity::TenantRule;
 use crate::model::{BodyTemplate, SlotKind, Tenant};
 
@@ -205,7 +205,11 @@ impl Plan {
         let b = Cow::Borrowed;
         let extra = usize::from(session.agent.is_some()) + 1 + placement.headers.len();
         let mut headers: Vec<Header<'a>> = Vec::with_capacity(e.headers.len() + extra);
-        headers.extend(e.headers.iter().map(|(k, v)| (b(k.as_str()), b(v.as_str()))));
+        headers.extend(
+            e.headers
+                .iter()
+                .map(|(k, v)| (b(k.as_str()), b(v.as_str()))),
+        );
         if let Some(ua) = session.agent {
             headers.push((b("user-agent"), b(ua)));
         }
