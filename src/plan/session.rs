@@ -39,6 +39,16 @@ pub struct Step {
     pub think: Duration,
 }
 
+impl Step {
+    /// A step to `endpoint`, its think time still to be drawn.
+    fn to(endpoint: usize) -> Step {
+        Step {
+            endpoint,
+            think: Duration::ZERO,
+        }
+    }
+}
+
 /// Outgoing transitions of one state (an endpoint, or the session start).
 #[derive(Debug)]
 struct Outgoing {
@@ -152,10 +162,6 @@ impl TenantBook {
         let agent = self.agents.pick(rng).map(|i| self.agent_values[i].as_str());
         // The endpoints first, then the think times between them (the
         // order the draws have always been made in), in the one vector.
-        let at = |e: usize| Step {
-            endpoint: e,
-            think: Duration::ZERO,
-        };
         let mut steps: Vec<Step> = Vec::new();
         let mut walk_on = true;
         if self.mode == SessionMode::Recorded
@@ -163,7 +169,7 @@ impl TenantBook {
             && let Some((recorded, truncated)) = self.shape_steps.get(i)
         {
             steps.reserve_exact(recorded.len());
-            steps.extend(recorded.iter().map(|&e| at(e)));
+            steps.extend(recorded.iter().map(|&e| Step::to(e)));
             walk_on = *truncated;
         }
         if walk_on {
@@ -193,10 +199,7 @@ impl TenantBook {
                 None => return,
                 Some(e) => {
                     if self.allowed.get(e).copied().unwrap_or(false) {
-                        path.push(Step {
-                            endpoint: e,
-                            think: Duration::ZERO,
-                        });
+                        path.push(Step::to(e));
                     }
                     at = Some(e);
                 }
