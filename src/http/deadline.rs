@@ -115,7 +115,7 @@ impl Future for Expired<'_> {
 /// client is gone. Holds the client's deadlines only while it sweeps.
 async fn sweep(deadlines: std::rc::Weak<Deadlines>) {
     #[cfg(test)]
-    let _running = tests::Running::new();
+    let _running = super::Running::new(&tests::SWEEPERS);
     let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
     let mut last = Instant::now();
     loop {
@@ -176,23 +176,7 @@ mod tests {
 
     thread_local! {
         /// Sweepers running on this thread.
-        static SWEEPERS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// Counts a sweeper while it runs.
-    pub(super) struct Running;
-
-    impl Running {
-        pub(super) fn new() -> Running {
-            SWEEPERS.with(|c| c.set(c.get() + 1));
-            Running
-        }
-    }
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            SWEEPERS.with(|c| c.set(c.get() - 1));
-        }
+        pub(super) static SWEEPERS: Cell<usize> = const { Cell::new(0) };
     }
 
     /// With the client gone, its sweeper ends, even while it waits to be

@@ -163,6 +163,27 @@ pub trait Transport {
     async fn send(&self, req: Request<'_>) -> Outcome;
 }
 
+/// Counts a background task (a sweeper, a poller's looking task) in a
+/// thread-local counter while the task runs, so tests can check that it
+/// ends with what owns it.
+#[cfg(test)]
+pub(crate) struct Running(&'static std::thread::LocalKey<std::cell::Cell<usize>>);
+
+#[cfg(test)]
+impl Running {
+    pub(crate) fn new(count: &'static std::thread::LocalKey<std::cell::Cell<usize>>) -> Running {
+        count.with(|c| c.set(c.get() + 1));
+        Running(count)
+    }
+}
+
+#[cfg(test)]
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.with(|c| c.set(c.get() - 1));
+    }
+}
+
 /// Runs `f` on a `LocalSet` of a current-thread runtime (the client's
 /// sweeper and poller tasks need one).
 #[cfg(test)]

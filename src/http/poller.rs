@@ -202,7 +202,7 @@ impl Drop for Poller {
 /// when one finds nothing, the gate opens and the next news wakes it.
 async fn watch(poller: Weak<Poller>, gate: AsyncFd<OwnedFd>, nap: Nap) {
     #[cfg(test)]
-    let _running = tests::Running::new();
+    let _running = super::Running::new(&tests::WATCHERS);
     loop {
         let Some(p) = poller.upgrade() else {
             return;
@@ -459,23 +459,7 @@ mod tests {
 
     thread_local! {
         /// Looking tasks running on this thread.
-        static WATCHERS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// Counts a looking task while it runs.
-    pub(super) struct Running;
-
-    impl Running {
-        pub(super) fn new() -> Running {
-            WATCHERS.with(|c| c.set(c.get() + 1));
-            Running
-        }
-    }
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            WATCHERS.with(|c| c.set(c.get() - 1));
-        }
+        pub(super) static WATCHERS: Cell<usize> = const { Cell::new(0) };
     }
 
     /// A socket in a new poller, and the blocking peer it is connected to.
