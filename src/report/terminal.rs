@@ -69,8 +69,8 @@ fn stats_line(s: &Stats) -> String {
 
 /// The summary as text.
 /// Past this generator lag p99 (ms), the summary says that reprise, not
-/// only the target, was slow: five times the 2 ms it keeps on one core at
-/// 20,000 requests/s (docs/performance.md).
+/// only the target, was slow: five times the 2 ms bound its lag p99 stays
+/// under on one core at 20,000 requests/s (docs/performance.md).
 const BEHIND_MS: f64 = 10.0;
 
 pub fn render(s: &Summary, top: usize) -> String {
