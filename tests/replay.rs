@@ -63,16 +63,29 @@ fn near(observed: f64, expected: f64, k: f64) -> bool {
 
 #[test]
 fn speed_lays_out_the_recorded_arrivals_compressed() {
+    speed_lays_out(60.0);
+}
+
+/// At a speed that compresses each recorded bucket to 50 ms, the forecast
+/// still counts every one of them (it sampled the intensity every 0.1 s, and
+/// so saw every other bucket).
+#[test]
+fn speed_lays_out_buckets_narrower_than_a_tenth_of_a_second() {
+    let bucket = synth_model().1.tenants[0].arrivals.bucket().as_secs_f64();
+    speed_lays_out(bucket / 0.05);
+}
+
+fn speed_lays_out(speed: f64) {
     let p = plan(PlanConfig {
-        mode: Mode::Speed(60.0),
+        mode: Mode::Speed(speed),
         ..PlanConfig::default()
     });
     let model = &synth_model().1;
     let span = model.tenants[0].arrivals.bucket().as_secs_f64()
         * model.tenants[0].arrivals.counts.len() as f64;
     assert!(
-        (secs(p.length()) - span / 60.0).abs() < 1e-6,
-        "{:?} vs {span}/60",
+        (secs(p.length()) - span / speed).abs() < 1e-6,
+        "{:?} vs {span}/{speed}",
         p.length()
     );
     // The plan's forecast (what --dry-run prints) says the same.
@@ -83,7 +96,7 @@ fn speed_lays_out_the_recorded_arrivals_compressed() {
         .sum();
     assert!(
         (forecast - model.capture.sessions as f64).abs() < 1.0,
-        "{forecast} vs {}",
+        "{forecast} vs {} at speed {speed}",
         model.capture.sessions
     );
     // Every recorded session arrives once, in its own (compressed) bucket.
@@ -93,7 +106,7 @@ fn speed_lays_out_the_recorded_arrivals_compressed() {
         assert!(a.due >= last, "arrivals come in time order");
         last = a.due;
         let t = p.tenants[a.tenant].index;
-        let bucket = model.tenants[t].arrivals.bucket().as_secs_f64() / 60.0;
+        let bucket = model.tenants[t].arrivals.bucket().as_secs_f64() / speed;
         *counts
             .entry((t, (secs(a.due) / bucket) as usize))
             .or_default() += 1;

@@ -457,13 +457,44 @@ impl Plan {
                 let rows = (0..windows)
                     .map(|k| {
                         let (a, b) = (k as f64 * w, ((k + 1) as f64 * w).min(len));
-                        let sessions = integrate(|x| self.intensity(t, x), a, b);
+                        let sessions = self.integral(t, a, b);
                         (sessions, sessions * per_session)
                     })
                     .collect();
                 (t, rows)
             })
             .collect()
+    }
+
+    /// Sessions tenant `t` is expected to start in `[a, b)`: the integral
+    /// of its intensity, exactly. Between the edges of the recorded buckets
+    /// (in run time: compressed by `--speed`) and the profile's stage
+    /// boundaries the intensity is linear, so each piece's midpoint gives
+    /// its integral. (Sampling every 0.1 s instead missed every other
+    /// bucket once `--speed` made them narrower than that.)
+    fn integral(&self, t: usize, a: f64, b: f64) -> f64 {
+        if b <= a {
+            return 0.0;
+        }
+        let width = match self.cfg.mode {
+            Mode::Speed(n) => self.bucket / n,
+            _ => self.bucket,
+        };
+        let mut cuts = vec![a, b];
+        if let Mode::Stages(p) = &self.cfg.mode {
+            cuts.extend(p.boundaries().into_iter().filter(|x| *x > a && *x < b));
+        }
+        if width.is_finite() && width > 0.0 {
+            let mut k = (a / width).floor() + 1.0;
+            while k * width < b {
+                cuts.push(k * width);
+                k += 1.0;
+            }
+        }
+        cuts.sort_by(f64::total_cmp);
+        cuts.windows(2)
+            .map(|w| (w[1] - w[0]) * self.intensity(t, (w[0] + w[1]) / 2.0))
+            .sum()
     }
 
     /// What session `arrival` does.
@@ -547,12 +578,6 @@ fn mean_session(model: &Model, tenants: &[usize], think_scale: f64) -> Duration 
 
 /// ∫ f over [a, b] by the midpoint rule on 0.1 s steps (f is piecewise
 /// linear or constant: this is exact enough for plans).
-fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64) -> f64 {
-    let steps = (((b - a) / 0.1).ceil() as usize).max(1);
-    let h = (b - a) / steps as f64;
-    (0..steps).map(|i| f(a + (i as f64 + 0.5) * h) * h).sum()
-}
-
 /// The arrival generator (see [`Plan::arrivals`]).
 pub struct Arrivals<'a> {
     plan: &'a Plan,
