@@ -80,6 +80,31 @@ fn usage_errors_exit_2() {
     fails_with(&["frobnicate"], 2, "frobnicate");
 }
 
+/// A file that is not there: its name and the reason, said once (the
+/// reason was also chained as a source and printed twice).
+#[test]
+fn a_missing_file_is_named_with_its_reason_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone");
+    let gone = gone.to_str().unwrap();
+    let model = format!("{gone}.json");
+    for args in [
+        vec!["import", gone, "-o", &model],
+        vec!["replay", &model, "--target", "http://127.0.0.1:9"],
+        vec!["inspect", &model],
+    ] {
+        let out = reprise().args(&args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(gone), "{args:?}: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_exits_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

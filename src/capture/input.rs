@@ -82,7 +82,7 @@ impl Input {
     ) -> Result<Input, CaptureError> {
         let io_err = |source| CaptureError::Io {
             path: name.clone(),
-            source,
+            error: source,
         };
         let head = read_head(&mut raw).map_err(io_err)?;
         if head.starts_with(&[0x1f, 0x8b]) {
@@ -118,7 +118,7 @@ pub fn open(source: &Source) -> Result<Input, CaptureError> {
         Source::File(path) => {
             let f = File::open(path).map_err(|source| CaptureError::Io {
                 path: name.clone(),
-                source,
+                error: source,
             })?;
             progress.size = f.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
             Box::new(Counting(f, progress.read.clone()))

@@ -447,12 +447,10 @@ impl InputStats {
 /// Why an input could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The reason is part of the message, not a source: printed as a
+    // chain (`{:#}`), it would be said twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: String,

@@ -83,8 +83,10 @@ where
                 stats.place = "entry";
                 split_entries(input, &chunk_tx, &buffers)
             } else {
-                split_lines(input, &chunk_tx, &buffers)
-                    .map_err(|source| CaptureError::Io { path, source })
+                split_lines(input, &chunk_tx, &buffers).map_err(|source| CaptureError::Io {
+                    path,
+                    error: source,
+                })
             };
             drop(chunk_tx);
             let _ = tx.send(Msg::Done {

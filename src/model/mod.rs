@@ -264,12 +264,10 @@ pub struct Redaction {
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The reason is part of the message, not a source: printed as a
+    // chain (`{:#}`), it would be said twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}:{line}:{column}: not a reprise model: {message}")]
     Syntax {
         path: String,
@@ -289,7 +287,7 @@ impl Model {
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
             path: p.clone(),
-            source,
+            error: source,
         })?;
         Model::from_json(&p, &bytes)
     }

@@ -26,12 +26,10 @@ use crate::output::write_atomic;
 pub enum ReportError {
     #[error("rendering {file}: {message}")]
     Render { file: &'static str, message: String },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The reason is part of the message, not a source: printed as a
+    // chain (`{:#}`), it would be said twice.
+    #[error("writing {path}: {error}")]
+    Write { path: String, error: std::io::Error },
 }
 
 /// A finished run, with its summary computed once for every exporter.
@@ -94,7 +92,7 @@ pub fn write_dir(
 ) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
         path: dir.display().to_string(),
-        source,
+        error: source,
     })?;
     let mut written = Vec::new();
     for e in exporters {
@@ -102,7 +100,7 @@ pub fn write_dir(
         let path = dir.join(e.file_name());
         write_atomic(&path, &bytes).map_err(|source| ReportError::Write {
             path: path.display().to_string(),
-            source,
+            error: source,
         })?;
         written.push(path);
     }
@@ -114,6 +112,6 @@ pub fn write_file(path: &Path, run: &Run<'_>, exporter: &dyn Exporter) -> Result
     let bytes = exporter.render(run)?;
     write_atomic(path, &bytes).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
-        source,
+        error: source,
     })
 }

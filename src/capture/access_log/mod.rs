@@ -105,7 +105,7 @@ pub fn read(
     let mut lines = Lines::new(reader);
     let io_err = |source| CaptureError::Io {
         path: path.to_string(),
-        source,
+        error: source,
     };
     while let Some((n, line)) = lines.next().map_err(io_err)? {
         match line {

@@ -119,7 +119,7 @@ impl<R: Read> Scanner<R> {
     fn io(&self, source: std::io::Error) -> CaptureError {
         CaptureError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 

@@ -140,7 +140,7 @@ fn stopped(path: &str, stop: Stop, stats: &mut InputStats) -> Result<(), Capture
         Stop::Io(source) => {
             return Err(CaptureError::Io {
                 path: path.to_string(),
-                source,
+                error: source,
             });
         }
     };
@@ -159,7 +159,7 @@ fn stop_error(path: &str, stop: Stop) -> CaptureError {
         }
         Stop::Io(source) => CaptureError::Io {
             path: path.to_string(),
-            source,
+            error: source,
         },
     }
 }
