@@ -193,7 +193,7 @@ impl Checks {
         rec: &mut Recorder,
     ) {
         if let Some(Some(mask)) = self.recorded.get(endpoint) {
-            let class = Class::of(o.status);
+            let class = Class::of_answer(o.status, o.error.is_some());
             rec.check(0, mask & (1 << class.index()) != 0);
         }
         for c in self.custom.get(endpoint).into_iter().flatten() {
@@ -207,7 +207,8 @@ impl Checks {
 
 impl Custom {
     fn passes(&self, o: &Outcome, duration: Duration) -> bool {
-        if !self.status.is_empty() && !o.status.is_some_and(|s| self.status.contains(&s)) {
+        let status = o.status.filter(|_| o.error.is_none());
+        if !self.status.is_empty() && !status.is_some_and(|s| self.status.contains(&s)) {
             return false;
         }
         if self.duration_under.is_some_and(|d| duration >= d) {

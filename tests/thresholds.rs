@@ -365,3 +365,62 @@ fn a_spike_drill_on_the_demo_target_measures_degradation_and_recovery() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("the drill sets the load itself"));
 }
+
+/// A server that answers every request with a status line and headers,
+/// then breaks off: `Content-Length: 100` with 10 bytes of body, then a
+/// close. Serves `max` connections, then stops.
+fn breaking_server(max: usize) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let thread = std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+        }
+    });
+    (url, thread)
+}
+
+#[test]
+fn a_response_that_breaks_off_is_a_failed_request_whatever_its_status_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    // 20 sessions/s for 2 s: 40 requests, each on a connection of its own
+    // (the server closes every one).
+    let (url, server) = breaking_server(1000);
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &flat(&url, 20, 2, ""),
+        &["--quiet", "--threshold", "http_req_failed: rate<0.01"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stderr}");
+    let total = summary["requests"]["total"].as_u64().expect("a total");
+    assert!(total >= 30, "{total} requests");
+    assert_eq!(summary["requests"]["failed"], total, "{summary}");
+    assert_eq!(
+        verdicts(&summary),
+        vec![("http_req_failed: rate<0.01".to_string(), false)]
+    );
+    // Counted as no answer, not as a 2xx, and the recorded-status check
+    // fails with it.
+    let by_class = summary["requests"]["by_class"].as_array().expect("classes");
+    assert!(by_class.iter().all(|c| c[0] != "2xx"), "{by_class:?}");
+    let checks = summary["checks"].as_array().expect("checks");
+    assert_eq!(checks[0]["passes"], 0, "{checks:?}");
+    // What broke is said: the connection closed inside the body.
+    let errors = summary["errors"].as_array().expect("errors");
+    assert!(!errors.is_empty(), "{summary}");
+    drop(server);
+}

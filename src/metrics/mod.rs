@@ -72,6 +72,17 @@ impl Class {
         }
     }
 
+    /// The class of an answer that may have broken off: a response whose
+    /// body was cut short or malformed is no answer, whatever its status
+    /// line said, so it counts as failed (k6 gives such a response status 0).
+    pub fn of_answer(status: Option<u16>, error: bool) -> Class {
+        if error {
+            Class::Failed
+        } else {
+            Class::of(status)
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Class> {
         Class::ALL.into_iter().find(|c| c.name() == name)
     }
@@ -421,7 +432,7 @@ impl Default for Recorder {
 
 impl Recorder {
     pub fn request(&mut self, m: &Measured, message: Option<&str>) {
-        let class = Class::of(m.status);
+        let class = Class::of_answer(m.status, m.error.is_some());
         let counts = [&mut self.counts, &mut self.tick.counts];
         for c in counts {
             c.requests += 1;
