@@ -36,9 +36,10 @@ impl std::str::FromStr for WatchTarget {
         if name.is_empty() {
             return Err(format!("`{s}`: the name is empty"));
         }
-        let url = url::Url::parse(url.trim()).map_err(|e| format!("`{url}`: {e}"))?;
+        let shown = crate::model::redact::mask_url(url.trim());
+        let url = url::Url::parse(url.trim()).map_err(|e| format!("`{shown}`: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("`{url}`: an http or https URL"));
+            return Err(format!("`{shown}`: an http or https URL"));
         }
         Ok(WatchTarget {
             name: name.to_string(),
@@ -216,10 +217,16 @@ impl WatchRun {
                 }
                 let at = epoch.elapsed().as_secs_f64();
                 let scrapes = targets.iter().map(|t| {
+                    let mut headers = vec![("accept".into(), "text/plain".into())];
+                    // `http://user:password@host/metrics`: basic auth, as
+                    // Prometheus' own scrape config would send it.
+                    headers.extend(
+                        crate::http::basic_auth(&t.url).map(|b| ("authorization".into(), b)),
+                    );
                     client.send(LoginRequest {
                         method: "GET".into(),
                         url: t.url.clone(),
-                        headers: vec![("accept".into(), "text/plain".into())],
+                        headers,
                         body: None,
                     })
                 });
@@ -267,7 +274,8 @@ impl WatchRun {
                     .collect();
                 Watched {
                     name: t.name.clone(),
-                    url: t.url.to_string(),
+                    // Never a password in results.
+                    url: crate::model::redact::mask_url(t.url.as_str()),
                     times: r
                         .times
                         .iter()

@@ -1,4 +1,5 @@
-//! Planted secrets never reach the model or what `inspect` prints.
+//! Planted secrets never reach the model, what `inspect` prints, or what a
+//! replay writes.
 
 use crate::util::synth::jwt;
 use crate::util::{import, reprise, text};
@@ -162,4 +163,81 @@ fn planted_secrets_stay_out_of_log_models() {
         &p,
     );
     assert!(raw.contains("shoes"), "ordinary query values are kept");
+}
+
+/// Everything a run wrote under `dir` (files) and printed, as one text.
+fn everything_written(dir: &std::path::Path, out: &std::process::Output) -> String {
+    let mut all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for e in std::fs::read_dir(dir).expect("out dir") {
+        let p = e.expect("entry").path();
+        all.push_str(&String::from_utf8_lossy(&std::fs::read(&p).expect("reads")));
+    }
+    all
+}
+
+#[test]
+fn passwords_in_target_and_watch_urls_are_sent_as_basic_auth_and_never_shown() {
+    use crate::util::server::{Behaviour, Recorder};
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::util::ping_model(dir.path(), 60);
+    let target = Recorder::start(Behaviour::default());
+    let metrics = Recorder::start(Behaviour::default());
+    let secrets = vec![
+        "t0p-s3cret".to_string(),
+        "w4tch-s3cret".to_string(),
+        base64_basic("ci:t0p-s3cret"),
+        base64_basic("prom:w4tch-s3cret"),
+    ];
+    let target_url = format!("http://ci:t0p-s3cret@{}", target.addr);
+    let watch = format!("db=http://prom:w4tch-s3cret@{}/metrics", metrics.addr);
+    let run = |extra: &[&str]| {
+        reprise()
+            .args(["replay", "model.json", "--target", &target_url])
+            .args(["--allow-host", "127.0.0.1", "--watch", &watch])
+            .args(["--rate", "10", "--duration", "2s", "--grace", "1s"])
+            .args(["--watch-every", "250ms", "--out", "out", "--html"])
+            .arg(dir.path().join("out/report.html"))
+            .args(extra)
+            .current_dir(dir.path())
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("runs")
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert!(
+        text(&dry.stdout).contains("http://ci:***@127.0.0.1"),
+        "{}",
+        text(&dry.stdout)
+    );
+    assert_clean(
+        "the dry run",
+        &format!("{}{}", text(&dry.stdout), text(&dry.stderr)),
+        &secrets,
+    );
+    assert!(target.seen().is_empty(), "a dry run sends nothing");
+
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let seen = target.seen();
+    assert!(seen.len() >= 10, "{} requests", seen.len());
+    let basic = format!("Basic {}", base64_basic("ci:t0p-s3cret"));
+    assert!(
+        seen.iter()
+            .all(|s| s.header("authorization") == Some(basic.as_str()))
+    );
+    let scrapes = metrics.seen();
+    assert!(!scrapes.is_empty());
+    let basic = format!("Basic {}", base64_basic("prom:w4tch-s3cret"));
+    assert!(
+        scrapes
+            .iter()
+            .all(|s| s.header("authorization") == Some(basic.as_str()))
+    );
+    let all = everything_written(&dir.path().join("out"), &out);
+    assert!(
+        all.contains("http://prom:***@127.0.0.1"),
+        "the watch is named, masked"
+    );
+    assert_clean("the run's output", &all, &secrets);
 }

@@ -229,6 +229,11 @@ impl RunConfig {
         let mut tenant_mult: Vec<(String, f64)> = f.tenants.into_iter().collect();
         tenant_mult.extend(a.tenant_mult);
         let mut headers = Vec::new();
+        // `https://user:password@staging`: basic auth on every request,
+        // unless a header (or the token manager) says otherwise.
+        if let Some(b) = &target.basic_auth {
+            headers.push(("authorization".to_string(), b.clone()));
+        }
         for (k, v) in &f.headers {
             headers.push(
                 crate::cli::parse_header(&format!("{k}: {v}"))

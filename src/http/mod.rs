@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use client::{Client, ClientOptions};
 pub use poller::Nap;
-pub use target::{Origin, Target, TargetError};
+pub use target::{Origin, Target, TargetError, basic_auth};
 pub use tls::tls_config;
 
 /// Why a request failed (HTTP error statuses are counted apart, by class).

@@ -43,7 +43,11 @@ impl fmt::Display for Origin {
 /// `--target`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    /// As given, with a password masked: safe to print.
     pub raw: String,
+    /// `Basic …` from the URL's `user:password@`, sent as the
+    /// `Authorization` of every request (as curl and k6 do).
+    pub basic_auth: Option<String>,
     https: bool,
     /// The host, possibly with `{tenant}` in it.
     host: String,
@@ -58,6 +62,28 @@ pub struct Target {
 pub struct TargetError {
     pub url: String,
     pub message: String,
+}
+
+/// The `Authorization: Basic …` value for a URL's `user:password@`, if
+/// it has one (percent-decoded, as curl does).
+pub fn basic_auth(url: &Url) -> Option<String> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(url.username()),
+        decode(url.password().unwrap_or(""))
+    );
+    Some(format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair)
+    ))
 }
 
 impl Target {
@@ -86,8 +112,10 @@ impl Target {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        let basic_auth = basic_auth(&url);
         Ok(Target {
-            raw: raw.to_string(),
+            raw: crate::model::redact::mask_url(raw),
+            basic_auth,
             https,
             port: url.port_or_known_default().ok_or_else(|| err("no port"))?,
             host,
