@@ -376,6 +376,15 @@ impl Tick {
         }
     }
 
+    /// Nothing was asked of the target and nothing waited on it: no
+    /// request finished, none was in flight at the tick, none was cut
+    /// short, no session was turned away. (Sessions thinking between
+    /// requests do not count: they ask nothing of the target.)
+    pub fn idle(&self) -> bool {
+        let c = &self.counts;
+        c.requests == 0 && c.requests_cut == 0 && c.sessions_dropped == 0 && self.in_flight == 0
+    }
+
     /// Takes out a tick merged in before (sliding windows).
     pub fn subtract(&mut self, t: &Tick) {
         self.counts.subtract(&t.counts);

@@ -279,7 +279,16 @@ fn worse(t: &Threshold, a: f64, b: f64) -> bool {
 
 /// Every window of `len` seconds over the timeline's seconds (one window
 /// of everything when the run is shorter): (start second, merged tick).
-fn windows(r: &Results, len: u64, mut each: impl FnMut(u64, &Tick)) {
+/// Idle windows are not judged: the drain at the end of a run, or a stage
+/// that plans no traffic, has no latency to hold to a bound. A window in
+/// which requests waited on the target and none came back is not idle,
+/// and has no data, which fails.
+fn windows(r: &Results, len: u64, mut judge: impl FnMut(u64, &Tick)) {
+    let mut each = |start: u64, t: &Tick| {
+        if !t.idle() {
+            judge(start, t);
+        }
+    };
     let tl = &r.timeline;
     let (Some((first, _)), Some(last)) = (tl.seconds().next(), tl.seconds().last().map(|(s, _)| s))
     else {
@@ -630,6 +639,31 @@ mod tests {
         assert!(v[2].ok && v[2].windows.as_ref().unwrap().judged == 1);
         assert!(!v[3].ok);
         assert!(v[4].ok, "{:?}", v[4]);
+    }
+
+    #[test]
+    fn idle_windows_are_not_judged_but_stalled_ones_fail() {
+        // A healthy 10 s run, then the drain: a last second with nothing
+        // asked of the target (the timeline's partial last row).
+        let mut r = run(10, |_| 100.0, |_| 0);
+        r.timeline.add(Tick::new(10));
+        let v = judge(&["http_req_duration: p(95)<500 over 1s"], &r);
+        assert!(v[0].ok, "{:?}", v[0]);
+        assert_eq!(v[0].windows.as_ref().unwrap().judged, 10);
+        // The same second with requests waiting on a stalled target and
+        // none answered: no data, which fails.
+        let mut r = run(10, |_| 100.0, |_| 0);
+        let mut stalled = Tick::new(10);
+        stalled.in_flight = 40;
+        r.timeline.add(stalled);
+        let v = judge(&["http_req_duration: p(95)<500 over 1s"], &r);
+        assert!(!v[0].ok);
+        let w = v[0].windows.as_ref().unwrap();
+        assert_eq!((w.judged, w.failed, w.worst_at_s), (11, 1, 10));
+        assert_eq!(v[0].observed_text(), "no data");
+        // A run with nothing in it at all still fails: nothing was judged.
+        let r = run(0, |_| 100.0, |_| 0);
+        assert!(!judge(&["http_req_duration: p(95)<500 over 1s"], &r)[0].ok);
     }
 
     #[test]
