@@ -118,21 +118,21 @@ pub struct ReplayArgs {
 
     /// The recorded timeline N× faster: sessions start when the recording
     /// says, compressed by N; think times are divided by N.
-    #[arg(long, value_name = "N", conflicts_with = "rate")]
+    #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = parse_speed)]
     pub speed: Option<f64>,
 
     /// N× the recorded session arrival rate, following its shape over time,
     /// with real think times (the default, at 1).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
     /// Multiplies think times (on its own, whatever the arrival rate).
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", value_parser = parse_think_scale)]
     pub think_scale: Option<f64>,
 
     /// How long to run (cuts the timeline short; with --rate or --loop, how
     /// long to keep going).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_run_length)]
     pub duration: Option<Duration>,
 
     /// Repeat the recorded timeline (with --speed) until --duration.
@@ -340,6 +340,36 @@ pub struct SpikeArgs {
     pub replay: ReplayArgs,
 }
 
+/// A number within one of the plan's limits.
+fn parse_within(s: &str, range: (f64, f64)) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    crate::plan::limits::check(v, range).map(|()| v)
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    parse_within(s, crate::plan::limits::SPEED)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    parse_within(s, crate::plan::limits::RATE)
+}
+
+fn parse_think_scale(s: &str) -> Result<f64, String> {
+    parse_within(s, crate::plan::limits::THINK_SCALE)
+}
+
+/// A run's length: more than zero, at most a year.
+fn parse_run_length(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    crate::plan::limits::check_length(d).map(|()| d)
+}
+
 /// `20%` or `0.2`.
 pub fn parse_fraction(s: &str) -> Result<f64, String> {
     let v = match s.strip_suffix('%') {
@@ -545,12 +575,8 @@ fn parse_tenant_mult(s: &str) -> Result<(String, f64), String> {
     let (name, mult) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}`: expected NAME=MULTIPLIER, e.g. acme=5"))?;
-    let m: f64 = mult
-        .trim()
-        .parse()
-        .ok()
-        .filter(|m: &f64| m.is_finite() && *m >= 0.0)
-        .ok_or_else(|| format!("`{s}`: the multiplier must be a number of zero or more"))?;
+    let m = parse_within(mult, crate::plan::limits::TENANT_MULT)
+        .map_err(|e| format!("`{s}`: the multiplier: {e}"))?;
     if name.trim().is_empty() {
         return Err(format!("`{s}`: no tenant name"));
     }

@@ -80,6 +80,78 @@ fn usage_errors_exit_2() {
     fails_with(&["frobnicate"], 2, "frobnicate");
 }
 
+/// Numbers a run cannot take, by flag or in the config file: exit 2, the
+/// flag or the file and key named, no panic and no endless dry run (the
+/// clock overflowed on `--speed 1e-20` and `--think-scale 1e300`).
+#[test]
+fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::ping_model(dir.path(), 10);
+    let model = dir.path().join("model.json");
+    let model = model.to_str().unwrap();
+    let base = [
+        "replay",
+        model,
+        "--target",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ];
+    for (flag, value, needle) in [
+        (
+            "--speed",
+            "1e-20",
+            "'--speed <N>': out of range: a number from 0.001",
+        ),
+        ("--speed", "0", "'--speed <N>': out of range"),
+        ("--rate", "1e308", "'--rate <N>': out of range"),
+        ("--rate", "NaN", "'--rate <N>': out of range"),
+        (
+            "--think-scale",
+            "1e300",
+            "'--think-scale <F>': out of range",
+        ),
+        ("--duration", "99999999999h", "longer than a run can be"),
+        ("--duration", "0s", "longer than zero"),
+        ("--tenant", "acme=1e300", "the multiplier: out of range"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        fails_with(&args, 2, needle);
+    }
+    for (file, needle) in [
+        ("speed = 0", "`speed`: out of range"),
+        ("think_scale = -1", "`think_scale`: out of range"),
+        ("max_inflight = 0", "`max_inflight` must be at least 1"),
+        ("timeout = \"0s\"", "`timeout` must be longer than zero"),
+        ("tenants = { acme = 1e300 }", "`tenants.acme`: out of range"),
+        (
+            "[profile]\nstart = -2\nstages = [{ duration = \"1m\", target = 1 }]",
+            "`profile.start`: out of range",
+        ),
+        ("[profile]\nstages = []", "[profile] has no stages"),
+        (
+            "[profile]\nstages = [{ duration = \"1m\", target = 1 }, { duration = \"0s\", target = 2 }]",
+            "`profile.stages[1].duration` must be longer than zero",
+        ),
+        (
+            "[profile]\nstages = [{ duration = \"99999999999h\", target = 1 }, { duration = \"99999999999h\", target = 1 }]",
+            "`profile.stages`: longer than a run can be",
+        ),
+    ] {
+        let config = dir.path().join("run.toml");
+        std::fs::write(&config, file).unwrap();
+        let config = config.to_str().unwrap();
+        let mut args = base.to_vec();
+        args.extend(["--config", config]);
+        fails_with(&args, 2, &format!("{config}: {needle}"));
+    }
+    // At the edges the plan is made (a slow replay is long, not broken).
+    let mut args = base.to_vec();
+    args.extend(["--speed", "0.001", "--think-scale", "10000"]);
+    let out = reprise().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 /// A file that is not there: its name and the reason, said once (the
 /// reason was also chained as a source and printed twice).
 #[test]

@@ -159,6 +159,68 @@ impl RunFile {
             .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
     }
+
+    /// Values the file's syntax allows but a run cannot take, named by key
+    /// (flags are checked as they are parsed, so either way the error says
+    /// where the bad value is).
+    fn check(&self) -> Result<(), String> {
+        use crate::plan::limits::{self, check, check_length};
+        fn key(k: &str) -> impl Fn(String) -> String + '_ {
+            move |m| format!("`{k}`: {m}")
+        }
+        for (k, v, range) in [
+            ("speed", self.speed, limits::SPEED),
+            ("rate", self.rate, limits::RATE),
+            ("think_scale", self.think_scale, limits::THINK_SCALE),
+        ] {
+            if let Some(v) = v {
+                check(v, range).map_err(key(k))?;
+            }
+        }
+        for (name, m) in &self.tenants {
+            check(*m, limits::TENANT_MULT).map_err(key(&format!("tenants.{name}")))?;
+        }
+        if let Some(d) = self.duration {
+            if d.is_zero() {
+                return Err("`duration` must be longer than zero".into());
+            }
+            check_length(d).map_err(key("duration"))?;
+        }
+        for (k, n) in [
+            ("threads", self.threads),
+            ("max_inflight", self.max_inflight),
+            ("max_sessions", self.max_sessions),
+        ] {
+            if n == Some(0) {
+                return Err(format!("`{k}` must be at least 1"));
+            }
+        }
+        for (k, d) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(format!("`{k}` must be longer than zero"));
+            }
+        }
+        if let Some(p) = &self.profile {
+            if p.stages.is_empty() {
+                return Err("[profile] has no stages: give at least one { duration = \"1m\", target = 1.0 }".into());
+            }
+            check(p.start, limits::STAGE_TARGET).map_err(key("profile.start"))?;
+            let mut total = Duration::ZERO;
+            for (i, st) in p.stages.iter().enumerate() {
+                let at = format!("profile.stages[{i}]");
+                if st.duration.is_zero() {
+                    return Err(format!("`{at}.duration` must be longer than zero"));
+                }
+                check(st.target, limits::STAGE_TARGET).map_err(key(&format!("{at}.target")))?;
+                total = total.saturating_add(st.duration);
+            }
+            check_length(total).map_err(key("profile.stages"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything `reprise replay` runs with.
@@ -217,6 +279,10 @@ impl RunConfig {
     /// The one place precedence lives: flag, else file, else default.
     pub fn resolve(a: ReplayArgs, f: RunFile) -> Result<RunConfig, UsageError> {
         let bad = |m: String| Err(UsageError(m));
+        f.check().map_err(|e| {
+            let file = a.config.as_deref().unwrap_or(Path::new("the config file"));
+            UsageError(format!("{}: {e}", file.display()))
+        })?;
         let mode = mode(a.speed, a.rate, &f)?;
         let Some(target) = a.target.or(f.target) else {
             return bad("no target: name one with --target URL (or `target` in the config file); reprise never guesses where to send traffic".into());
@@ -447,11 +513,6 @@ fn mode(speed: Option<f64>, rate: Option<f64>, f: &RunFile) -> Result<Mode, Usag
     let Some(p) = &f.profile else {
         return Ok(Mode::Rate(1.0));
     };
-    if p.stages.iter().any(|s| s.duration.is_zero()) {
-        return Err(UsageError(
-            "[profile]: every stage needs a duration longer than zero".into(),
-        ));
-    }
     Ok(Mode::Stages(Profile {
         unit: match p.unit {
             UnitName::Multiplier => Unit::Multiplier,

@@ -210,6 +210,40 @@ impl Default for PlanConfig {
     }
 }
 
+/// What a plan accepts: beyond these a number is a typo, not a test (and
+/// would overflow the clock). Inclusive ranges.
+pub mod limits {
+    use std::time::Duration;
+
+    pub const SPEED: (f64, f64) = (0.001, 1e6);
+    pub const RATE: (f64, f64) = (1e-6, 1e6);
+    pub const THINK_SCALE: (f64, f64) = (0.0, 1e4);
+    pub const TENANT_MULT: (f64, f64) = (0.0, 1e6);
+    /// Stage targets and the profile's start, in any unit.
+    pub const STAGE_TARGET: (f64, f64) = (0.0, 1e9);
+    /// The longest run (a soak test of a year is still a run).
+    pub const LENGTH: Duration = Duration::from_secs(366 * 86_400);
+
+    /// `Err` with what the value must be, when outside `range` (the caller
+    /// names the value; an absurd one is not worth printing back).
+    pub fn check(value: f64, (lo, hi): (f64, f64)) -> Result<(), String> {
+        if value.is_finite() && (lo..=hi).contains(&value) {
+            Ok(())
+        } else {
+            Err(format!("out of range: a number from {lo} to {hi}"))
+        }
+    }
+
+    /// `Err` when a duration is longer than a run can be.
+    pub fn check_length(d: Duration) -> Result<(), String> {
+        if d <= LENGTH {
+            Ok(())
+        } else {
+            Err("longer than a run can be (at most 366 days)".into())
+        }
+    }
+}
+
 /// A plan that cannot be made.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -327,6 +361,15 @@ impl Plan {
             })
             .collect();
         let span = Duration::from_secs_f64(bucket * buckets as f64);
+        if let Mode::Speed(n) = cfg.mode
+            && cfg.duration.is_none()
+            && span.as_secs_f64() / n > limits::LENGTH.as_secs_f64()
+        {
+            return Err(PlanError(format!(
+                "at --speed {n} the recorded {} would take longer than a run can be (366 days): add --duration",
+                humantime::format_duration(span)
+            )));
+        }
         let length = match &cfg.mode {
             Mode::Speed(_) if cfg.looped => cfg.duration.expect("validated"),
             Mode::Speed(n) => cfg
@@ -505,35 +548,40 @@ impl Plan {
     }
 }
 
+/// The same checks as the run config makes (which names the flag or the
+/// key), for plans made in code.
 fn validate(cfg: &PlanConfig) -> Result<(), PlanError> {
-    let bad = |m: &str| Err(PlanError(m.to_string()));
+    let bad = |what: &str, m: String| Err(PlanError(format!("{what}: {m}")));
     match &cfg.mode {
-        Mode::Speed(n) | Mode::Rate(n) if !(n.is_finite() && *n > 0.0) => {
-            return bad("--speed and --rate take a number above zero");
-        }
-        Mode::Speed(_) if cfg.looped && cfg.duration.is_none() => {
-            return bad("--loop needs --duration: how long to keep repeating");
-        }
-        Mode::Stages(p) if p.stages.is_empty() => return bad("the profile has no stages"),
-        Mode::Stages(p)
-            if p.stages
+        Mode::Speed(n) => limits::check(*n, limits::SPEED).or_else(|m| bad("--speed", m))?,
+        Mode::Rate(n) => limits::check(*n, limits::RATE).or_else(|m| bad("--rate", m))?,
+        Mode::Stages(p) => {
+            if p.stages.is_empty() {
+                return bad("the profile", "no stages".into());
+            }
+            for v in std::iter::once(p.start).chain(p.stages.iter().map(|s| s.target)) {
+                limits::check(v, limits::STAGE_TARGET).or_else(|m| bad("a stage target", m))?;
+            }
+            let total = p
+                .stages
                 .iter()
-                .any(|s| !(s.target.is_finite() && s.target >= 0.0))
-                || !(p.start.is_finite() && p.start >= 0.0) =>
-        {
-            return bad("stage targets must be numbers of zero or more");
+                .try_fold(Duration::ZERO, |t, s| t.checked_add(s.duration))
+                .unwrap_or(Duration::MAX);
+            limits::check_length(total).or_else(|m| bad("the profile", m))?;
         }
-        _ => {}
     }
-    if !(cfg.think_scale.is_finite() && cfg.think_scale >= 0.0) {
-        return bad("--think-scale takes a number of zero or more");
+    if cfg.looped && matches!(cfg.mode, Mode::Speed(_)) && cfg.duration.is_none() {
+        return bad(
+            "--loop",
+            "needs --duration: how long to keep repeating".into(),
+        );
     }
-    if cfg
-        .tenant_mult
-        .iter()
-        .any(|(_, m)| !(m.is_finite() && *m >= 0.0))
-    {
-        return bad("--tenant multipliers must be numbers of zero or more");
+    if let Some(d) = cfg.duration {
+        limits::check_length(d).or_else(|m| bad("--duration", m))?;
+    }
+    limits::check(cfg.think_scale, limits::THINK_SCALE).or_else(|m| bad("--think-scale", m))?;
+    for (name, m) in &cfg.tenant_mult {
+        limits::check(*m, limits::TENANT_MULT).or_else(|e| bad(&format!("--tenant {name}"), e))?;
     }
     Ok(())
 }
