@@ -595,7 +595,11 @@ pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
     {
         return Err(format!("`{s}`: `{name}` is not a header name"));
     }
-    Ok((name, value.trim().to_string()))
+    let value = value.trim().to_string();
+    if name == "host" && value.parse::<hyper::http::uri::Authority>().is_err() {
+        return Err(format!("`{s}`: a Host header is a host[:port]"));
+    }
+    Ok((name, value))
 }
 
 fn parse_regex(s: &str) -> Result<regex::Regex, String> {

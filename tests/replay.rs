@@ -993,3 +993,59 @@ fn ctrl_c_stops_the_run_and_still_writes_the_results() {
     assert!(summary["requests"]["total"].as_u64().expect("total") >= 50);
     assert!(out_dir.join("timeline.csv").is_file() && out_dir.join("histograms.json").is_file());
 }
+
+#[test]
+fn methods_and_a_host_header_shape_what_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::demo_model(dir.path());
+    let model = dir.path().join("model.json");
+    let server = Recorder::start(Behaviour::default());
+    let toml = format!(
+        "target = \"{}\"\nthink_scale = 0.01\ngrace = \"5s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 50\nstages = [{{ duration = \"2s\", target = 50 }}]\n",
+        server.url()
+    );
+    let args = [
+        "--quiet",
+        "--allow-host",
+        "127.0.0.1",
+        "--methods",
+        "POST",
+        "--header",
+        "Host: api.staging.example",
+    ];
+    let (out, summary) = replay(dir.path(), &model, &toml, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = server.seen();
+    assert!(seen.len() >= 20, "{} requests", seen.len());
+    assert_eq!(summary["requests"]["total"], seen.len());
+    assert!(seen.iter().all(|s| s.method == "POST"), "only POSTs");
+    assert!(
+        seen.iter()
+            .all(|s| s.header("host") == Some("api.staging.example")),
+        "the virtual host asked for"
+    );
+    // Sessions of GETs only had nothing to send: counted apart, not as
+    // sessions that started and completed in no time.
+    let s = &summary["sessions"];
+    let (started, empty) = (
+        s["started"].as_u64().expect("started"),
+        s["empty"].as_u64().expect("empty"),
+    );
+    assert!(empty > 0 && started > 0, "{s}");
+    assert!(started + empty >= 90, "{s}: 50 sessions/s for 2 s");
+    assert_eq!(s["completed"].as_u64().expect("completed"), started, "{s}");
+
+    // A method the model never recorded is a typo, not an empty run.
+    let (out, _) = replay(dir.path(), &model, &toml, &["--methods", "FOO"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("--methods FOO: no FOO request in the model (it has: GET, POST)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nor is a Host header that is no host.
+    let (out, _) = replay(dir.path(), &model, &toml, &["--header", "Host: a/b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("a Host header is a host[:port]"));
+}

@@ -631,11 +631,15 @@ where
 
 /// The hyper request, and how many bytes it is on the wire (roughly).
 fn build(req: &Request<'_>, h2: bool) -> (hyper::Request<Body>, u64) {
+    // `--header 'Host: …'` names the virtual host (HTTP/2's :authority).
+    let authority = super::host_override(req)
+        .map(str::to_string)
+        .unwrap_or_else(|| req.origin.authority());
     let uri = if h2 {
         format!(
             "{}://{}{}",
             req.origin.scheme(),
-            req.origin.authority(),
+            authority,
             req.path_and_query
         )
     } else {
@@ -646,7 +650,7 @@ fn build(req: &Request<'_>, h2: bool) -> (hyper::Request<Body>, u64) {
         .uri(uri.as_str());
     let mut size = req.method.len() + uri.len() + 12;
     if !h2 {
-        let host = req.origin.authority();
+        let host = authority;
         size += host.len() + 8;
         b = b.header(hyper::header::HOST, host);
     }

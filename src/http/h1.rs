@@ -14,7 +14,7 @@ use std::io;
 use std::time::Instant;
 
 use super::poller::Socket;
-use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, io_kind};
+use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, host_override, io_kind};
 
 /// The most a response head may take.
 const MAX_HEAD: usize = 64 * 1024;
@@ -471,18 +471,23 @@ pub fn render(req: &Request<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(req.path_and_query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    let o = req.origin;
-    let bracket = o.host.contains(':');
-    if bracket {
-        out.push(b'[');
-    }
-    out.extend_from_slice(o.host.as_bytes());
-    if bracket {
-        out.push(b']');
-    }
-    if o.port != if o.https { 443 } else { 80 } {
-        out.push(b':');
-        out.extend_from_slice(itoa(o.port as u64, &mut [0; 20]));
+    if let Some(host) = host_override(req) {
+        // `--header 'Host: api.staging'`: a virtual host behind an address.
+        out.extend_from_slice(host.as_bytes());
+    } else {
+        let o = req.origin;
+        let bracket = o.host.contains(':');
+        if bracket {
+            out.push(b'[');
+        }
+        out.extend_from_slice(o.host.as_bytes());
+        if bracket {
+            out.push(b']');
+        }
+        if o.port != if o.https { 443 } else { 80 } {
+            out.push(b':');
+            out.extend_from_slice(itoa(o.port as u64, &mut [0; 20]));
+        }
     }
     out.extend_from_slice(b"\r\n");
     for (k, v) in req.headers {
@@ -548,7 +553,6 @@ mod tests {
         };
         let headers: Vec<crate::http::Header> = vec![
             ("accept".into(), "*/*".into()),
-            ("host".into(), "prod.example.com".into()),
             ("bad name".into(), "x".into()),
             ("x-split".into(), "a\r\nevil: 1".into()),
         ];
@@ -566,6 +570,40 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "POST /orders?x=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\naccept: */*\r\n\
              content-length: 2\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn a_host_header_given_for_the_run_names_the_virtual_host() {
+        let origin = Origin {
+            https: false,
+            host: "10.0.0.7".into(),
+            port: 8080,
+        };
+        let headers: Vec<crate::http::Header> = vec![("host".into(), "api.staging".into())];
+        let mut req = Request {
+            method: "GET",
+            origin: &origin,
+            path_and_query: "/",
+            headers: &headers,
+            body: None,
+            keep: false,
+        };
+        let mut out = Vec::new();
+        render(&req, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nhost: api.staging\r\n\r\n"
+        );
+        // One that cannot be a header value is not used.
+        let bad: Vec<crate::http::Header> = vec![("host".into(), "a b".into())];
+        req.headers = &bad;
+        let mut out = Vec::new();
+        render(&req, &mut out);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("host: 10.0.0.7:8080\r\n")
         );
     }
 

@@ -144,6 +144,18 @@ pub struct Request<'a> {
     pub keep: bool,
 }
 
+/// A `host` header the run asked for (`--header 'Host: api.staging'`,
+/// for a virtual host behind the target's address), when it is a value a
+/// header line can carry. Recorded Host headers never get here: the
+/// importer drops them.
+pub(crate) fn host_override<'a>(req: &'a Request<'_>) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| &**v)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 /// The error kind of a failed socket operation.
 pub(crate) fn io_kind(e: &std::io::Error, otherwise: ErrorKind) -> ErrorKind {
     use std::io::ErrorKind as K;

@@ -260,6 +260,11 @@ pub struct Counts {
     pub sessions_dropped: u64,
     /// Cut short by the end of the run or Ctrl-C.
     pub sessions_interrupted: u64,
+    /// Arrivals with nothing to send: every request of the session left
+    /// out by `--methods` (or only the recorded login, which the token
+    /// manager replaces). Neither started nor completed.
+    #[serde(default)]
+    pub sessions_empty: u64,
     /// Requests in flight when the run stopped (Ctrl-C, or the grace period
     /// ran out): sent, never answered, not in the latency metrics.
     pub requests_cut: u64,
@@ -283,6 +288,7 @@ impl Counts {
         self.sessions_late += o.sessions_late;
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.sessions_empty += o.sessions_empty;
         self.requests_cut += o.requests_cut;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
@@ -303,6 +309,7 @@ impl Counts {
         self.sessions_late -= o.sessions_late;
         self.sessions_dropped -= o.sessions_dropped;
         self.sessions_interrupted -= o.sessions_interrupted;
+        self.sessions_empty -= o.sessions_empty;
         self.requests_cut -= o.requests_cut;
         self.checks_passed -= o.checks_passed;
         self.checks_failed -= o.checks_failed;
@@ -542,6 +549,12 @@ impl Recorder {
     pub fn session_dropped(&mut self) {
         self.counts.sessions_dropped += 1;
         self.tick.counts.sessions_dropped += 1;
+    }
+
+    /// An arrival that had nothing to send (see [`Counts::sessions_empty`]).
+    pub fn session_empty(&mut self) {
+        self.counts.sessions_empty += 1;
+        self.tick.counts.sessions_empty += 1;
     }
 
     /// Hands over the current second's data and starts second `next`.

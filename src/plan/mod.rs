@@ -318,6 +318,23 @@ impl Plan {
                 "the model has no sessions to replay (for the selected tenants)".into(),
             ));
         }
+        // A method nobody recorded is a typo: it would replay nothing at all.
+        for m in &cfg.methods {
+            if !model
+                .endpoints
+                .iter()
+                .any(|e| e.method.eq_ignore_ascii_case(m))
+            {
+                let mut known: Vec<&str> =
+                    model.endpoints.iter().map(|e| e.method.as_str()).collect();
+                known.sort_unstable();
+                known.dedup();
+                return Err(PlanError(format!(
+                    "--methods {m}: no {m} request in the model (it has: {})",
+                    known.join(", ")
+                )));
+            }
+        }
         let total_sessions: f64 = included
             .iter()
             .map(|&i| model.tenants[i].sessions as f64)

@@ -205,9 +205,12 @@ impl Plan {
         let b = Cow::Borrowed;
         let extra = usize::from(session.agent.is_some()) + 1 + placement.headers.len();
         let mut headers: Vec<Header<'a>> = Vec::with_capacity(e.headers.len() + extra);
+        // A recorded Host (the importer drops it; a hand-edited model may
+        // not) is production's name: only `--header 'Host: …'` sets it.
         headers.extend(
             e.headers
                 .iter()
+                .filter(|(k, _)| *k != "host")
                 .map(|(k, v)| (b(k.as_str()), b(v.as_str()))),
         );
         if let Some(ua) = session.agent {

@@ -324,10 +324,16 @@ async fn session<T: Transport + 'static, C: Clock>(
         last_end = finished;
     }
     let mut rec = inner.rec.borrow_mut();
-    if !started {
-        rec.session_started(false);
+    if !started && completed {
+        // Nothing to send, and nothing stopped it: not a session the
+        // target saw.
+        rec.session_empty();
+    } else {
+        if !started {
+            rec.session_started(false);
+        }
+        rec.session_ended(last_end.saturating_duration_since(due), completed);
     }
-    rec.session_ended(last_end.saturating_duration_since(due), completed);
     drop(rec);
     inner.active.set(inner.active.get() - 1);
     inner.limits.close_session();

@@ -77,6 +77,8 @@ pub struct Sessions {
     pub late: u64,
     pub dropped: u64,
     pub interrupted: u64,
+    /// Arrivals with nothing to send (all left out by `--methods`).
+    pub empty: u64,
 }
 
 /// A group of requests: one tenant, or one endpoint.
@@ -178,6 +180,7 @@ impl Summary {
                 late: c.sessions_late,
                 dropped: c.sessions_dropped,
                 interrupted: c.sessions_interrupted,
+                empty: c.sessions_empty,
             },
             metrics: r
                 .metrics

@@ -139,6 +139,14 @@ pub fn render(s: &Summary, top: usize) -> String {
         thousands(ss.dropped),
         thousands(ss.interrupted)
     );
+    if ss.empty > 0 {
+        let _ = writeln!(
+            o,
+            "  {:31} {} arrivals had nothing to send (every request left out by --methods)",
+            "",
+            thousands(ss.empty)
+        );
+    }
     let (passed, failed): (u64, u64) = s
         .checks
         .iter()
