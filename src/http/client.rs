@@ -62,6 +62,13 @@ enum Sender {
 #[derive(Default)]
 struct OriginPool {
     addrs: Vec<SocketAddr>,
+    /// The name did not resolve, when and why: requests in the next
+    /// [`UNRESOLVED_FOR`] fail at once with the same error instead of each
+    /// asking the resolver again (which, when it is the thing that is
+    /// broken, can take seconds per lookup).
+    unresolved: Option<(Instant, Failure)>,
+    /// Name lookups made (tests count them).
+    lookups: u64,
     /// hyper's HTTP/1.1 connections (TLS).
     idle: Vec<http1::SendRequest<Body>>,
     h2: Option<http2::SendRequest<Body>>,
@@ -81,6 +88,9 @@ struct OriginPool {
 /// thousands of connections at once, overflow the target's accept queue and
 /// wait a full second for the kernel to retry the dropped SYNs.
 const MAX_CONNECTING: usize = 16;
+
+/// How long a failed name lookup is remembered.
+const UNRESOLVED_FOR: Duration = Duration::from_secs(1);
 
 /// An idle HTTP/1.1 connection of either path.
 enum Idle {
@@ -282,33 +292,60 @@ impl Client {
         }
     }
 
+    /// Why `origin`'s name did not resolve, if that was under
+    /// [`UNRESOLVED_FOR`] ago.
+    fn unresolved(&self, origin: &Origin) -> Option<Failure> {
+        let pools = self.pools.borrow();
+        let (at, f) = pools.get(origin)?.unresolved.as_ref()?;
+        (at.elapsed() < UNRESOLVED_FOR).then(|| f.clone())
+    }
+
+    /// The origin's addresses: looked up once and kept. A lookup is bounded
+    /// by the connect timeout (it is part of connecting), and a failure is
+    /// remembered for [`UNRESOLVED_FOR`].
     async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Failure> {
         if let Some(p) = self.pools.borrow().get(origin)
             && !p.addrs.is_empty()
         {
             return Ok(p.addrs.clone());
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| {
-                (
-                    ErrorKind::Connect,
-                    format!("resolving {}: {e}", origin.host),
-                )
-            })?
-            .collect();
-        if addrs.is_empty() {
-            return Err((
-                ErrorKind::Connect,
-                format!("{} has no address", origin.host),
-            ));
+        if let Some(f) = self.unresolved(origin) {
+            return Err(f);
         }
-        self.pools
-            .borrow_mut()
-            .entry(origin.clone())
-            .or_default()
-            .addrs = addrs.clone();
-        Ok(addrs)
+        self.with_pool(origin, |p| p.lookups += 1);
+        let lookup = tokio::net::lookup_host((origin.host.as_str(), origin.port));
+        let looked = match tokio::time::timeout(self.opts.connect_timeout, lookup).await {
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(format!("{} has no address", origin.host))
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Ok(Err(e)) => Err(format!("resolving {}: {e}", origin.host)),
+            Err(_) => Err(format!(
+                "resolving {}: no answer within {:?}",
+                origin.host, self.opts.connect_timeout
+            )),
+        };
+        self.with_pool(origin, |p| match looked {
+            Ok(addrs) => {
+                p.unresolved = None;
+                p.addrs = addrs.clone();
+                Ok(addrs)
+            }
+            Err(msg) => {
+                let f = (ErrorKind::Connect, msg);
+                p.unresolved = Some((Instant::now(), f.clone()));
+                // Everyone waiting for a connect slot would only learn the
+                // same: let them find it out now.
+                while let Some(w) = p.next_waiter() {
+                    w.tell(None);
+                }
+                Err(f)
+            }
+        })
     }
 
     /// A new TCP connection and how long it took (resolving included).
@@ -445,6 +482,9 @@ impl Client {
             if let Some(s) = reuse.then(|| self.checkout(origin)).flatten() {
                 break (s, None, None);
             }
+            if let Some((kind, msg)) = self.unresolved(origin) {
+                return Err((false, Outcome::failed(started, kind, msg)));
+            }
             if let Some(_slot) = self.connect_slot(origin) {
                 match Box::pin(self.connect(origin)).await {
                     Ok((s, c, t)) => break (s, Some(c), t),
@@ -548,6 +588,9 @@ impl Client {
             }
             if reuse && let Some(c) = self.with_pool(origin, |p| p.lean.pop()) {
                 break (c, None);
+            }
+            if let Some((kind, msg)) = self.unresolved(origin) {
+                return Err((false, Outcome::failed(started, kind, msg)));
             }
             if let Some(_slot) = self.connect_slot(origin) {
                 let socket = match Box::pin(self.tcp(origin)).await {
@@ -966,6 +1009,50 @@ mod tests {
             assert!(peak > 1, "the burst opened connections in parallel");
             let opened = accepted.load(Ordering::SeqCst);
             assert!(opened < 300, "{opened} connections for 300 requests");
+        });
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_fails_every_waiting_request_at_once() {
+        local(async {
+            // An empty label: the resolver refuses it without asking
+            // anyone, so no traffic leaves the machine.
+            let origin = Rc::new(Origin {
+                https: false,
+                host: "a..b".into(),
+                port: 80,
+            });
+            let c = Rc::new(client(Duration::from_secs(30)));
+            let tasks: Vec<_> = (0..300)
+                .map(|_| {
+                    let (c, origin) = (c.clone(), origin.clone());
+                    tokio::task::spawn_local(async move {
+                        c.send(Request {
+                            method: "GET",
+                            origin: &origin,
+                            path_and_query: "/",
+                            headers: &[],
+                            body: None,
+                            keep: false,
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let o = t.await.unwrap();
+                let (kind, msg) = o.error.unwrap();
+                assert_eq!(kind, ErrorKind::Connect);
+                assert!(msg.starts_with("resolving a..b"), "{msg}");
+            }
+            // The failure is remembered: the requests queued behind the
+            // first lookups learn it from them, not from a lookup each (a
+            // broken resolver would make each of those take seconds).
+            let lookups = c.with_pool(&origin, |p| p.lookups);
+            assert!(
+                lookups <= MAX_CONNECTING as u64,
+                "{lookups} lookups for 300 requests"
+            );
         });
     }
 
