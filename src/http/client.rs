@@ -496,6 +496,9 @@ impl Client {
         let reused = connecting.is_none();
         let h2 = matches!(sender, Sender::H2(_));
         let (request, bytes_sent) = build(req, h2);
+        // Handed to the connection, which writes it at once (a request
+        // that then times out waiting for its answer was still sent).
+        req.sent.set(bytes_sent);
         let sent = Instant::now();
         let result = match sender {
             Sender::H1(mut s) => {
@@ -652,11 +655,14 @@ impl Transport for Client {
         };
         match timed {
             Some(o) => o,
-            None => Outcome::failed(
-                started,
-                ErrorKind::Timeout,
-                format!("no response within {:?}", self.opts.timeout),
-            ),
+            None => Outcome {
+                bytes_sent: req.sent.get(),
+                ..Outcome::failed(
+                    started,
+                    ErrorKind::Timeout,
+                    format!("no response within {:?}", self.opts.timeout),
+                )
+            },
         }
     }
 }
@@ -839,6 +845,7 @@ mod tests {
             headers: &[],
             body: None,
             keep,
+            sent: Default::default(),
         })
         .await
     }
@@ -975,6 +982,8 @@ mod tests {
             assert_eq!(o.error.unwrap().0, ErrorKind::Protocol);
             let t0 = Instant::now();
             let o = get(&c, port, "GET", false).await;
+            // It was sent before it timed out: it counts in data_sent.
+            assert!(o.bytes_sent > 20, "{} bytes sent", o.bytes_sent);
             assert_eq!(o.error.unwrap().0, ErrorKind::Timeout);
             assert!(t0.elapsed() >= Duration::from_millis(300));
         });
@@ -1034,6 +1043,7 @@ mod tests {
                             headers: &[],
                             body: None,
                             keep: false,
+                            sent: Default::default(),
                         })
                         .await
                     })

@@ -99,6 +99,7 @@ impl Conn {
                 message: format!("sending the request: {e}"),
             });
         }
+        req.sent.set(o.bytes_sent);
         self.filled = 0;
         let head = loop {
             match read_head(&mut self.buf, &mut self.filled, req, o)? {
@@ -563,6 +564,7 @@ mod tests {
             headers: &headers,
             body: Some(b"{}"),
             keep: false,
+            sent: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -588,6 +590,7 @@ mod tests {
             headers: &headers,
             body: None,
             keep: false,
+            sent: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -621,6 +624,7 @@ mod tests {
             headers: &[],
             body: None,
             keep: false,
+            sent: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -726,6 +730,7 @@ mod tests {
             headers: &[],
             body: None,
             keep: true,
+            sent: Default::default(),
         };
         let local = tokio::task::LocalSet::new();
         local
@@ -811,7 +816,7 @@ mod tests {
                 let origin = Origin { https: false, host: "h".into(), port: 80 };
                 let req = Request {
                     method: "GET", origin: &origin, path_and_query: "/",
-                    headers: &[], body: None, keep,
+                    headers: &[], body: None, keep, sent: Default::default(),
                 };
                 let mut o = outcome();
                 let mut buf = bytes.clone();

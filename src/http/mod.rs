@@ -142,6 +142,9 @@ pub struct Request<'a> {
     pub body: Option<&'a [u8]>,
     /// Keep the response's headers and body in the outcome.
     pub keep: bool,
+    /// Bytes written so far, set by the transport as it writes: a request
+    /// that times out after it was sent still counts in `data_sent`.
+    pub sent: std::cell::Cell<u64>,
 }
 
 /// A `host` header the run asked for (`--header 'Host: api.staging'`,

@@ -354,6 +354,7 @@ async fn send<T: Transport + 'static, C: Clock>(
         headers: &spec.headers,
         body: spec.body.as_deref(),
         keep: inner.opts.checks.keep(spec.endpoint),
+        sent: Default::default(),
     };
     tokio::select! {
         o = inner.transport.send(req) => Some(o),
