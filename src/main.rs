@@ -51,7 +51,8 @@ fn tune_allocator(command: &reprise::cli::Command) {
 fn main() -> ExitCode {
     let cli = reprise::cli::Cli::parse();
     tune_allocator(&cli.command);
-    // The only signal handler: the first Ctrl-C stops a run gracefully (its
+    // The only signal handler (SIGINT, and SIGTERM and SIGHUP, as
+    // orchestrators stop jobs): the first stops a run gracefully (its
     // results are still written); a second one, or one while nothing can
     // stop gracefully, exits at once.
     let interrupts = reprise::replay::Interrupts::default();

@@ -940,6 +940,19 @@ fn a_dry_run_prints_the_plan_per_tenant() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_run_and_still_writes_the_results() {
+    a_signal_stops_the_run_and_still_writes_the_results(libc::SIGINT);
+}
+
+/// Kubernetes, ECS and CI runners stop a job with SIGTERM: the same
+/// graceful stop as Ctrl-C (it exited 143 and wrote nothing).
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c() {
+    a_signal_stops_the_run_and_still_writes_the_results(libc::SIGTERM);
+}
+
+#[cfg(unix)]
+fn a_signal_stops_the_run_and_still_writes_the_results(signal: libc::c_int) {
     let (model_path, _) = synth_model();
     let server = Recorder::start(Behaviour::default());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -969,9 +982,9 @@ fn ctrl_c_stops_the_run_and_still_writes_the_results() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: sending SIGINT to our own child.
+    // SAFETY: sending a signal to our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, signal);
     }
     let status = loop {
         if let Some(s) = child.try_wait().expect("waits") {
@@ -979,7 +992,7 @@ fn ctrl_c_stops_the_run_and_still_writes_the_results() {
         }
         assert!(
             std::time::Instant::now() < deadline + Duration::from_secs(30),
-            "did not stop after Ctrl-C"
+            "did not stop after signal {signal}"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
