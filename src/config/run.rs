@@ -292,8 +292,13 @@ impl RunConfig {
         if looped && !matches!(mode, Mode::Speed(_)) {
             return bad("--loop repeats the recorded timeline of --speed; with --rate or a profile, --duration says how long to run".into());
         }
+        // One multiplier per tenant: a flag replaces the file's, and a
+        // repeated flag the earlier one.
         let mut tenant_mult: Vec<(String, f64)> = f.tenants.into_iter().collect();
-        tenant_mult.extend(a.tenant_mult);
+        for (name, m) in a.tenant_mult {
+            tenant_mult.retain(|(n, _)| *n != name);
+            tenant_mult.push((name, m));
+        }
         let mut headers = Vec::new();
         // `https://user:password@staging`: basic auth on every request,
         // unless a header (or the token manager) says otherwise.
@@ -580,10 +585,9 @@ mod tests {
             c.placement.headers.last().unwrap(),
             &("x-env".to_string(), "ci".to_string())
         );
-        assert_eq!(
-            c.plan.tenant_mult.last().unwrap(),
-            &("acme".to_string(), 4.0)
-        );
+        // One multiplier for acme, the flag's (the dry run's header listed
+        // both).
+        assert_eq!(c.plan.tenant_mult, vec![("acme".to_string(), 4.0)]);
     }
 
     #[test]
