@@ -521,6 +521,22 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
         text.contains("✗ regression http_req_duration: p(95)+10%"),
         "{text}"
     );
+    // Judged once each: the saved verdicts are replaced, not repeated.
+    assert_eq!(
+        text.matches("regression http_req_duration").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("regression http_req_failed"), "{text}");
+    // Without --baseline, the saved comparison is shown as it was.
+    let saved = crate::util::reprise()
+        .args(["report", "now", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    let shown: serde_json::Value = serde_json::from_slice(&saved.stdout).expect("JSON");
+    assert_eq!(shown["comparison"], summary["comparison"]);
+    assert_eq!(shown["thresholds"], summary["thresholds"]);
     let fine = crate::util::reprise()
         .args([
             "report",

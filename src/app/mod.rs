@@ -316,6 +316,10 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
     let mut results = crate::report::load(&a.dir)?;
     let mut failed = 0;
     if let Some(base) = &a.baseline {
+        // A new baseline replaces the run's own comparison and its verdicts.
+        results
+            .thresholds
+            .retain(|v| !v.threshold.starts_with(crate::threshold::REGRESSION));
         let before = results.thresholds.len();
         let then = crate::report::load(base)?;
         replay::against_baseline(

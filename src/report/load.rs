@@ -23,6 +23,8 @@ struct SummaryIn {
     #[serde(default)]
     drill: Option<crate::drill::DrillReport>,
     #[serde(default)]
+    comparison: Option<crate::threshold::Comparison>,
+    #[serde(default)]
     errors: Vec<ErrorIn>,
 }
 
@@ -75,6 +77,7 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
         counts: file.counts,
         thresholds: summary.thresholds,
         drill: summary.drill,
+        comparison: summary.comparison,
         ..Results::default()
     };
     if file.elapsed_ns > 0 {

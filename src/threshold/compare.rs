@@ -133,7 +133,7 @@ pub fn judge_regression(g: &Regression, current: &Results, baseline: &Results) -
         (_, None) => (false, Some("no data in the baseline".into())),
     };
     Verdict {
-        threshold: format!("regression {}", g.source),
+        threshold: format!("{REGRESSION}{}", g.source),
         ok,
         observed: now.map(round),
         unit: unit(&g.what).to_string(),
@@ -165,6 +165,9 @@ pub struct DistChange {
     /// Error rate (baseline, now), for groups.
     pub error_rate: Option<(f64, f64)>,
 }
+
+/// How a regression limit's verdict is named among the thresholds.
+pub const REGRESSION: &str = "regression ";
 
 /// A run against its baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

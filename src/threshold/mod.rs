@@ -15,7 +15,7 @@ use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 
 pub use compare::{
-    Comparison, DistChange, Regression, compare, judge_regression, parse_regression,
+    Comparison, DistChange, REGRESSION, Regression, compare, judge_regression, parse_regression,
 };
 pub use parse::{Agg, Kind, METRICS, MetricDef, Op, ParseError, Threshold, metric, parse};
 pub use parse::{parse_expression, parse_selector};
