@@ -1032,6 +1032,24 @@ fn methods_and_a_host_header_shape_what_is_sent() {
     assert!(seen.len() >= 20, "{} requests", seen.len());
     assert_eq!(summary["requests"]["total"], seen.len());
     assert!(seen.iter().all(|s| s.method == "POST"), "only POSTs");
+    // Logins send the tenant's own recorded emails: the body's email field
+    // varied in the capture, so it is drawn from each tenant's pool (it was
+    // one acme address for every tenant).
+    let logins: Vec<&Seen> = seen.iter().filter(|s| s.path() == "/api/login").collect();
+    assert!(logins.len() >= 5, "{} logins", logins.len());
+    let mut emails = std::collections::BTreeSet::new();
+    for l in &logins {
+        let tenant = l.header("x-tenant-id").expect("the tenant header");
+        let body: Value = serde_json::from_slice(&l.body).expect("a JSON body");
+        let email = body["email"].as_str().expect("an email");
+        assert!(
+            email.ends_with(&format!("@{tenant}.example")),
+            "{tenant}: {email}"
+        );
+        assert!(body["password"].is_null(), "no password was recorded");
+        emails.insert(email.to_string());
+    }
+    assert!(emails.len() > 1, "{emails:?}");
     assert!(
         seen.iter()
             .all(|s| s.header("host") == Some("api.staging.example")),

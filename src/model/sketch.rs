@@ -318,6 +318,11 @@ impl ValueCounter {
         self.counts.contains_key(v)
     }
 
+    /// The values kept, in no order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.counts.keys().map(|k| &**k)
+    }
+
     /// Most frequent first, ties by value.
     pub fn sorted(&self) -> Vec<(String, u64)> {
         let mut v: Vec<_> = self

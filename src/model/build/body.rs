@@ -24,6 +24,76 @@ pub(super) struct PendingBody {
     pub tenant: u32,
 }
 
+/// The most fields of one body pooled per request.
+const MAX_BODY_FIELDS: usize = 64;
+
+/// The pool a body field's values are kept in, per tenant: `body.` then the
+/// endpoint (`POST /api/login`), `#`, and the field (a JSON pointer, or `/`
+/// and a form field's name). Only fields whose values vary become slots;
+/// the other pools are dropped when the model is written.
+pub(super) fn field_pool(endpoint: &str, field: &str) -> String {
+    format!("body.{endpoint}#{field}")
+}
+
+/// Calls `f(field, value)` for each text field of a request body that may
+/// be worth a pool: JSON string leaves and form fields, short, not named
+/// like secrets (their values never reach a pool).
+pub(super) fn body_fields(body: &crate::capture::Body, mut f: impl FnMut(&str, &str)) {
+    let mut n = 0;
+    let mut keep = |field: &str, value: &str| {
+        if n < MAX_BODY_FIELDS && (1..=256).contains(&value.len()) {
+            n += 1;
+            f(field, value);
+        }
+    };
+    match body {
+        Body::Text { text, .. } => {
+            let t = text.trim_start();
+            if text.len() > MAX_BODY / 4 || !(t.starts_with('{') || t.starts_with('[')) {
+                return;
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(text) {
+                string_leaves(&v, &mut String::new(), &mut keep);
+            }
+        }
+        Body::Params { params, .. } => {
+            for p in params {
+                if p.file_name.is_none() && !is_secret_name(&p.name) {
+                    keep(&format!("/{}", pointer_part(&p.name)), &p.value);
+                }
+            }
+        }
+    }
+}
+
+/// The string leaves of `v` under `ptr`, skipping secret-named keys.
+fn string_leaves(v: &Value, ptr: &mut String, f: &mut impl FnMut(&str, &str)) {
+    let len = ptr.len();
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                if is_secret_name(k) {
+                    continue;
+                }
+                ptr.push('/');
+                ptr.push_str(&pointer_part(k));
+                string_leaves(c, ptr, f);
+                ptr.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                string_leaves(c, ptr, f);
+                ptr.truncate(len);
+            }
+        }
+        Value::String(s) => f(ptr, s),
+        _ => {}
+    }
+}
+
 /// Whether a body value is an identifier worth drawing from a pool (not a
 /// quantity like `1` or a flag like `true`).
 fn identifier_like(v: &str) -> bool {
@@ -36,12 +106,16 @@ fn identifier_like(v: &str) -> bool {
 
 /// The template of `body`: secrets removed (by name, or because `tainted`
 /// says so), values that are this request's slot values (`known`) or the
-/// tenant's pool values (`pool_of`) made into slots.
+/// tenant's pool values (`pool_of`) made into slots, and so are the text
+/// fields whose recorded values varied (`varying`: a field → its pool), so
+/// that each tenant sends its own (an email recorded for one tenant must not
+/// log in every tenant).
 pub(super) fn body_template(
     body: &Body,
     tainted: &dyn Fn(&str) -> bool,
     known: &FxHashMap<String, String>,
     pool_of: &FxHashMap<String, String>,
+    varying: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> Option<BodyTemplate> {
     let pool_for = |v: &str| -> Option<String> {
@@ -64,6 +138,16 @@ pub(super) fn body_template(
                 let redacted = redact::redact_json(&mut value, tainted, red);
                 let mut slots = Vec::new();
                 json_slots(&value, String::new(), &pool_for, &mut slots);
+                string_leaves(&value, &mut String::new(), &mut |ptr: &str, _: &str| {
+                    if !slots.iter().any(|s| s.pointer == ptr)
+                        && let Some(pool) = varying(ptr)
+                    {
+                        slots.push(BodySlot {
+                            pointer: ptr.to_string(),
+                            pool,
+                        });
+                    }
+                });
                 return Some(BodyTemplate::Json {
                     mime: mime.clone(),
                     value,
@@ -80,7 +164,9 @@ pub(super) fn body_template(
                         content_type: None,
                     })
                     .collect();
-                return Some(form_template(mime, &params, tainted, &pool_for, red));
+                return Some(form_template(
+                    mime, &params, tainted, &pool_for, varying, red,
+                ));
             }
             let lower = text.to_ascii_lowercase();
             let suspicious = [
@@ -103,7 +189,9 @@ pub(super) fn body_template(
                 text: text.clone(),
             })
         }
-        Body::Params { mime, params } => Some(form_template(mime, params, tainted, &pool_for, red)),
+        Body::Params { mime, params } => Some(form_template(
+            mime, params, tainted, &pool_for, varying, red,
+        )),
     }
 }
 
@@ -151,6 +239,7 @@ fn form_template(
     params: &[Param],
     tainted: &dyn Fn(&str) -> bool,
     pool_for: &dyn Fn(&str) -> Option<String>,
+    varying: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> BodyTemplate {
     let mut out = Vec::new();
@@ -169,7 +258,12 @@ fn form_template(
         } else {
             p.value.clone()
         };
-        if !secret && let Some(pool) = pool_for(&value) {
+        let pool = if secret || p.file_name.is_some() {
+            None
+        } else {
+            pool_for(&value).or_else(|| varying(&format!("/{}", pointer_part(&p.name))))
+        };
+        if let Some(pool) = pool {
             slots.push(BodySlot {
                 pointer: format!("/{i}"),
                 pool,

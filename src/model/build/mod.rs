@@ -384,6 +384,21 @@ impl Modeller {
             self.pool_buf.push_str(name);
             tenant.pool_value(&self.pool_buf, kind, value, &p.secrets, cap);
         }
+        // Every body's text fields, by tenant: those whose values vary
+        // become slots when the model is written.
+        if let Some(b) = &x.body {
+            let e = &self.endpoints[eid as usize];
+            let endpoint = format!("{} {}", e.method, e.path);
+            body::body_fields(b, |field, value| {
+                let kind = match template::classify(value, &[]) {
+                    Some(SlotKind::Token | SlotKind::Secret | SlotKind::Tenant) => return,
+                    Some(k) => k,
+                    None => SlotKind::Text,
+                };
+                let pool = body::field_pool(&endpoint, field);
+                tenant.pool_value(&pool, &kind, value, &p.secrets, cap);
+            });
+        }
     }
 
     fn record_time(&mut self, x: &Exchange) {
@@ -528,18 +543,57 @@ impl Modeller {
         for (new, old) in order.iter().enumerate() {
             remap[*old as usize] = new;
         }
+        // Body fields whose recorded values differ (within a tenant or from
+        // one tenant to the next).
+        let mut field_values: FxHashMap<&str, Option<&str>> = FxHashMap::default();
+        let mut varying: BTreeSet<String> = BTreeSet::new();
+        for t in &self.tenants {
+            for pool in t.pool_names().filter(|n| n.starts_with("body.")) {
+                for v in t.pool_values(pool) {
+                    match field_values.entry(pool).or_insert(Some(v)) {
+                        Some(first) if *first != v => {
+                            varying.insert(pool.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        drop(field_values);
+        let mut used: BTreeSet<String> = BTreeSet::new();
         let mut endpoints: Vec<Endpoint> = order
             .iter()
             .map(|&i| {
                 let e = &self.endpoints[i as usize];
+                let endpoint = format!("{} {}", e.method, e.path);
                 let body = e.body.as_ref().and_then(|p| {
                     let tainted = |v: &str| p.secrets.taints(v) || self.secret_index.taints(v);
                     let pool_of = &self.tenants[p.tenant as usize].pool_of;
-                    body_template(&p.body, &tainted, &p.known, pool_of, &mut self.redactions)
+                    let vary = |field: &str| {
+                        let pool = body::field_pool(&endpoint, field);
+                        varying.contains(&pool).then_some(pool)
+                    };
+                    body_template(
+                        &p.body,
+                        &tainted,
+                        &p.known,
+                        pool_of,
+                        &vary,
+                        &mut self.redactions,
+                    )
                 });
+                if let Some(BodyTemplate::Json { slots, .. } | BodyTemplate::Form { slots, .. }) =
+                    &body
+                {
+                    used.extend(slots.iter().map(|s| s.pool.clone()));
+                }
                 e.to_model(body)
             })
             .collect();
+        // The other body pools were only candidates.
+        for t in &mut self.tenants {
+            t.retain_pools(|name| !name.starts_with("body.") || used.contains(name));
+        }
         for e in &mut endpoints {
             scrub::endpoint(e, &self.secret_index, &mut self.redactions);
         }

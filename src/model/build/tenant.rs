@@ -189,10 +189,29 @@ impl TenantB {
         }
         if entry.values.add(value, cap)
             && !pool.starts_with("header.")
+            && !pool.starts_with("body.")
             && !self.pool_of.contains_key(value)
         {
             self.pool_of.insert(value.to_string(), pool.to_string());
         }
+    }
+
+    /// The values kept in `pool` (none if there is no such pool).
+    pub fn pool_values(&self, pool: &str) -> impl Iterator<Item = &str> {
+        self.pools
+            .get(pool)
+            .into_iter()
+            .flat_map(|p| p.values.keys())
+    }
+
+    /// Every pool's name.
+    pub fn pool_names(&self) -> impl Iterator<Item = &str> {
+        self.pools.keys().map(String::as_str)
+    }
+
+    /// Drops the pools `keep` says no to.
+    pub fn retain_pools(&mut self, keep: impl Fn(&str) -> bool) {
+        self.pools.retain(|k, _| keep(k));
     }
 
     fn sequence(&self, mut node: u32) -> Vec<u32> {
