@@ -49,7 +49,7 @@ pub fn is_secret_name(name: &str) -> bool {
         "cvv",
         "passphrase",
     ];
-    const EXACT: [&str; 7] = [
+    const EXACT: [&str; 9] = [
         "key",
         "sig",
         "pin",
@@ -57,6 +57,8 @@ pub fn is_secret_name(name: &str) -> bool {
         "sid",
         "code_verifier",
         "client_assertion",
+        "pass",
+        "pw",
     ];
     let n = name.to_ascii_lowercase();
     PARTS.iter().any(|p| n.contains(p)) || EXACT.contains(&n.as_str())

@@ -27,12 +27,29 @@ pub(super) struct PendingBody {
 /// The most fields of one body pooled per request.
 const MAX_BODY_FIELDS: usize = 64;
 
-/// The pool a body field's values are kept in, per tenant: `body.` then the
-/// endpoint (`POST /api/login`), `#`, and the field (a JSON pointer, or `/`
-/// and a form field's name). Only fields whose values vary become slots;
-/// the other pools are dropped when the model is written.
+/// What every body field's pool name starts with: `#` cannot be in a path
+/// segment, so no path pool (`{segment}.{kind}`) can start the same way.
+pub(super) const FIELD_POOL: &str = "body#";
+
+/// The pool a body field's values are kept in, per tenant: `body#` then
+/// the endpoint (`POST /api/login`), `#`, and the field (a JSON pointer, or
+/// `/` and a form field's name, with `#N` for its Nth repeat). Only fields
+/// whose values vary become slots; the other pools are dropped when the
+/// model is written.
 pub(super) fn field_pool(endpoint: &str, field: &str) -> String {
-    format!("body.{endpoint}#{field}")
+    format!("{FIELD_POOL}{endpoint}#{field}")
+}
+
+/// A form field's name as a body field: `/name`, and `/name#2` for its
+/// second occurrence in the same body (so `tags=a&tags=b` is two fields).
+fn form_field(seen: &mut FxHashMap<String, usize>, name: &str) -> String {
+    let n = seen.entry(name.to_string()).or_default();
+    *n += 1;
+    if *n == 1 {
+        format!("/{}", pointer_part(name))
+    } else {
+        format!("/{}#{n}", pointer_part(name))
+    }
 }
 
 /// Calls `f(field, value)` for each text field of a request body that may
@@ -46,20 +63,33 @@ pub(super) fn body_fields(body: &crate::capture::Body, mut f: impl FnMut(&str, &
             f(field, value);
         }
     };
+    let mut names = FxHashMap::default();
     match body {
-        Body::Text { text, .. } => {
-            let t = text.trim_start();
-            if text.len() > MAX_BODY / 4 || !(t.starts_with('{') || t.starts_with('[')) {
+        Body::Text { mime, text } => {
+            if text.len() > MAX_BODY / 4 {
                 return;
             }
-            if let Ok(v) = serde_json::from_str::<Value>(text) {
-                string_leaves(&v, &mut String::new(), &mut keep);
+            let t = text.trim_start();
+            if t.starts_with('{') || t.starts_with('[') {
+                if let Ok(v) = serde_json::from_str::<Value>(text) {
+                    string_leaves(&v, &mut String::new(), &mut keep);
+                }
+            } else if mime.to_ascii_lowercase().contains("x-www-form-urlencoded") {
+                // As body_template reads it (pcap bodies, HAR postData.text).
+                for (k, v) in query_pairs(text) {
+                    let (name, value) = (decode(k), decode(v));
+                    let field = form_field(&mut names, &name);
+                    if !is_secret_name(&name) {
+                        keep(&field, &value);
+                    }
+                }
             }
         }
         Body::Params { params, .. } => {
             for p in params {
+                let field = form_field(&mut names, &p.name);
                 if p.file_name.is_none() && !is_secret_name(&p.name) {
-                    keep(&format!("/{}", pointer_part(&p.name)), &p.value);
+                    keep(&field, &p.value);
                 }
             }
         }
@@ -245,7 +275,9 @@ fn form_template(
     let mut out = Vec::new();
     let mut slots = Vec::new();
     let mut redacted = Vec::new();
+    let mut names = FxHashMap::default();
     for (i, p) in params.iter().enumerate() {
+        let field = form_field(&mut names, &p.name);
         let secret = is_secret_name(&p.name) || tainted(&p.value);
         let value = if secret {
             red.count("form-field", &p.name);
@@ -261,7 +293,7 @@ fn form_template(
         let pool = if secret || p.file_name.is_some() {
             None
         } else {
-            pool_for(&value).or_else(|| varying(&format!("/{}", pointer_part(&p.name))))
+            pool_for(&value).or_else(|| varying(&field))
         };
         if let Some(pool) = pool {
             slots.push(BodySlot {

@@ -548,7 +548,7 @@ impl Modeller {
         let mut field_values: FxHashMap<&str, Option<&str>> = FxHashMap::default();
         let mut varying: BTreeSet<String> = BTreeSet::new();
         for t in &self.tenants {
-            for pool in t.pool_names().filter(|n| n.starts_with("body.")) {
+            for pool in t.pool_names().filter(|n| n.starts_with(body::FIELD_POOL)) {
                 for v in t.pool_values(pool) {
                     match field_values.entry(pool).or_insert(Some(v)) {
                         Some(first) if *first != v => {
@@ -592,7 +592,7 @@ impl Modeller {
             .collect();
         // The other body pools were only candidates.
         for t in &mut self.tenants {
-            t.retain_pools(|name| !name.starts_with("body.") || used.contains(name));
+            t.retain_pools(|name| !name.starts_with(body::FIELD_POOL) || used.contains(name));
         }
         for e in &mut endpoints {
             scrub::endpoint(e, &self.secret_index, &mut self.redactions);
@@ -753,5 +753,113 @@ mod tests {
         let got = warmed.finish(&stats).unwrap().to_json();
         assert!(want.contains("\"other\""), "tenants folded into other");
         assert!(got == want, "the same model");
+    }
+
+    /// Body text fields that vary become per-tenant slots, for JSON and for
+    /// urlencoded text (as pcaps and HAR postData.text carry forms); repeated
+    /// form names are fields of their own; a path pool that happens to be
+    /// called `body.id` is left alone; secrets reach no pool.
+    #[test]
+    fn varying_body_fields_become_per_tenant_slots() {
+        use crate::capture::Body;
+        let opts = ModelOptions {
+            tenant_rules: vec![TenantRule::PathSegment(2)],
+            ..ModelOptions::default()
+        };
+        let mut m = Modeller::new(opts);
+        let mut at = 1_700_000_000_000_000i64;
+        let mut add = |m: &mut Modeller, tenant: &str, path: &str, body: Option<Body>| {
+            at += 400_000;
+            m.add(
+                0,
+                &Exchange {
+                    time: Timestamp::from_micros(at),
+                    method: if body.is_some() { "POST" } else { "GET" }.into(),
+                    path: format!("/t/{tenant}{path}"),
+                    client: Some(format!("10.0.0.{}", at % 50)),
+                    status: Some(200),
+                    body,
+                    ..Exchange::default()
+                },
+            );
+        };
+        let form = |text: String| Body::Text {
+            mime: "application/x-www-form-urlencoded".into(),
+            text,
+        };
+        for i in 0..20 {
+            for tenant in ["acme", "globex"] {
+                add(
+                    &mut m,
+                    tenant,
+                    "/login",
+                    Some(form(format!(
+                        "user=u{i}%40{tenant}.example&pass=hunter{i}&tags=a&tags=b{i}&plan=gold"
+                    ))),
+                );
+                add(
+                    &mut m,
+                    tenant,
+                    "/signup",
+                    Some(Body::Text {
+                        mime: "application/json".into(),
+                        text: format!(
+                            r#"{{"email":"n{i}@{tenant}.example","password":"pw{i}","lang":"en"}}"#
+                        ),
+                    }),
+                );
+                add(&mut m, tenant, &format!("/body/{}", 100 + i), None);
+            }
+        }
+        let model = m.finish(&[InputStats::new("log")]).unwrap();
+        let slots = |path: &str| -> Vec<(String, String)> {
+            let e = model.endpoints.iter().find(|e| e.path == path).expect(path);
+            match e.body.as_ref().expect("a body") {
+                BodyTemplate::Json { slots, .. } | BodyTemplate::Form { slots, .. } => slots
+                    .iter()
+                    .map(|s| (s.pointer.clone(), s.pool.clone()))
+                    .collect(),
+                BodyTemplate::Text { .. } => vec![],
+            }
+        };
+        let p = |e: &str, f: &str| format!("body#POST /t/{{tenant}}/{e}#{f}");
+        // user (index 0) and the second `tags` (index 3) vary; the first
+        // `tags`, `plan` and the password do not become slots.
+        assert_eq!(
+            slots("/t/{tenant}/login"),
+            vec![
+                ("/0".into(), p("login", "/user")),
+                ("/3".into(), p("login", "/tags#2"))
+            ]
+        );
+        assert_eq!(
+            slots("/t/{tenant}/signup"),
+            vec![("/email".into(), p("signup", "/email"))]
+        );
+        for t in &model.tenants {
+            let users = &t.pools[&p("login", "/user")].values;
+            assert_eq!(users.len(), 20, "{}", t.name);
+            assert!(
+                users
+                    .iter()
+                    .all(|(v, _)| v.ends_with(&format!("@{}.example", t.name)))
+            );
+            assert!(
+                t.pools.contains_key("body.id"),
+                "the path pool of /body/{{id}}"
+            );
+            assert!(
+                !t.pools
+                    .keys()
+                    .any(|k| k.contains("pass") || k.ends_with("/lang")),
+                "{:?}",
+                t.pools.keys()
+            );
+            let json = serde_json::to_string(&t.pools).unwrap();
+            assert!(
+                !json.contains("hunter") && !json.contains("\"pw1"),
+                "{json}"
+            );
+        }
     }
 }

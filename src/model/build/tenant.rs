@@ -189,7 +189,7 @@ impl TenantB {
         }
         if entry.values.add(value, cap)
             && !pool.starts_with("header.")
-            && !pool.starts_with("body.")
+            && !pool.starts_with(super::body::FIELD_POOL)
             && !self.pool_of.contains_key(value)
         {
             self.pool_of.insert(value.to_string(), pool.to_string());
