@@ -318,20 +318,25 @@ impl Plan {
                 "the model has no sessions to replay (for the selected tenants)".into(),
             ));
         }
-        // A method nobody recorded is a typo: it would replay nothing at all.
+        // A method the replayed tenants never used is a typo: it would
+        // replay nothing at all.
+        let mut recorded: Vec<&str> = included
+            .iter()
+            .flat_map(|&i| model.tenants[i].endpoints.keys())
+            .filter_map(|&e| model.endpoints.get(e).map(|e| e.method.as_str()))
+            .collect();
+        recorded.sort_unstable();
+        recorded.dedup();
         for m in &cfg.methods {
-            if !model
-                .endpoints
-                .iter()
-                .any(|e| e.method.eq_ignore_ascii_case(m))
-            {
-                let mut known: Vec<&str> =
-                    model.endpoints.iter().map(|e| e.method.as_str()).collect();
-                known.sort_unstable();
-                known.dedup();
+            if !recorded.iter().any(|r| r.eq_ignore_ascii_case(m)) {
                 return Err(PlanError(format!(
-                    "--methods {m}: no {m} request in the model (it has: {})",
-                    known.join(", ")
+                    "--methods {m}: no {m} request in the model{} (it has: {})",
+                    if cfg.only_tenants.is_empty() {
+                        ""
+                    } else {
+                        " for the selected tenants"
+                    },
+                    recorded.join(", ")
                 )));
             }
         }

@@ -438,6 +438,11 @@ impl Watcher {
                     for tick in self.recent.iter().rev().take(len as usize) {
                         acc.merge(tick);
                     }
+                    // As at the end of the run: an idle window is not
+                    // judged (a stage planned at zero must not abort).
+                    if acc.idle() {
+                        continue;
+                    }
                     observe_tick(t, &acc, len as f64)
                 }
             };
@@ -736,6 +741,34 @@ mod tests {
             }
         }
         panic!("never aborted");
+    }
+
+    #[test]
+    fn the_watcher_does_not_abort_on_an_idle_stretch() {
+        // 10 busy seconds at 100/s, then 10 with nothing planned (a stage
+        // at zero): `rate>40 over 2s` holds in every window with traffic
+        // (the one across the edge has 50/s), and the idle ones are not
+        // judged.
+        let mut r = run(10, |_| 100.0, |_| 0);
+        for s in 10..20 {
+            r.timeline.add(Tick::new(s));
+        }
+        let mut ts = parse("http_reqs: rate>40 over 2s").unwrap();
+        ts[0].abort_on_fail = true;
+        let mut w = Watcher::new(&ts).unwrap();
+        let mut partial = crate::metrics::Timeline::default();
+        for (s, t) in r.timeline.seconds() {
+            partial.add(t.clone());
+            assert_eq!(w.update(&partial), None, "second {s}");
+        }
+        // A stalled stretch (requests waiting, none answered) is not idle.
+        let mut stalled = Tick::new(20);
+        stalled.in_flight = 30;
+        for s in 20..23 {
+            stalled.second = s;
+            partial.add(stalled.clone());
+        }
+        assert!(w.update(&partial).is_some());
     }
 
     #[test]
