@@ -48,6 +48,16 @@ fn tune_allocator(command: &reprise::cli::Command) {
     }
 }
 
+/// Whether SIGHUP was ignored when reprise started (`nohup`).
+fn hangup_ignored() -> bool {
+    // SAFETY: reads the current disposition only (a null new action).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 fn main() -> ExitCode {
     let cli = reprise::cli::Cli::parse();
     tune_allocator(&cli.command);
@@ -57,6 +67,7 @@ fn main() -> ExitCode {
     // stop gracefully, exits at once.
     let interrupts = reprise::replay::Interrupts::default();
     let handler = interrupts.clone();
+    let hangup_ignored = hangup_ignored();
     if let Err(e) = ctrlc::set_handler(move || {
         if handler.press() {
             std::process::exit(i32::from(reprise::app::exit::INTERRUPTED));
@@ -66,6 +77,14 @@ fn main() -> ExitCode {
         );
     }) {
         eprintln!("reprise: warning: Ctrl-C will not stop runs gracefully: {e}");
+    }
+    if hangup_ignored {
+        // Started under nohup: a closed terminal must not stop a soak run.
+        // SAFETY: setting a signal's disposition back to SIG_IGN, as the
+        // parent had it; no handler runs in between that could mind.
+        unsafe {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        }
     }
     match reprise::app::run(cli, &interrupts) {
         Ok(code) => ExitCode::from(code),

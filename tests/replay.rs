@@ -1080,3 +1080,52 @@ fn methods_and_a_host_header_shape_what_is_sent() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("a Host header is a host[:port]"));
 }
+
+/// Under `nohup` (SIGHUP ignored when reprise starts), a hang-up leaves it
+/// running; otherwise SIGHUP stops it like SIGTERM and Ctrl-C.
+#[cfg(unix)]
+#[test]
+fn sighup_is_left_ignored_under_nohup() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    for nohup in [true, false] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reprise"));
+        cmd.args(["demo-target", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped());
+        if nohup {
+            // SAFETY: only async-signal-safe signal() between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reads");
+        assert!(line.contains("listening on"), "{line}");
+        // SAFETY: signals to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(300));
+        let after_hangup = child.try_wait().expect("waits");
+        if nohup {
+            assert!(
+                after_hangup.is_none(),
+                "a hang-up stopped a nohup'd reprise"
+            );
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("waits") {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(130), "nohup {nohup}");
+    }
+}
