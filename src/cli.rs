@@ -254,8 +254,10 @@ pub struct ReplayArgs {
 
     /// Scrape the target's own Prometheus metrics during the run and draw
     /// them beside latency: `db=http://10.0.0.5:9187/metrics`. Repeatable.
+    /// (Parsed with the config, so that an error never repeats a password
+    /// the URL holds, as clap's own message would.)
     #[arg(long = "watch", value_name = "NAME=URL")]
-    pub watch: Vec<crate::watch::WatchTarget>,
+    pub watch: Vec<String>,
 
     /// Which watched series to keep, by metric name (globs:
     /// `go_sql_open_connections`, `process_*`). Repeatable; none keeps the

@@ -29,12 +29,19 @@ pub struct WatchTarget {
 impl std::str::FromStr for WatchTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<WatchTarget, String> {
+        let said = crate::model::redact::mask_url(s);
         let (name, url) = s.split_once('=').ok_or_else(|| {
-            format!("`{s}`: expected NAME=URL, like db=http://10.0.0.5:9187/metrics")
+            format!("`{said}`: expected NAME=URL, like db=http://10.0.0.5:9187/metrics")
         })?;
         let name = name.trim();
         if name.is_empty() {
-            return Err(format!("`{s}`: the name is empty"));
+            return Err(format!("`{said}`: the name is empty"));
+        }
+        if name.contains([':', '/', '?']) {
+            // A URL without a name (whose query held the first `=`).
+            return Err(format!(
+                "`{said}`: expected NAME=URL, like db=http://10.0.0.5:9187/metrics"
+            ));
         }
         let shown = crate::model::redact::mask_url(url.trim());
         let url = url::Url::parse(url.trim()).map_err(|e| format!("`{shown}`: {e}"))?;

@@ -203,6 +203,23 @@ fn passwords_in_target_and_watch_urls_are_sent_as_basic_auth_and_never_shown() {
             .output()
             .expect("runs")
     };
+    // A --watch that cannot be used: the error names it, password masked.
+    for bad in [
+        "http://prom:w4tch-s3cret@127.0.0.1/metrics",
+        "http://prom@127.0.0.1/m?password=w4tch-s3cret",
+        "db=ftp://prom:w4tch-s3cret@127.0.0.1/metrics",
+    ] {
+        let out = reprise()
+            .args(["replay", "model.json", "--target", "http://127.0.0.1:9"])
+            .args(["--dry-run", "--watch", bad])
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--watch"), "{err}");
+        assert_clean("a --watch error", &err, &secrets);
+    }
     let dry = run(&["--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
     assert!(

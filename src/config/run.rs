@@ -410,7 +410,12 @@ impl RunConfig {
                     .map_err(|e| UsageError(format!("watch in the config file: {e}")))?,
             );
         }
-        watch_targets.extend(a.watch);
+        for w in &a.watch {
+            watch_targets.push(
+                w.parse::<crate::watch::WatchTarget>()
+                    .map_err(|e| UsageError(format!("--watch: {e}")))?,
+            );
+        }
         let watch_every = a
             .watch_every
             .or(f.watch_every)
