@@ -136,8 +136,10 @@ where
     let path = &req.url[url::Position::BeforePath..];
     let mut b = hyper::Request::builder()
         .method(req.method.as_str())
-        .uri(path)
-        .header(hyper::header::HOST, authority);
+        .uri(path);
+    if !req.headers.iter().any(|(k, _)| k == "host") {
+        b = b.header(hyper::header::HOST, authority);
+    }
     for (k, v) in &req.headers {
         b = b.header(k.as_str(), v.as_str());
     }
@@ -234,7 +236,8 @@ pub fn request(
 ) -> Result<LoginRequest, String> {
     let spec = cfg.login.as_ref().ok_or("this kind of auth has no login")?;
     let url = render(&spec.url, id, tenant, Escape::Path);
-    let full = if url.starts_with('/') {
+    let to_target = url.starts_with('/');
+    let full = if to_target {
         format!(
             "{}{}{url}",
             target.origin(id.tenant.as_deref().unwrap_or(tenant)),
@@ -251,6 +254,16 @@ pub fn request(
             concat!("reprise/", env!("CARGO_PKG_VERSION")).to_string(),
         ),
     ];
+    if to_target {
+        // To the target: its basic auth and virtual host, as replayed
+        // requests have them.
+        if let Some(b) = &target.basic_auth {
+            headers.push(("authorization".into(), b.clone()));
+        }
+        if let Some(h) = &target.host_header {
+            headers.push(("host".into(), h.clone()));
+        }
+    }
     if let Some(ct) = &spec.content_type {
         headers.push(("content-type".into(), ct.clone()));
     }
@@ -281,6 +294,7 @@ pub fn request(
                         form_value(c),
                         form_value(s)
                     ));
+                    headers.retain(|(n, _)| n != "authorization");
                     headers.push(("authorization".into(), format!("Basic {basic}")));
                 }
                 (Some(c), s, _) => {
@@ -450,6 +464,35 @@ mod tests {
 
     fn target() -> Target {
         Target::parse("http://127.0.0.1:9000/base").unwrap()
+    }
+
+    #[test]
+    fn logins_to_the_target_carry_its_basic_auth_and_virtual_host() {
+        let c = cfg(
+            "kind = \"json_login\"\nurl = \"/api/login\"\nusername = \"u\"\npassword = \"p\"\nbody = '{}'",
+        );
+        let mut t = Target::parse("http://ci:s3cret@127.0.0.1:9000").unwrap();
+        t.host_header = Some("api.staging".into());
+        let r = request(&c, &c.identities[0], "acme", &t, &Grant::Login).unwrap();
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("authorization"), Some("Basic Y2k6czNjcmV0"));
+        assert_eq!(header("host"), Some("api.staging"));
+        assert!(!r.url.as_str().contains("s3cret"), "{}", r.url);
+        // A login elsewhere (an identity provider) gets neither.
+        let c = cfg(
+            "kind = \"json_login\"\nurl = \"http://idp.example/login\"\nusername = \"u\"\npassword = \"p\"\nbody = '{}'",
+        );
+        let r = request(&c, &c.identities[0], "acme", &t, &Grant::Login).unwrap();
+        assert!(
+            r.headers
+                .iter()
+                .all(|(k, _)| k != "authorization" && k != "host")
+        );
     }
 
     #[test]

@@ -313,6 +313,12 @@ impl RunConfig {
         }
         // Flags come last, so they replace file headers of the same name.
         headers.extend(a.headers);
+        let mut target = target;
+        target.host_header = headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| v.clone());
         let segment = match (a.segment, f.segment) {
             (Some(s), _) => Some(s),
             (None, Some(s)) => Some(

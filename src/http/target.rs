@@ -48,6 +48,10 @@ pub struct Target {
     /// `Basic …` from the URL's `user:password@`, sent as the
     /// `Authorization` of every request (as curl and k6 do).
     pub basic_auth: Option<String>,
+    /// `--header 'Host: …'`: the virtual host, for the logins the token
+    /// manager sends to the target too (replayed requests carry it among
+    /// their headers).
+    pub host_header: Option<String>,
     https: bool,
     /// The host, possibly with `{tenant}` in it.
     host: String,
@@ -116,6 +120,7 @@ impl Target {
         Ok(Target {
             raw: crate::model::redact::mask_url(raw),
             basic_auth,
+            host_header: None,
             https,
             port: url.port_or_known_default().ok_or_else(|| err("no port"))?,
             host,
