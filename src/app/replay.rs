@@ -668,6 +668,17 @@ mod tests {
             ),
             "--influx=http://u:***@influx:8086/api/v2/write?org=o&bucket=b"
         );
+        // A password with an unencoded `/`, `?` or `#` still masked.
+        for (raw, shown) in [
+            ("http://ci:12/34@host/x", "http://ci:***@host/x"),
+            ("http://ci:a?b@host", "http://ci:***@host"),
+            (
+                "http://ci:p#ss@host:81/p?token=t",
+                "http://ci:***@host:81/p?token=***",
+            ),
+        ] {
+            assert_eq!(crate::model::redact::mask_url(raw), shown);
+        }
         let args = [
             "reprise",
             "replay",

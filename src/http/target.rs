@@ -104,6 +104,18 @@ impl Target {
             "https" => true,
             s => return Err(err(&format!("scheme `{s}`: use http or https"))),
         };
+        if raw
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains('@'))
+            && url.username().is_empty()
+            && url.password().is_none()
+        {
+            // `http://ci:12/34@host` parses as host `ci`: an `@` after the
+            // host is a password with an unencoded `/`, `?` or `#`.
+            return Err(err(
+                "an `@` after the host: percent-encode `/`, `?` and `#` in a password (%2F, %3F, %23)",
+            ));
+        }
         let host = url.host_str().ok_or_else(|| err("no host"))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(err("a target has no query or fragment"));
@@ -150,6 +162,25 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_with_a_slash_is_refused_and_not_shown() {
+        for raw in [
+            "http://ci:12/34@host",
+            "http://ci:a?b@host",
+            "http://ci:p#ss@host",
+        ] {
+            let e = Target::parse(raw).unwrap_err().to_string();
+            assert!(e.contains("ci:***@host"), "{e}");
+            assert!(
+                !e.contains("12/34") && !e.contains("a?b") && !e.contains("p#ss"),
+                "{e}"
+            );
+        }
+        let t = Target::parse("http://ci:12%2F34@host").unwrap();
+        assert_eq!(t.basic_auth.as_deref(), Some("Basic Y2k6MTIvMzQ="));
+        assert_eq!(t.raw, "http://ci:***@host");
+    }
 
     #[test]
     fn targets() {

@@ -443,8 +443,20 @@ pub fn mask_url(s: &str) -> String {
         return s.to_string();
     };
     let (head, rest) = s.split_at(scheme_at + 3);
-    // user:password@host → user:***@host
+    // A password with an unencoded `/`, `?` or `#` ends the authority
+    // early (`ci:12/34@host` parses as host `ci`, port 12): when an `@`
+    // comes after a `:` past the authority, everything between them is
+    // taken for a password. (It may mask a path holding `@` after a port;
+    // a password shown is worse.)
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if !rest[..authority_end].contains('@')
+        && let Some(at) = rest.rfind('@')
+        && let Some(colon) = rest[..at].find(':')
+        && colon < authority_end
+    {
+        return format!("{head}{}:***{}", &rest[..colon], mask_url_tail(&rest[at..]));
+    }
+    // user:password@host → user:***@host
     let (authority, tail) = rest.split_at(authority_end);
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -453,7 +465,12 @@ pub fn mask_url(s: &str) -> String {
         },
         None => authority.to_string(),
     };
-    let tail = match tail.split_once('?') {
+    format!("{head}{authority}{}", mask_url_tail(tail))
+}
+
+/// A URL's path, query and fragment with secret-looking query values masked.
+fn mask_url_tail(tail: &str) -> String {
+    match tail.split_once('?') {
         Some((path, query)) => {
             let (query, fragment) = match query.split_once('#') {
                 Some((q, f)) => (q, Some(f)),
@@ -476,8 +493,7 @@ pub fn mask_url(s: &str) -> String {
             t
         }
         None => tail.to_string(),
-    };
-    format!("{head}{authority}{tail}")
+    }
 }
 
 #[cfg(test)]
