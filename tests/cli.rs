@@ -145,6 +145,17 @@ fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
         args.extend(["--config", config]);
         fails_with(&args, 2, &format!("{config}: {needle}"));
     }
+    let drill = [
+        "drill",
+        "spike",
+        model,
+        "--target",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ];
+    let mut args = drill.to_vec();
+    args.extend(["--spike", "1e12"]);
+    fails_with(&args, 2, "--spike: out of range");
     // At the edges the plan is made (a slow replay is long, not broken).
     let mut args = base.to_vec();
     args.extend(["--speed", "0.001", "--think-scale", "10000"]);

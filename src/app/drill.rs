@@ -25,6 +25,12 @@ fn spike(a: SpikeArgs, interrupts: &Interrupts) -> Result<u8> {
             "--baseline and --spike are multiples of the recorded arrival rate, more than zero",
         );
     }
+    for (flag, v) in [("--baseline", a.baseline), ("--spike", a.spike)] {
+        // Multiples of the recorded rate, as --rate is.
+        if let Err(m) = crate::plan::limits::check(v, crate::plan::limits::RATE) {
+            return bad(&format!("{flag}: {m}"));
+        }
+    }
     if a.spike <= a.baseline {
         return bad("--spike must be higher than --baseline");
     }
