@@ -142,7 +142,7 @@ pub fn render(s: &Summary, top: usize) -> String {
     if ss.empty > 0 {
         let _ = writeln!(
             o,
-            "  {:31} {} arrivals had nothing to send (every request left out by --methods)",
+            "  {:31} {} arrivals sent nothing (their requests were all left out by --methods, or a recorded login the token manager does instead)",
             "",
             thousands(ss.empty)
         );
