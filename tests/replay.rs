@@ -1129,3 +1129,38 @@ fn sighup_is_left_ignored_under_nohup() {
         assert_eq!(status.code(), Some(130), "nohup {nohup}");
     }
 }
+
+/// A stalled target behind `--max-inflight 1`: the sessions queued for a
+/// place are late, not on time, and the stop sends none of them (they were
+/// counted in time and cut short by the dozen, each on a new connection).
+#[test]
+fn sessions_queued_behind_max_inflight_are_late_and_the_stop_sends_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    // Every request is held for a minute: nothing is ever answered.
+    let server = Recorder::start(Behaviour {
+        stall: Some((Duration::ZERO, Duration::from_secs(60))),
+        ..Behaviour::default()
+    });
+    let toml = format!(
+        "target = \"{}\"\ngrace = \"1s\"\nmax_inflight = 1\n[profile]\nunit = \"sessions_per_sec\"\nstart = 20\nstages = [{{ duration = \"2s\", target = 20 }}]\n",
+        server.url()
+    );
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = &summary["sessions"];
+    let started = s["started"].as_u64().expect("started");
+    let late = s["late"].as_u64().expect("late");
+    assert!(started >= 38, "{s}");
+    // The stop comes a second after the last arrival, so every queued
+    // session was far past --late-after (250 ms); only the first got its
+    // place on time.
+    assert!(late >= started - 2, "{s}");
+    assert_eq!(summary["requests"]["cut_short"], 1, "{summary}");
+    assert_eq!(server.seen().len(), 1, "one request ever left");
+}

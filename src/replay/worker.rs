@@ -256,9 +256,12 @@ async fn session<T: Transport + 'static, C: Clock>(
             }
             _ => None,
         };
+        // The stop first: a place freed by the stop must not send a
+        // request that would only be cut short.
         let permit = tokio::select! {
-            p = inner.places.take() => p,
+            biased;
             _ = inner.stop.stopped() => { completed = false; break; }
+            p = inner.places.take() => p,
         };
         let sent = inner.clock.now();
         inner.in_flight.set(inner.in_flight.get() + 1);
@@ -330,7 +333,10 @@ async fn session<T: Transport + 'static, C: Clock>(
         rec.session_empty();
     } else {
         if !started {
-            rec.session_started(false);
+            // Stopped before its first request left (waiting for a place,
+            // a token, or its due time): late if it was overdue by then.
+            let overdue = inner.clock.now().saturating_duration_since(due);
+            rec.session_started(overdue > inner.opts.late_after);
         }
         rec.session_ended(last_end.saturating_duration_since(due), completed);
     }
@@ -357,8 +363,9 @@ async fn send<T: Transport + 'static, C: Clock>(
         sent: Default::default(),
     };
     tokio::select! {
-        o = inner.transport.send(req) => Some(o),
+        biased;
         _ = inner.stop.stopped() => None,
+        o = inner.transport.send(req) => Some(o),
     }
 }
 
