@@ -305,6 +305,29 @@ fn a_saved_run_renders_again_exactly() {
         .expect("runs");
     assert_eq!(bad.status.code(), Some(2));
     assert!(crate::util::text(&bad.stderr).contains("summary.json"));
+    // A timeline second far past the run's end (damage): exit 2 naming the
+    // file, not an 8 TB allocation for the HTML's per-second series.
+    let hist = run_dir.join("histograms.json");
+    let mut h: Value = util::read_json(&hist);
+    let last = h["timeline"].as_array().expect("timeline").len() - 1;
+    h["timeline"][last]["second"] = Value::from(u64::MAX);
+    std::fs::write(&hist, serde_json::to_vec(&h).expect("JSON")).expect("writes");
+    let html = dir.path().join("damaged.html");
+    let damaged = crate::util::reprise()
+        .arg("report")
+        .arg(&run_dir)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .expect("runs");
+    let err = crate::util::text(&damaged.stderr);
+    assert_eq!(damaged.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "histograms.json: timeline: second 18446744073709551615 is past the run's end"
+        ),
+        "{err}"
+    );
 }
 
 /// The HTML report's structure: sections, headings, tables and charts, with

@@ -119,7 +119,27 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
             },
         );
     }
+    // A run lasts at most its length and the grace period after it; a
+    // second far past that is damage, and would make every per-second
+    // series that long.
+    let last_second = r
+        .meta
+        .elapsed
+        .max(Duration::from_secs(1))
+        .min(crate::plan::limits::LENGTH * 2)
+        .as_secs()
+        + 1;
     for s in file.timeline {
+        if s.second > last_second {
+            return Err(bad(
+                "timeline",
+                format!(
+                    "second {} is past the run's end ({} s)",
+                    s.second,
+                    r.meta.elapsed.as_secs()
+                ),
+            ));
+        }
         let mut t = Tick::new(s.second);
         t.counts = s.counts;
         t.in_flight = s.in_flight;
