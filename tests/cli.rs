@@ -156,6 +156,16 @@ fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
     let mut args = drill.to_vec();
     args.extend(["--spike", "1e12"]);
     fails_with(&args, 2, "--spike: out of range");
+    // The drill sets the load: a config's duration or loop would cut it
+    // short or contradict it (a 3 s duration ended a drill before its
+    // spike).
+    for file in ["duration = \"3s\"", "loop = true", "rate = 1"] {
+        let config = dir.path().join("drill.toml");
+        std::fs::write(&config, file).unwrap();
+        let mut args = drill.to_vec();
+        args.extend(["--spike", "5", "--config", config.to_str().unwrap()]);
+        fails_with(&args, 2, "the drill sets the load itself");
+    }
     // At the edges the plan is made (a slow replay is long, not broken).
     let mut args = base.to_vec();
     args.extend(["--speed", "0.001", "--think-scale", "10000"]);

@@ -68,12 +68,21 @@ fn spike(a: SpikeArgs, interrupts: &Interrupts) -> Result<u8> {
         sustain: a.sustain,
         window: a.window,
     };
-    let mut cfg = RunConfig::from_args(a.replay)?;
-    if cfg.plan.mode != Mode::Rate(1.0) {
+    let file = match &a.replay.config {
+        Some(p) => crate::config::RunFile::load(p)?,
+        None => crate::config::RunFile::default(),
+    };
+    if file.speed.is_some()
+        || file.rate.is_some()
+        || file.profile.is_some()
+        || file.duration.is_some()
+        || file.looped.is_some()
+    {
         return bad(
-            "the drill sets the load itself: the config file's speed, rate or [profile] cannot apply",
+            "the drill sets the load itself: the config file's speed, rate, [profile], duration and loop cannot apply (leave them out of the drill's config)",
         );
     }
+    let mut cfg = RunConfig::resolve(a.replay, file)?;
     cfg.plan.mode = Mode::Stages(d.profile());
     run_config(cfg, Some(d), interrupts)
 }
