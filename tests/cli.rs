@@ -113,6 +113,7 @@ fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
         ("--duration", "99999999999h", "longer than a run can be"),
         ("--duration", "0s", "longer than zero"),
         ("--tenant", "acme=1e300", "the multiplier: out of range"),
+        ("--threads", "100000", "--threads 100000: at most"),
     ] {
         let mut args = base.to_vec();
         args.extend([flag, value]);
