@@ -598,6 +598,12 @@ pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
         return Err(format!("`{s}`: `{name}` is not a header name"));
     }
     let value = value.trim().to_string();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        // It would be dropped from every request (it cannot be sent).
+        return Err(format!(
+            "`{name}`: a header value cannot hold a line break or NUL"
+        ));
+    }
     if name == "host" && value.parse::<hyper::http::uri::Authority>().is_err() {
         return Err(format!("`{s}`: a Host header is a host[:port]"));
     }

@@ -114,6 +114,7 @@ fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
         ("--duration", "0s", "longer than zero"),
         ("--tenant", "acme=1e300", "the multiplier: out of range"),
         ("--threads", "100000", "--threads 100000: at most"),
+        ("--header", "X-A: a\nb", "cannot hold a line break"),
     ] {
         let mut args = base.to_vec();
         args.extend([flag, value]);

@@ -27,7 +27,7 @@ pub const CREDENTIAL_HEADERS: [&str; 4] = [
 
 /// Whether a header, parameter or field name suggests a secret.
 pub fn is_secret_name(name: &str) -> bool {
-    const PARTS: [&str; 20] = [
+    const PARTS: [&str; 23] = [
         "password",
         "passwd",
         "pwd",
@@ -48,6 +48,10 @@ pub fn is_secret_name(name: &str) -> bool {
         "cookie",
         "cvv",
         "passphrase",
+        // Azure API Management's Ocp-Apim-Subscription-Key, and kin.
+        "subscription-key",
+        "subscription_key",
+        "subscriptionkey",
     ];
     const EXACT: [&str; 9] = [
         "key",
@@ -510,6 +514,7 @@ mod tests {
             "Password",
             "sid",
             "X-CSRF-Token",
+            "Ocp-Apim-Subscription-Key",
         ] {
             assert!(
                 is_secret_name(n) || CREDENTIAL_HEADERS.contains(&n.to_ascii_lowercase().as_str()),
