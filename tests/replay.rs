@@ -1066,6 +1066,33 @@ fn methods_and_a_host_header_shape_what_is_sent() {
     assert!(started + empty >= 90, "{s}: 50 sessions/s for 2 s");
     assert_eq!(s["completed"].as_u64().expect("completed"), started, "{s}");
 
+    // The dry run's forecast counts only the requests --methods keeps: the
+    // capture's 360 POSTs of its 1,884 requests, at --speed 40.
+    let forecast = |extra: &[&str]| {
+        let out = util::reprise()
+            .args([
+                "replay",
+                model.to_str().expect("utf-8"),
+                "--target",
+                &server.url(),
+            ])
+            .args(["--allow-host", "127.0.0.1", "--dry-run", "--speed", "40"])
+            .args(extra)
+            .output()
+            .expect("runs");
+        let text = text(&out.stdout);
+        text.lines()
+            .find(|l| l.trim_start().starts_with("all "))
+            .expect("a total line")
+            .to_string()
+    };
+    assert!(
+        forecast(&[]).ends_with(" 1,884 requests"),
+        "{}",
+        forecast(&[])
+    );
+    let posts = forecast(&["--methods", "POST"]);
+    assert!(posts.ends_with(" 360 requests"), "{posts}");
     // A method the model never recorded is a typo, not an empty run.
     let (out, _) = replay(dir.path(), &model, &toml, &["--methods", "FOO"]);
     assert_eq!(out.status.code(), Some(2));

@@ -134,6 +134,20 @@ impl TenantBook {
         } else {
             1.0
         };
+        // With --methods, the share of the tenant's requests that are kept
+        // (the forecast's requests per session; the shapes drop the rest).
+        let recorded: u64 = t.endpoints.values().sum();
+        let kept: u64 = t
+            .endpoints
+            .iter()
+            .filter(|(e, _)| keep(e))
+            .map(|(_, n)| n)
+            .sum();
+        let mean_steps = if methods.is_empty() || recorded == 0 {
+            mean_steps
+        } else {
+            mean_steps * kept as f64 / recorded as f64
+        };
         TenantBook {
             mode,
             shapes,
