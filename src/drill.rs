@@ -170,6 +170,10 @@ fn merged(timeline: &Timeline, from: u64, to: u64) -> Tick {
 }
 
 /// Analyses a drill's timeline.
+/// The most of its requests the baseline may fail and still be a state to
+/// recover to.
+const MAX_BASELINE_ERRORS: f64 = 0.5;
+
 pub fn analyse(d: &SpikeDrill, timeline: &Timeline) -> DrillReport {
     let (start, end, stop) = (d.spike_start(), d.spike_end(), d.end());
     let warm = start / 5;
@@ -195,9 +199,12 @@ pub fn analyse(d: &SpikeDrill, timeline: &Timeline) -> DrillReport {
             && h.error_rate <= err_limit
     };
     let sustain = d.sustain.as_secs().max(1);
+    // A baseline that mostly failed is nothing to recover to: a target
+    // failing every request would otherwise "recover" at once.
+    let unhealthy = baseline.error_rate > MAX_BASELINE_ERRORS;
     let mut recovered = None;
     let mut run_start = None;
-    for s in end..stop {
+    for s in (end..stop).filter(|_| !unhealthy) {
         if good(s) {
             let r = *run_start.get_or_insert(s);
             if s + 1 - r >= sustain {
@@ -211,6 +218,10 @@ pub fn analyse(d: &SpikeDrill, timeline: &Timeline) -> DrillReport {
     let recovery_time = recovered.map(|r| Duration::from_secs(r - end));
     let verdict = match (recovered, baseline.p95_ms) {
         (_, None) => "no baseline: no request completed before the spike".to_string(),
+        _ if unhealthy => format!(
+            "no healthy baseline: {:.0}% of the requests before the spike failed",
+            baseline.error_rate * 100.0
+        ),
         (Some(_), _) => format!(
             "recovered {} after the spike (held for {})",
             crate::output::human_duration(recovery_time.unwrap_or_default()),
@@ -303,6 +314,19 @@ mod tests {
         assert_eq!(p.at(10.0), 1.0);
         assert!((p.at(35.0) - 5.0).abs() < 1e-9);
         assert!((p.at(45.0) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_target_failing_throughout_has_no_baseline_to_recover_to() {
+        let tl = timeline(100, |_| 5.0, |_| 50);
+        let r = analyse(&drill(), &tl);
+        assert_eq!(r.baseline.error_rate, 1.0);
+        assert_eq!(r.recovered_at_s, None);
+        assert!(
+            r.verdict.starts_with("no healthy baseline: 100%"),
+            "{}",
+            r.verdict
+        );
     }
 
     #[test]
