@@ -357,7 +357,7 @@ impl Mock {
 }
 
 impl Transport for Mock {
-    async fn send(&self, req: Request<'_>) -> Outcome {
+    async fn send(&self, req: &Request<'_>) -> Outcome {
         let now = tokio::time::Instant::now();
         self.sent
             .borrow_mut()
@@ -1190,4 +1190,7 @@ fn sessions_queued_behind_max_inflight_are_late_and_the_stop_sends_none() {
     assert!(late >= started - 2, "{s}");
     assert_eq!(summary["requests"]["cut_short"], 1, "{summary}");
     assert_eq!(server.seen().len(), 1, "one request ever left");
+    // And what it wrote counts in data_sent (it read 0 for a stalled run).
+    let sent = summary["requests"]["bytes_sent"].as_u64().expect("bytes");
+    assert!(sent > 20, "{sent} bytes sent");
 }

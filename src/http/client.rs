@@ -633,15 +633,15 @@ impl Client {
 }
 
 impl Transport for Client {
-    async fn send(&self, req: Request<'_>) -> Outcome {
+    async fn send(&self, req: &Request<'_>) -> Outcome {
         let started = Instant::now();
         let run = async {
-            match self.attempt(&req, started, true).await {
+            match self.attempt(req, started, true).await {
                 Ok(o) => o,
                 // A kept-alive connection the server had already closed:
                 // once more on a new one.
                 // Boxed: rare, and it keeps every request's future small.
-                Err((true, _)) => Box::pin(self.attempt(&req, started, false))
+                Err((true, _)) => Box::pin(self.attempt(req, started, false))
                     .await
                     .unwrap_or_else(|(_, o)| o),
                 Err((false, o)) => o,
@@ -838,7 +838,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        c.send(Request {
+        c.send(&Request {
             method,
             origin: &origin,
             path_and_query: "/x",
@@ -1036,7 +1036,7 @@ mod tests {
                 .map(|_| {
                     let (c, origin) = (c.clone(), origin.clone());
                     tokio::task::spawn_local(async move {
-                        c.send(Request {
+                        c.send(&Request {
                             method: "GET",
                             origin: &origin,
                             path_and_query: "/",

@@ -175,7 +175,9 @@ pub(crate) fn io_kind(e: &std::io::Error, otherwise: ErrorKind) -> ErrorKind {
 /// Something that sends requests: the hyper client, or a stand-in in tests.
 #[allow(async_fn_in_trait)]
 pub trait Transport {
-    async fn send(&self, req: Request<'_>) -> Outcome;
+    /// Borrows the request, so the caller can still read what was written
+    /// (`sent`) if it gives up on the answer.
+    async fn send(&self, req: &Request<'_>) -> Outcome;
 }
 
 /// Counts a background task (a sweeper, a poller's looking task) in a

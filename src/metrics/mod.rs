@@ -541,6 +541,12 @@ impl Recorder {
         }
     }
 
+    /// Bytes written for a request that got no answer to measure.
+    pub fn count_sent(&mut self, bytes: u64) {
+        self.counts.bytes_sent += bytes;
+        self.tick.counts.bytes_sent += bytes;
+    }
+
     pub fn request_cut(&mut self) {
         self.counts.requests_cut += 1;
         self.tick.counts.requests_cut += 1;

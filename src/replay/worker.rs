@@ -364,8 +364,12 @@ async fn send<T: Transport + 'static, C: Clock>(
     };
     tokio::select! {
         biased;
-        _ = inner.stop.stopped() => None,
-        o = inner.transport.send(req) => Some(o),
+        _ = inner.stop.stopped() => {
+            // Cut short: what was written still went out.
+            inner.rec.borrow_mut().count_sent(req.sent.get());
+            None
+        }
+        o = inner.transport.send(&req) => Some(o),
     }
 }
 
