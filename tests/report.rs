@@ -158,6 +158,16 @@ fn the_summary_counts_what_was_recorded() {
         "{d:?}"
     );
     assert_eq!(d.min, 5.0);
+    // No tenant or endpoint is slower than the run as a whole (their
+    // histograms are coarser, and their max used to land past it).
+    for g in s.tenants.iter().chain(&s.endpoints) {
+        assert!(
+            g.duration.max <= d.max && g.duration.p99 <= d.max,
+            "{}: {:?} against {d:?}",
+            g.name,
+            g.duration
+        );
+    }
 }
 
 #[test]

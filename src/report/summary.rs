@@ -46,6 +46,28 @@ impl Stats {
             p999: q(0.999),
         }
     }
+
+    /// Kept within `run`'s range: a group's histogram (2 significant
+    /// digits) can put its max at a bucket's upper edge, past the run-wide
+    /// (3 digits) max, which no group can really exceed.
+    fn within(mut self, run: &Stats) -> Stats {
+        if run.count == 0 {
+            return self;
+        }
+        for v in [
+            &mut self.min,
+            &mut self.med,
+            &mut self.max,
+            &mut self.p90,
+            &mut self.p95,
+            &mut self.p99,
+            &mut self.p999,
+            &mut self.avg,
+        ] {
+            *v = v.clamp(run.min, run.max);
+        }
+        self
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -251,6 +273,10 @@ fn groups(r: &Results, by: impl Fn(&Key) -> usize, names: &[String]) -> Vec<Grou
         let _ = a.service.add(&s.service);
     }
     let total = r.counts.requests.max(1) as f64;
+    let (run_duration, run_service) = (
+        Stats::of(&r.metrics.duration),
+        Stats::of(&r.metrics.service),
+    );
     let mut out: Vec<Group> = acc
         .into_iter()
         .enumerate()
@@ -262,8 +288,8 @@ fn groups(r: &Results, by: impl Fn(&Key) -> usize, names: &[String]) -> Vec<Grou
                 share: round6(a.requests as f64 / total),
                 failed: a.failed,
                 failed_rate: round6(a.failed as f64 / a.requests.max(1) as f64),
-                duration: Stats::of(&a.duration),
-                service_time: Stats::of(&a.service),
+                duration: Stats::of(&a.duration).within(&run_duration),
+                service_time: Stats::of(&a.service).within(&run_service),
             })
         })
         .collect();
