@@ -69,6 +69,8 @@ struct OriginPool {
     unresolved: Option<(Instant, Failure)>,
     /// Name lookups made (tests count them).
     lookups: u64,
+    /// A lookup in progress: others wait for it instead of asking too.
+    looking_up: Option<Rc<tokio::sync::Notify>>,
     /// hyper's HTTP/1.1 connections (TLS).
     idle: Vec<http1::SendRequest<Body>>,
     h2: Option<http2::SendRequest<Body>>,
@@ -157,6 +159,34 @@ impl OriginPool {
                 Idle::Hyper(s) => self.idle.push(s),
             },
         }
+    }
+}
+
+/// The lookup in progress for an origin; when it ends (answered, failed,
+/// or given up because its request timed out or the run stopped) the ones
+/// waiting for it look again, and one of them asks if nobody knows yet.
+struct LookingUp<'a> {
+    client: &'a Client,
+    origin: &'a Origin,
+    done: Rc<tokio::sync::Notify>,
+}
+
+impl<'a> LookingUp<'a> {
+    fn start(client: &'a Client, origin: &'a Origin) -> LookingUp<'a> {
+        let done = Rc::new(tokio::sync::Notify::new());
+        client.with_pool(origin, |p| p.looking_up = Some(done.clone()));
+        LookingUp {
+            client,
+            origin,
+            done,
+        }
+    }
+}
+
+impl Drop for LookingUp<'_> {
+    fn drop(&mut self) {
+        self.client.with_pool(self.origin, |p| p.looking_up = None);
+        self.done.notify_waiters();
     }
 }
 
@@ -303,15 +333,25 @@ impl Client {
     /// The origin's addresses: looked up once and kept. A lookup is bounded
     /// by the connect timeout (it is part of connecting), and a failure is
     /// remembered for [`UNRESOLVED_FOR`].
+    /// One lookup per origin at a time: the others wait for its answer.
     async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Failure> {
-        if let Some(p) = self.pools.borrow().get(origin)
-            && !p.addrs.is_empty()
-        {
-            return Ok(p.addrs.clone());
+        loop {
+            if let Some(p) = self.pools.borrow().get(origin)
+                && !p.addrs.is_empty()
+            {
+                return Ok(p.addrs.clone());
+            }
+            if let Some(f) = self.unresolved(origin) {
+                return Err(f);
+            }
+            let Some(pending) = self.with_pool(origin, |p| p.looking_up.clone()) else {
+                break;
+            };
+            // Registered at its first poll, before the lookup (on this
+            // same thread) can finish and notify.
+            pending.notified().await;
         }
-        if let Some(f) = self.unresolved(origin) {
-            return Err(f);
-        }
+        let _looking = LookingUp::start(self, origin);
         self.with_pool(origin, |p| p.lookups += 1);
         let lookup = tokio::net::lookup_host((origin.host.as_str(), origin.port));
         let looked = match tokio::time::timeout(self.opts.connect_timeout, lookup).await {
@@ -1055,14 +1095,12 @@ mod tests {
                 assert_eq!(kind, ErrorKind::Connect);
                 assert!(msg.starts_with("resolving a..b"), "{msg}");
             }
-            // The failure is remembered: the requests queued behind the
-            // first lookups learn it from them, not from a lookup each (a
-            // broken resolver would make each of those take seconds).
+            // One lookup, and its failure remembered: the other requests
+            // wait for it and learn its answer, not from a lookup each (a
+            // broken resolver would make each of those take seconds, and
+            // hold a thread).
             let lookups = c.with_pool(&origin, |p| p.lookups);
-            assert!(
-                lookups <= MAX_CONNECTING as u64,
-                "{lookups} lookups for 300 requests"
-            );
+            assert_eq!(lookups, 1, "one lookup for 300 requests");
         });
     }
 
