@@ -450,10 +450,53 @@ impl AuthConfig {
             })
             .filter(|v| !v.is_empty())
             .collect();
+        // Literal secrets written into the login request itself: a
+        // secret-looking query value of its URL, a credential header.
+        if let Some(l) = &self.login {
+            let query = l.url.split_once('?').map_or("", |(_, q)| q);
+            let query = query.split_once('#').map_or(query, |(q, _)| q);
+            let from_url = query.split('&').filter_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                crate::model::redact::is_secret_name(&k.to_ascii_lowercase()).then_some(v)
+            });
+            let from_headers = l.headers.iter().filter_map(|(k, v)| {
+                (crate::model::redact::header_use(&k.to_ascii_lowercase(), &[])
+                    == crate::model::redact::HeaderUse::Redact)
+                    .then_some(v.as_str())
+            });
+            out.extend(
+                from_url
+                    .chain(from_headers)
+                    .flat_map(literal_parts)
+                    .map(str::to_string),
+            );
+        }
         out.sort();
         out.dedup();
         out
     }
+}
+
+/// The literal text of a template outside its `{placeholders}` (the fields
+/// put there are masked already) where it may be a secret: runs of three
+/// characters or more with no space, other than an auth scheme.
+fn literal_parts(template: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        parts.push(&rest[..open]);
+        rest = match rest[open..].find('}') {
+            Some(close) => &rest[open + close + 1..],
+            None => "",
+        };
+    }
+    parts.push(rest);
+    parts.into_iter().map(str::trim).filter(|p| {
+        p.len() >= 3
+            && !p.contains(' ')
+            && !p.eq_ignore_ascii_case("bearer")
+            && !p.eq_ignore_ascii_case("basic")
+    })
 }
 
 fn default_template(kind: AuthKind) -> String {

@@ -192,6 +192,31 @@ fn form_value(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `secret` as it may appear on the wire and so in an echoed answer or an
+/// error: as is, JSON-escaped, form-encoded and percent-encoded, and each of
+/// those encoded once more (a server that puts the JSON body it received
+/// into a JSON error escapes it twice). A password with a quote or a space
+/// must be masked in all of them.
+pub fn encoded_forms(secret: &str) -> Vec<String> {
+    let once = |s: &str| {
+        let json = Value::String(s.to_string()).to_string();
+        [
+            json[1..json.len() - 1].to_string(),
+            form_value(s),
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        ]
+    };
+    let mut forms = vec![secret.to_string()];
+    for f in once(secret) {
+        forms.extend(once(&f));
+        forms.push(f);
+    }
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
 /// How a value goes into a template.
 #[derive(Clone, Copy)]
 enum Escape {

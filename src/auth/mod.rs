@@ -254,7 +254,12 @@ impl Auth {
                     .is_some_and(|(m, p)| method.eq_ignore_ascii_case(m) && path == p)
             })
             .collect();
-        let mut secrets = cfg.secrets();
+        let mut secrets: Vec<String> = cfg
+            .secrets()
+            .iter()
+            .flat_map(|s| login::encoded_forms(s))
+            .collect();
+        // Longest first, so no part of a secret is left around a shorter one.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(Auth {
             cfg,
@@ -282,7 +287,7 @@ impl Auth {
                 "auth: {} ({} {}), {users} user{}",
                 self.cfg.kind.name(),
                 l.method,
-                l.url,
+                self.mask(&crate::model::redact::mask_url(&l.url), &[]),
                 if users == 1 { "" } else { "s" }
             ),
             None => format!(
@@ -924,6 +929,34 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.0.contains("no credentials for tenant globex"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_every_form_they_travel_in() {
+        let cfg = "kind = \"json_login\"\nurl = \"/api/login?api_key=k3y-literal&page=2\"\n\
+                   username = \"demo@x.test\"\npassword = 'Quo\"te 7/7'\n\
+                   login_headers = { \"X-Api-Key\" = \"hdr-s3cret\" }";
+        let auth = manager(cfg, Fake::new(200, 1.0), Shutdown::new());
+        // As sent in a JSON body, a form, a URL, and as written.
+        for form in [
+            r#"Quo\"te 7/7"#,
+            r#"Quo\\\"te 7/7"#,
+            "Quo%22te+7%2F7",
+            "Quo%22te%207%2F7",
+            r#"Quo"te 7/7"#,
+            "k3y-literal",
+            "hdr-s3cret",
+        ] {
+            let echoed = format!("status 400: {{\"echo\": \"{form}\"}}");
+            let masked = auth.mask(&echoed, &[]);
+            assert!(!masked.contains(form), "{form} shown in {masked}");
+            assert!(masked.contains("***"), "{masked}");
+        }
+        let plan = auth.describe();
+        assert!(
+            !plan.contains("k3y-literal") && plan.contains("page=2"),
+            "{plan}"
+        );
     }
 
     #[test]
