@@ -1194,3 +1194,50 @@ fn sessions_queued_behind_max_inflight_are_late_and_the_stop_sends_none() {
     let sent = summary["requests"]["bytes_sent"].as_u64().expect("bytes");
     assert!(sent > 20, "{sent} bytes sent");
 }
+
+/// Results that could not be written are found before the run, not after
+/// it: `--out` naming a file, `--junit` naming a directory or a missing
+/// one fail at once with exit 2 and nothing is sent.
+#[test]
+fn unwritable_outputs_are_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 20);
+    let server = Recorder::start(Behaviour::default());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let model = dir.path().join("model.json");
+    let missing = dir.path().join("no/such/dir/junit.xml");
+    for (flag, path, needle) in [
+        ("--out", file.clone(), "exists and is not a directory"),
+        ("--junit", dir.path().to_path_buf(), "is a directory"),
+        ("--junit", missing, "does not exist"),
+        ("--out", file.join("sub"), "cannot create it"),
+    ] {
+        let out = util::reprise()
+            .args(["replay", model.to_str().unwrap(), "--target"])
+            .arg(server.url())
+            .args(["--speed", "100", "--quiet", flag])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {}: {err}",
+            path.display()
+        );
+        assert!(err.contains(flag) && err.contains(needle), "{err}");
+    }
+    assert_eq!(server.seen().len(), 0, "nothing was sent");
+    let demo = util::reprise()
+        .args(["demo", "--duration", "5s", "--out"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(demo.status.code(), Some(2), "{}", text(&demo.stderr));
+    assert!(
+        !text(&demo.stderr).contains("listens on"),
+        "refused before the demo target starts"
+    );
+}

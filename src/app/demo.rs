@@ -111,6 +111,11 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     if a.duration < Duration::from_secs(5) {
         return Err(UsageError("--duration: the demo needs at least 5s".into()).into());
     }
+    let outputs = super::replay::Outputs {
+        dir: a.out.clone(),
+        ..Default::default()
+    };
+    outputs.check()?;
     let rt = runtime()?;
     let target = rt
         .block_on(DemoTarget::start(
@@ -225,12 +230,5 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     results.stages = stages;
     judge(&mut results, &[], None);
     rt.block_on(target.stop());
-    finish(
-        &results,
-        &super::replay::Outputs {
-            dir: a.out.clone(),
-            ..Default::default()
-        },
-        false,
-    )
+    finish(&results, &outputs, false)
 }

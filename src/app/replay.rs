@@ -105,6 +105,7 @@ pub fn run_config(
         std::io::stdout().lock().write_all(text.as_bytes())?;
         return Ok(exit::OK);
     }
+    cfg.outputs().check()?;
     let meta = RunMeta {
         version: env!("CARGO_PKG_VERSION").to_string(),
         command,
@@ -190,6 +191,62 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// Makes sure the results can be written before anything is sent: the
+    /// run directory is created (or is a directory already) and takes a
+    /// file; `--junit`/`--html` are not directories and their directory
+    /// takes a file. Otherwise a run of many minutes would be lost at the
+    /// end.
+    pub fn check(&self) -> Result<(), UsageError> {
+        let probe = |dir: &std::path::Path, what: &str, path: &std::path::Path| {
+            let file = dir.join(format!(".reprise-probe-{}", std::process::id()));
+            std::fs::File::create(&file)
+                .and_then(|_| std::fs::remove_file(&file))
+                .map_err(|e| {
+                    UsageError(format!(
+                        "{what} {}: cannot write there: {e}",
+                        path.display()
+                    ))
+                })
+        };
+        if let Some(dir) = &self.dir {
+            if dir.exists() && !dir.is_dir() {
+                return Err(UsageError(format!(
+                    "--out {}: exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| {
+                UsageError(format!("--out {}: cannot create it: {e}", dir.display()))
+            })?;
+            probe(dir, "--out", dir)?;
+        }
+        for (flag, path) in [("--junit", &self.junit), ("--html", &self.html)] {
+            let Some(path) = path else { continue };
+            if path == std::path::Path::new("-") {
+                continue;
+            }
+            if path.is_dir() {
+                return Err(UsageError(format!(
+                    "{flag} {}: is a directory (it names a file)",
+                    path.display()
+                )));
+            }
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return Err(UsageError(format!(
+                    "{flag} {}: the directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                )));
+            }
+            probe(parent, flag, path)?;
+        }
+        Ok(())
+    }
+
     /// Writes `--junit FILE` and `--html FILE`.
     pub fn write_files(&self, run: &Run<'_>) -> Result<()> {
         let files: [(&Option<std::path::PathBuf>, &dyn report::Exporter, &str); 2] = [
