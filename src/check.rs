@@ -117,6 +117,35 @@ impl Checks {
                     "says nothing to check: give status, body_contains, json_pointer + json_equals, header or duration_under".into(),
                 ));
             }
+            if let Some(codes) = &f.status {
+                if codes.is_empty() {
+                    return Err(err(
+                        "status = [] allows no status: list the ones that pass".into()
+                    ));
+                }
+                if let Some(c) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                    return Err(err(format!(
+                        "status {c} is not an HTTP status (100 to 599): the check could never pass"
+                    )));
+                }
+            }
+            if f.body_contains.as_deref() == Some("") {
+                return Err(err(
+                    "body_contains = \"\" is in every body: give the text to look for".into(),
+                ));
+            }
+            if f.duration_under == Some(Duration::ZERO) {
+                return Err(err(
+                    "duration_under = 0 could never pass: give a duration above zero".into(),
+                ));
+            }
+            if let Some(h) = &f.header
+                && hyper::header::HeaderName::from_bytes(h.as_bytes()).is_err()
+            {
+                return Err(err(format!(
+                    "header `{h}` is not a header name: the check could never pass"
+                )));
+            }
             let json = match (&f.json_pointer, &f.json_equals) {
                 (Some(p), Some(v)) if p.starts_with('/') => Some((
                     p.clone(),
@@ -229,11 +258,35 @@ impl Custom {
             let got = kept
                 .and_then(|k| serde_json::from_slice::<serde_json::Value>(&k.body).ok())
                 .and_then(|v| v.pointer(pointer).cloned());
-            if got.as_ref() != Some(want) {
+            if !got.as_ref().is_some_and(|g| json_eq(g, want)) {
                 return false;
             }
         }
         true
+    }
+}
+
+/// JSON equality with numbers compared by value: `json_equals = 1.0`
+/// matches a body's `1` (TOML has two number types, JSON one).
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -272,4 +325,54 @@ pub fn summarise(names: &[String], counts: &[(u64, u64)]) -> Vec<CheckSummary> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: &str) -> Outcome {
+        let now = std::time::Instant::now();
+        Outcome {
+            started: now,
+            finished: now,
+            status: Some(200),
+            error: None,
+            connecting: None,
+            tls: None,
+            waiting: None,
+            receiving: None,
+            bytes_received: body.len() as u64,
+            bytes_sent: 0,
+            kept: Some(Box::new(crate::http::Kept {
+                headers: Vec::new(),
+                body: body.as_bytes().to_vec(),
+            })),
+        }
+    }
+
+    fn json_check(want: &str) -> Custom {
+        let want: toml::Value =
+            toml::from_str::<toml::Table>(&format!("v = {want}")).unwrap()["v"].clone();
+        Custom {
+            index: 1,
+            tenant: None,
+            status: Vec::new(),
+            body_contains: None,
+            json: Some(("/n".into(), serde_json::to_value(want).unwrap())),
+            header: None,
+            duration_under: None,
+        }
+    }
+
+    #[test]
+    fn json_equals_compares_numbers_by_value() {
+        let d = Duration::from_millis(1);
+        assert!(json_check("1.0").passes(&answer(r#"{"n": 1}"#), d));
+        assert!(json_check("1").passes(&answer(r#"{"n": 1.0}"#), d));
+        assert!(json_check("[1, { a = 2.0 }]").passes(&answer(r#"{"n": [1.0, {"a": 2}]}"#), d));
+        assert!(!json_check("1.5").passes(&answer(r#"{"n": 1}"#), d));
+        assert!(!json_check("1").passes(&answer(r#"{"n": "1"}"#), d));
+        assert!(!json_check("[1]").passes(&answer(r#"{"n": [1, 2]}"#), d));
+    }
 }

@@ -249,6 +249,35 @@ duration_under = "5s"
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("endpoint `GET /nope` is not in the model"));
+    // So are checks that could never pass, or never fail.
+    for (check, needle) in [
+        ("status = []", "allows no status"),
+        ("status = [200, 999]", "status 999 is not an HTTP status"),
+        ("body_contains = \"\"", "is in every body"),
+        ("duration_under = \"0s\"", "could never pass"),
+        (
+            "header = \"bad header\"",
+            "`bad header` is not a header name",
+        ),
+    ] {
+        let (out, _) = replay(
+            dir.path(),
+            &dir.path().join("model.json"),
+            &flat(
+                &server.url(),
+                5,
+                1,
+                &format!("[[checks]]\nname = \"x\"\n{check}"),
+            ),
+            &["--quiet"],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{check}: {err}");
+        assert!(
+            err.contains("[[checks]] `x`") && err.contains(needle),
+            "{check}: {err}"
+        );
+    }
 }
 
 #[test]
