@@ -538,3 +538,61 @@ password = "${{REPRISE_TEST_JSON_SERVER_PASSWORD}}"
     );
     assert!(!everything.contains(PASSWORD));
 }
+
+/// A login server that never answers within the run: the logins still
+/// waiting at the end are counted and explained, and a run that could
+/// send nothing fails instead of passing with zero requests.
+#[test]
+fn logins_still_waiting_when_the_run_ends_are_counted_and_fail_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 30);
+    let target = Recorder::start(Behaviour::default());
+    let login = Recorder::start(Behaviour {
+        stall: Some((Duration::ZERO, Duration::from_secs(60))),
+        ..Behaviour::default()
+    });
+    let toml = format!(
+        r#"target = "{}"
+allow_hosts = ["127.0.0.1"]
+timeout = "30s"
+[profile]
+unit = "sessions_per_sec"
+start = 5
+stages = [{{ duration = "2s", target = 5 }}]
+[auth]
+kind = "json_login"
+url = "{}/login"
+username = "slow@x.test"
+password = "${{REPRISE_TEST_PASSWORD}}"
+"#,
+        target.url(),
+        login.url()
+    );
+    std::fs::write(dir.path().join("run.toml"), &toml).expect("writes");
+    let started = std::time::Instant::now();
+    let (out, everything, summary) = run_in(dir.path(), ("REPRISE_TEST_PASSWORD", PASSWORD));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run kept its length"
+    );
+    assert_eq!(summary["auth"]["auth_cut_short"], 1, "{summary}");
+    assert_eq!(summary["requests"]["total"], 0);
+    let example = summary["auth"]["examples"][0].as_str().expect("example");
+    assert!(
+        example.contains("slow@x.test") && example.contains("cut short by the end of the run"),
+        "{example}"
+    );
+    assert!(
+        stderr.contains("no login answered before the run ended"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("1 login was still waiting for an answer"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!everything.contains(PASSWORD), "the password leaked");
+    assert_eq!(target.seen().len(), 0);
+}

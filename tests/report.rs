@@ -98,6 +98,7 @@ fn results() -> Results {
         logins: 3,
         refreshes: 2,
         failures: 0,
+        cut_short: 0,
         retries: 1,
         sessions_denied: 0,
         examples: Vec::new(),

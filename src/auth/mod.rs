@@ -115,6 +115,9 @@ pub struct AuthReport {
     pub refreshes: u64,
     /// Login or token requests that gave no token.
     pub failures: u64,
+    /// Login or token requests still waiting for their answer when the
+    /// run ended (a login slower than the run, or a stalled login server).
+    pub cut_short: u64,
     /// Requests answered with a retry status, retried with a new token.
     pub retries: u64,
     /// Sessions ended because no token could be had.
@@ -146,6 +149,10 @@ pub struct Auth {
     logins: AtomicU64,
     refreshes: AtomicU64,
     failures: AtomicU64,
+    cut_short: AtomicU64,
+    /// Set when a login is cut short: the run is ending, and the sessions
+    /// queued behind it must not start new ones as they are torn down.
+    ending: std::sync::atomic::AtomicBool,
     retries: AtomicU64,
     denied: AtomicU64,
 }
@@ -274,6 +281,8 @@ impl Auth {
             logins: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            cut_short: AtomicU64::new(0),
+            ending: std::sync::atomic::AtomicBool::new(false),
             retries: AtomicU64::new(0),
             denied: AtomicU64::new(0),
         })
@@ -420,6 +429,9 @@ impl Auth {
 
     /// Logs in (or refreshes) with the gate held.
     async fn obtain(&self, h: Handle) -> Result<Arc<Token>, Arc<str>> {
+        if self.ending.load(Ordering::Relaxed) {
+            return Err("the run ended while logging in".into());
+        }
         let slot = self.slot(h);
         let (refresh, first) = {
             let st = slot.state();
@@ -500,7 +512,38 @@ impl Auth {
         let req = login::request(&self.cfg, id, tenant, &self.target, grant)?;
         let what = format!("{} {} for {}", req.method, req.url, id.label());
         let started = Instant::now();
+        // A login still waiting when the run ends (its future dropped) is
+        // counted and explained, not lost.
+        struct Waiting<'a> {
+            auth: &'a Auth,
+            started: Instant,
+            what: Option<&'a str>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if let Some(what) = self.what {
+                    self.auth.ending.store(true, Ordering::Relaxed);
+                    self.auth.cut_short.fetch_add(1, Ordering::Relaxed);
+                    let mut t = self.auth.tally();
+                    if t.examples.len() < EXAMPLES {
+                        t.examples.push(self.auth.mask(
+                            &format!(
+                                "{what}: no answer after {:.1}s, cut short by the end of the run",
+                                self.started.elapsed().as_secs_f64()
+                            ),
+                            &[],
+                        ));
+                    }
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            auth: self,
+            started,
+            what: Some(&what),
+        };
         let sent = self.transport.send(req).await;
+        waiting.what = None;
         let took = started.elapsed();
         self.tally()
             .duration
@@ -603,6 +646,7 @@ impl Auth {
             logins: self.logins.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            cut_short: self.cut_short.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             sessions_denied: self.denied.load(Ordering::Relaxed),
             examples: t.examples.clone(),

@@ -247,6 +247,22 @@ pub fn run(
     }
     results.meta.interrupted = shutdown.triggered() && results.meta.aborted.is_none();
     results.auth = auth.map(|a| a.report());
+    // Nobody could log in before the end: the run measured nothing, and
+    // says so rather than passing with zero requests.
+    if let Some(a) = &results.auth
+        && a.cut_short > 0
+        && a.logins + a.refreshes == 0
+        && results.meta.aborted.is_none()
+        && !results.meta.interrupted
+    {
+        results.meta.aborted = Some(format!(
+            "no login answered before the run ended ({} still waiting, {} failed), so nothing authenticated was sent; the first: {}",
+            a.cut_short,
+            a.failures,
+            a.examples.first().map_or("?", String::as_str)
+        ));
+        results.meta.abort_code = crate::app::exit::FAILURE;
+    }
     results
 }
 

@@ -111,6 +111,9 @@ pub(crate) struct AuthHist {
     pub logins: u64,
     pub refreshes: u64,
     pub failures: u64,
+    /// Absent in files written before it was counted.
+    #[serde(default)]
+    pub cut_short: u64,
     pub retries: u64,
     pub sessions_denied: u64,
     pub examples: Vec<String>,
@@ -174,6 +177,7 @@ impl Exporter for Histograms {
                     logins: a.logins,
                     refreshes: a.refreshes,
                     failures: a.failures,
+                    cut_short: a.cut_short,
                     retries: a.retries,
                     sessions_denied: a.sessions_denied,
                     examples: a.examples.clone(),

@@ -356,12 +356,13 @@ fn render(r: &Results, s: &Summary) -> String {
     if let Some(a) = &s.auth {
         let _ = write!(
             body,
-            "<section id=auth><h2>Auth</h2><p>{} with {} users: {} logins, {} token refreshes, {} failures, {} retries after 401, {} sessions denied; auth_req_duration p95 {}.</p></section>",
+            "<section id=auth><h2>Auth</h2><p>{} with {} users: {} logins, {} token refreshes, {} failures, {} cut short by the end of the run, {} retries after 401, {} sessions denied; auth_req_duration p95 {}.</p></section>",
             esc(a.kind),
             a.identities,
             thousands(a.logins),
             thousands(a.token_refreshes),
             thousands(a.auth_failures),
+            thousands(a.auth_cut_short),
             thousands(a.auth_retries),
             thousands(a.sessions_denied),
             esc(&human_ms(a.auth_req_duration.p95))

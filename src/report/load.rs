@@ -161,6 +161,7 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
             logins: a.logins,
             refreshes: a.refreshes,
             failures: a.failures,
+            cut_short: a.cut_short,
             retries: a.retries,
             sessions_denied: a.sessions_denied,
             examples: a.examples,

@@ -163,6 +163,8 @@ pub struct AuthSummary {
     pub logins: u64,
     pub token_refreshes: u64,
     pub auth_failures: u64,
+    /// Logins still waiting for an answer when the run ended.
+    pub auth_cut_short: u64,
     pub auth_retries: u64,
     pub sessions_denied: u64,
     pub examples: Vec<String>,
@@ -223,6 +225,7 @@ impl Summary {
                 logins: a.logins,
                 token_refreshes: a.refreshes,
                 auth_failures: a.failures,
+                auth_cut_short: a.cut_short,
                 auth_retries: a.retries,
                 sessions_denied: a.sessions_denied,
                 examples: a.examples.clone(),

@@ -210,6 +210,19 @@ pub fn render(s: &Summary, top: usize) -> String {
             thousands(a.auth_retries),
             thousands(a.sessions_denied)
         );
+        if a.auth_cut_short > 0 {
+            let _ = writeln!(
+                o,
+                "  {:31} {} login{} still waiting for an answer when the run ended",
+                "",
+                thousands(a.auth_cut_short),
+                if a.auth_cut_short == 1 {
+                    " was"
+                } else {
+                    "s were"
+                }
+            );
+        }
         if let Some(e) = a.examples.first() {
             let _ = writeln!(o, "    e.g. {e}");
         }
