@@ -421,12 +421,21 @@ pub fn extract(cfg: &AuthConfig, r: &LoginResponse, now: Instant) -> Result<Obta
     if value.is_empty() {
         return Err(format!("status {}, but the token is empty", r.status));
     }
-    let expires_in = || {
-        at(&cfg.expires_in_pointer)
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| now + Duration::from_secs_f64(s.min(1e9)))
-    };
+    let seconds = at(&cfg.expires_in_pointer)
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite());
+    // A token that is dead on arrival cannot be used: a failure (with its
+    // back-off, and the stop when every login fails), not a login per
+    // request, nor a token taken to live for ever.
+    if matches!(cfg.expiry, ExpirySource::Auto | ExpirySource::ExpiresIn)
+        && let Some(s) = seconds.filter(|s| *s <= 0.0)
+    {
+        return Err(format!(
+            "status {}, but the token has expired already ({} = {s})",
+            r.status, cfg.expires_in_pointer
+        ));
+    }
+    let expires_in = || seconds.map(|s| now + Duration::from_secs_f64(s.min(1e9)));
     let jwt = || {
         let exp = crate::model::identity::jwt_claims(&value)?
             .get("exp")?
@@ -598,6 +607,28 @@ mod tests {
         .unwrap();
         assert_eq!(o.value, "t1");
         assert_eq!(o.expires_at, Some(now + Duration::from_secs(900)));
+        // As a string too.
+        let o = extract(
+            &c,
+            &response(200, r#"{"token": "t1", "expires_in": "60"}"#, &[]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(o.expires_at, Some(now + Duration::from_secs(60)));
+        // Dead on arrival: a failure, not a token for ever or for nothing.
+        for dead in ["0", "-5", "\"0\""] {
+            let e = extract(
+                &c,
+                &response(
+                    200,
+                    &format!(r#"{{"token": "t1", "expires_in": {dead}}}"#),
+                    &[],
+                ),
+                now,
+            )
+            .unwrap_err();
+            assert!(e.contains("expired already"), "{dead}: {e}");
+        }
         // A JWT's exp when there is no expires_in.
         let exp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
