@@ -636,6 +636,16 @@ fn read_credentials(path: &Path) -> Result<Vec<Row>, UsageError> {
             "{shown}:1: every column needs a name in the header row (tenant,username,password,...)"
         )));
     }
+    if let Some(dup) = headers
+        .iter()
+        .enumerate()
+        .find(|(i, h)| headers.iter().take(*i).any(|e| e == *h))
+        .map(|(_, h)| h)
+    {
+        return Err(UsageError(format!(
+            "{shown}:1: the column `{dup}` is named twice in the header row"
+        )));
+    }
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
@@ -762,6 +772,20 @@ mod tests {
                 .unwrap();
         let e = AuthConfig::resolve(f, dir.path()).unwrap_err();
         assert!(e.0.contains("bad.csv:2"), "{e}");
+        // Two columns of one name: which one is meant?
+        std::fs::write(
+            dir.path().join("bad.csv"),
+            "tenant,username,password,password\nacme,a,old,new\n",
+        )
+        .unwrap();
+        let f: AuthFile =
+            toml::from_str("kind = \"json_login\"\nurl = \"/l\"\ncredentials = \"bad.csv\"")
+                .unwrap();
+        let e = AuthConfig::resolve(f, dir.path()).unwrap_err();
+        assert!(
+            e.0.contains("bad.csv:1") && e.0.contains("`password` is named twice"),
+            "{e}"
+        );
     }
 
     #[test]

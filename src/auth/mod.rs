@@ -558,7 +558,16 @@ impl Auth {
             Err(e) => return Err(self.mask(&format!("{what}: {e}"), &extra)),
         };
         login::extract(&self.cfg, &r, Instant::now()).map_err(|e| {
-            let body = excerpt(&r.body);
+            let mut pointers: Vec<&str> = self
+                .cfg
+                .refresh_pointer
+                .iter()
+                .map(String::as_str)
+                .collect();
+            if let config::TokenSource::Pointer(p) = &self.cfg.token {
+                pointers.push(p);
+            }
+            let body = excerpt(&r.body, &pointers);
             let msg = if body.is_empty() {
                 format!("{what}: {e}")
             } else {
@@ -655,10 +664,18 @@ impl Auth {
 }
 
 /// The start of a response body on one line, with the values of
-/// secret-looking JSON fields masked.
-fn excerpt(body: &[u8]) -> String {
+/// secret-looking JSON fields, of JWTs and at `pointers` (where the token
+/// is read from) masked.
+fn excerpt(body: &[u8], pointers: &[&str]) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
+            for p in pointers {
+                if let Some(x) = v.pointer_mut(p)
+                    && !x.is_null()
+                {
+                    *x = Value::String("***".into());
+                }
+            }
             mask_json(&mut v);
             v.to_string()
         }
@@ -683,6 +700,7 @@ fn mask_json(v: &mut Value) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(mask_json),
+        Value::String(s) if crate::model::template::is_jwt(s) => *s = "***".into(),
         _ => {}
     }
 }
@@ -1005,12 +1023,28 @@ mod tests {
 
     #[test]
     fn excerpts_mask_secret_fields() {
-        let e = excerpt(br#"{"error": "bad", "access_token": "xyz", "nested": {"password": "p"}}"#);
+        let e = excerpt(
+            br#"{"error": "bad", "access_token": "xyz", "nested": {"password": "p"}}"#,
+            &[],
+        );
         assert_eq!(
             e,
             r#"{"error":"bad","access_token":"***","nested":{"password":"***"}}"#
         );
+        // A bearer field, a JWT under any name, the configured pointers.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJlLXBhcnQ";
+        let e = excerpt(
+            format!(
+                r#"{{"bearer": "b-123", "value": "{jwt}", "data": {{"k": "opaque-42"}}, "n": 1}}"#
+            )
+            .as_bytes(),
+            &["/data/k"],
+        );
+        assert_eq!(
+            e,
+            r#"{"bearer":"***","value":"***","data":{"k":"***"},"n":1}"#
+        );
         let long = "a ".repeat(500);
-        assert!(excerpt(long.as_bytes()).chars().count() <= EXCERPT + 1);
+        assert!(excerpt(long.as_bytes(), &[]).chars().count() <= EXCERPT + 1);
     }
 }

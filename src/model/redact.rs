@@ -27,8 +27,9 @@ pub const CREDENTIAL_HEADERS: [&str; 4] = [
 
 /// Whether a header, parameter or field name suggests a secret.
 pub fn is_secret_name(name: &str) -> bool {
-    const PARTS: [&str; 23] = [
+    const PARTS: [&str; 24] = [
         "password",
+        "bearer",
         "passwd",
         "pwd",
         "secret",
