@@ -242,6 +242,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
 
+    /// After the run, keep serving the final totals until Prometheus has
+    /// scraped them once, at most this long (default 15s; 0s stops at
+    /// once). A scrape interval shorter than this sees the end of the run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub prometheus_linger: Option<Duration>,
+
     /// Write live metrics every second to InfluxDB v2:
     /// `http://influx:8086/api/v2/write?org=ORG&bucket=BUCKET`; the token
     /// comes from the INFLUX_TOKEN environment variable.

@@ -23,6 +23,8 @@ use crate::metrics::{Class, SmallHist, Tick, small_hist};
 #[derive(Clone, Debug, Default)]
 pub struct LiveOptions {
     pub prometheus: Option<SocketAddr>,
+    /// How long the final totals stay up for a last scrape.
+    pub prometheus_linger: Duration,
     /// The write URL: `http://influx:8086/api/v2/write?org=ORG&bucket=BUCKET`.
     pub influx_url: Option<String>,
     /// From the INFLUX_TOKEN environment variable, never a flag.
@@ -57,6 +59,10 @@ struct State {
     last_lag_p99_s: f64,
     seconds: u64,
     influx_failures: u64,
+    /// The run is over: these are the final totals.
+    ended: bool,
+    /// Scraped since they were final.
+    final_scraped: bool,
 }
 
 /// The running live outputs.
@@ -73,6 +79,7 @@ pub struct Live {
     thread: Option<Background>,
     /// Where the scrape endpoint listens (port 0 resolved).
     pub addr: Option<SocketAddr>,
+    linger: Duration,
 }
 
 /// Labels for the names weighed by `weights`: the heaviest `MAX_SERIES`
@@ -154,6 +161,7 @@ impl Live {
             epoch: SystemTime::now(),
             thread,
             addr,
+            linger: opts.prometheus_linger,
         })
     }
 
@@ -250,11 +258,34 @@ impl Live {
         }
     }
 
-    /// Flushes, waits (briefly) for the last Influx writes, stops the
-    /// server. Returns how many Influx writes failed.
-    pub fn finish(mut self) -> u64 {
+    /// Flushes, waits (briefly) for the last Influx writes, keeps the
+    /// final totals up until scraped (at most the linger; `stop` cuts it
+    /// short: a Ctrl-C), stops the server. Returns how many Influx writes
+    /// failed.
+    pub fn finish(mut self, stop: impl Fn() -> bool) -> u64 {
         if let Some(f) = &mut self.file {
             let _ = f.flush();
+        }
+        if let Some(addr) = self.addr
+            && !self.linger.is_zero()
+            && !stop()
+        {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
+            eprintln!(
+                "live metrics: the final totals stay on http://{addr}/metrics until scraped (at most {})",
+                crate::output::human_duration(self.linger)
+            );
+            let until = std::time::Instant::now() + self.linger;
+            while std::time::Instant::now() < until
+                && !stop()
+                && !self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .final_scraped
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         // Closing the channel lets the writer drain and stop.
         self.influx = None;
@@ -421,7 +452,8 @@ async fn serve(
                         let (state, names) = (state.clone(), names.clone());
                         async move {
                             let (status, body) = if req.uri().path() == "/metrics" {
-                                let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                                s.final_scraped |= s.ended;
                                 (200, prometheus_text(&s, &names.0, &names.1))
                             } else {
                                 (404, "reprise serves /metrics\n".to_string())

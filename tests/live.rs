@@ -62,35 +62,45 @@ fn prometheus_scrapes_during_the_run() {
         .to_string();
     std::thread::sleep(Duration::from_secs(3));
     let body = get(&addr, "/metrics");
+    // After the run, the final totals stay up until scraped once.
+    line.clear();
+    stderr.read_line(&mut line).expect("the linger line");
+    assert!(
+        line.contains("the final totals stay on") && line.contains("until scraped"),
+        "{line}"
+    );
+    let last = get(&addr, "/metrics");
+    let scraped = std::time::Instant::now();
     let status = child.wait().expect("ends");
     assert!(status.success());
+    assert!(
+        scraped.elapsed() < Duration::from_secs(5),
+        "it stops once the final totals were scraped"
+    );
     assert!(
         body.contains("# TYPE reprise_requests_total counter"),
         "{body}"
     );
-    let counted: u64 = body
-        .lines()
-        .filter(|l| {
-            l.starts_with(
-                "reprise_requests_total{tenant=\"default\",endpoint=\"GET /ping\",status=\"2xx\"}",
-            )
-        })
-        .map(|l| {
-            l.rsplit(' ')
-                .next()
-                .expect("value")
-                .parse::<u64>()
-                .expect("a count")
-        })
-        .sum();
+    let count = |body: &str| -> u64 {
+        body.lines()
+            .filter(|l| l.starts_with("reprise_requests_total{"))
+            .map(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .expect("value")
+                    .parse::<u64>()
+                    .expect("a count")
+            })
+            .sum()
+    };
+    let counted = count(&body);
     assert!(counted > 20, "requests counted mid-run: {counted}\n{body}");
     assert!(body.contains("reprise_http_req_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(body.contains("# TYPE reprise_in_flight gauge"));
     let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
-    assert!(
-        counted <= summary["requests"]["total"].as_u64().expect("total"),
-        "mid-run, not more than at the end"
-    );
+    let total = summary["requests"]["total"].as_u64().expect("total");
+    assert!(counted < total, "mid-run, less than at the end");
+    assert_eq!(count(&last), total, "the last scrape has the final totals");
 }
 
 #[test]

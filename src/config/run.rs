@@ -26,6 +26,8 @@ pub mod defaults {
     pub const MAX_SESSIONS: usize = 100_000;
     pub const LATE_AFTER: Duration = Duration::from_millis(250);
     pub const GRACE: Duration = Duration::from_secs(10);
+    /// Prometheus scrapes every 15 s by default.
+    pub const PROMETHEUS_LINGER: Duration = Duration::from_secs(15);
     pub const TIMEOUT: Duration = Duration::from_secs(30);
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 }
@@ -91,6 +93,8 @@ pub struct RunFile {
     pub junit: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub prometheus_listen: Option<std::net::SocketAddr>,
+    #[serde(default, with = "opt_duration")]
+    pub prometheus_linger: Option<Duration>,
     pub influx: Option<String>,
     pub influx_file: Option<PathBuf>,
     /// `watch = { db = "http://10.0.0.5:9187/metrics" }`.
@@ -486,6 +490,10 @@ impl RunConfig {
             watch,
             live: crate::live::LiveOptions {
                 prometheus: a.prometheus_listen.or(f.prometheus_listen),
+                prometheus_linger: a
+                    .prometheus_linger
+                    .or(f.prometheus_linger)
+                    .unwrap_or(defaults::PROMETHEUS_LINGER),
                 influx_url: a.influx.or(f.influx),
                 influx_token: std::env::var("INFLUX_TOKEN").ok().filter(|t| !t.is_empty()),
                 influx_file: a.influx_file.or(f.influx_file),

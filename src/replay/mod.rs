@@ -223,7 +223,7 @@ pub fn run(
         for (_, t) in timeline.between(l.fed(), u64::MAX) {
             l.second(t);
         }
-        let failures = l.finish();
+        let failures = l.finish(|| shutdown.triggered());
         if failures > 0 {
             eprintln!("warning: {failures} writes to --influx failed");
         }
