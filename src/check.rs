@@ -229,7 +229,15 @@ impl Checks {
             if c.tenant.is_some_and(|t| t != tenant) {
                 continue;
             }
-            rec.check(c.index, c.passes(o, duration));
+            let passed = c.passes(o, duration);
+            rec.check(c.index, passed);
+            // Failed on a body only partly kept: said, not silent.
+            if !passed
+                && (c.body_contains.is_some() || c.json.is_some())
+                && o.kept.as_ref().is_some_and(|k| k.cut)
+            {
+                rec.check_cut(c.index);
+            }
         }
     }
 }
@@ -297,6 +305,27 @@ pub struct CheckSummary {
     pub passes: u64,
     pub fails: u64,
     pub rate: f64,
+    /// Failures judged on the first 1 MiB of a longer body.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cut: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl CheckSummary {
+    /// Says how many failures were judged on a cut body, when some were.
+    pub fn cut_note(&self) -> Option<String> {
+        (self.cut > 0).then(|| {
+            format!(
+                "{} of the failures on a body longer than {} MiB, judged on its first {} MiB",
+                self.cut,
+                crate::http::KEEP_LIMIT >> 20,
+                crate::http::KEEP_LIMIT >> 20
+            )
+        })
+    }
 }
 
 /// The run config's `[[checks]]` and the default check's switch.
@@ -306,8 +335,9 @@ pub struct CheckConfig {
     pub status_check: bool,
 }
 
-/// (name → (passes, fails)) in the order of `names`.
-pub fn summarise(names: &[String], counts: &[(u64, u64)]) -> Vec<CheckSummary> {
+/// (name → (passes, fails), and failures on a cut body) in the order of
+/// `names`.
+pub fn summarise(names: &[String], counts: &[(u64, u64)], cut: &[u64]) -> Vec<CheckSummary> {
     names
         .iter()
         .enumerate()
@@ -317,6 +347,7 @@ pub fn summarise(names: &[String], counts: &[(u64, u64)]) -> Vec<CheckSummary> {
                 name: name.clone(),
                 passes: p,
                 fails: f,
+                cut: cut.get(i).copied().unwrap_or(0),
                 rate: if p + f == 0 {
                     0.0
                 } else {
@@ -347,6 +378,7 @@ mod tests {
             kept: Some(Box::new(crate::http::Kept {
                 headers: Vec::new(),
                 body: body.as_bytes().to_vec(),
+                cut: false,
             })),
         }
     }

@@ -453,3 +453,50 @@ fn a_response_that_breaks_off_is_a_failed_request_whatever_its_status_line() {
     assert!(!errors.is_empty(), "{summary}");
     drop(server);
 }
+
+/// A body longer than what is kept for checks (1 MiB): a check that fails
+/// on its cut end says so, in the summary and on the screen.
+#[test]
+fn checks_failed_on_a_cut_body_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::path_model(dir.path(), 20, "/big");
+    let server = Recorder::start(Behaviour::default());
+    let toml = flat(
+        &server.url(),
+        5,
+        2,
+        r#"
+[[checks]]
+name = "has its end"
+body_contains = '"end":true'
+
+[[checks]]
+name = "has its start"
+body_contains = '{"pad":"xxx'
+"#,
+    );
+    let (out, summary) = replay(dir.path(), &dir.path().join("model.json"), &toml, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let checks = summary["checks"].as_array().expect("checks");
+    let end = checks
+        .iter()
+        .find(|c| c["name"] == "has its end")
+        .expect("end");
+    let total = summary["requests"]["total"].as_u64().expect("total");
+    assert!(total >= 5, "{summary}");
+    assert_eq!(end["fails"], total, "{end}");
+    assert_eq!(end["cut"], total, "{end}");
+    let start = checks
+        .iter()
+        .find(|c| c["name"] == "has its start")
+        .expect("start");
+    assert_eq!(start["passes"], total, "{start}");
+    assert!(start.get("cut").is_none(), "{start}");
+    assert!(
+        stdout.contains(&format!(
+            "{total} of the failures on a body longer than 1 MiB, judged on its first 1 MiB"
+        )),
+        "{stdout}"
+    );
+}

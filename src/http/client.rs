@@ -580,6 +580,7 @@ impl Client {
                     })
                     .collect(),
                 body: Vec::new(),
+                cut: false,
             })
         });
         let mut body = response.into_body();
@@ -589,8 +590,7 @@ impl Client {
                     if let Some(d) = f.data_ref() {
                         outcome.bytes_received += d.len() as u64;
                         if let Some(k) = kept.as_mut() {
-                            let room = super::KEEP_LIMIT.saturating_sub(k.body.len());
-                            k.body.extend_from_slice(&d[..d.len().min(room)]);
+                            k.take(d);
                         }
                     }
                 }

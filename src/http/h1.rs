@@ -14,7 +14,7 @@ use std::io;
 use std::time::Instant;
 
 use super::poller::Socket;
-use super::{ErrorKind, KEEP_LIMIT, Kept, Outcome, Request, host_override, io_kind};
+use super::{ErrorKind, Kept, Outcome, Request, host_override, io_kind};
 
 /// The most a response head may take.
 const MAX_HEAD: usize = 64 * 1024;
@@ -256,6 +256,7 @@ fn read_head(
                     })
                     .collect(),
                 body: Vec::new(),
+                cut: false,
             }));
         }
         let framing = if req.method.eq_ignore_ascii_case("HEAD")
@@ -371,8 +372,7 @@ fn read_failed(e: &io::Error, what: &str) -> Failed {
 fn take_data(o: &mut Outcome, data: &[u8]) {
     o.bytes_received += data.len() as u64;
     if let Some(k) = o.kept.as_mut() {
-        let room = KEEP_LIMIT.saturating_sub(k.body.len());
-        k.body.extend_from_slice(&data[..data.len().min(room)]);
+        k.take(data);
     }
 }
 

@@ -96,10 +96,21 @@ pub struct Kept {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body was longer than [`KEEP_LIMIT`]: only its start is kept.
+    pub cut: bool,
 }
 
 /// The most of a body kept for checks.
 pub const KEEP_LIMIT: usize = 1 << 20;
+
+impl Kept {
+    /// Keeps a piece of the body, up to [`KEEP_LIMIT`] in all.
+    pub fn take(&mut self, data: &[u8]) {
+        let room = KEEP_LIMIT.saturating_sub(self.body.len());
+        self.body.extend_from_slice(&data[..data.len().min(room)]);
+        self.cut |= data.len() > room;
+    }
+}
 
 impl Outcome {
     pub fn failed(started: Instant, kind: ErrorKind, message: String) -> Outcome {

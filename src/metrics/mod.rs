@@ -428,6 +428,8 @@ pub struct Recorder {
     pub counts: Counts,
     /// (passed, failed) per check.
     pub checks: Vec<(u64, u64)>,
+    /// Per check: failures on a body cut at the keep limit.
+    pub checks_cut: Vec<u64>,
     /// (kind, endpoint index, message).
     pub examples: Vec<(String, u32, String)>,
     tick: Tick,
@@ -440,6 +442,7 @@ impl Default for Recorder {
             keys: rustc_hash::FxHashMap::default(),
             counts: Counts::default(),
             checks: Vec::new(),
+            checks_cut: Vec::new(),
             examples: Vec::new(),
             tick: Tick::new(0),
         }
@@ -525,6 +528,15 @@ impl Recorder {
     }
 
     /// Check `index` passed or failed.
+    /// A failed check (recorded with [`Recorder::check`]) that was judged
+    /// on a body cut at the keep limit.
+    pub fn check_cut(&mut self, index: usize) {
+        if self.checks_cut.len() <= index {
+            self.checks_cut.resize(index + 1, 0);
+        }
+        self.checks_cut[index] += 1;
+    }
+
     pub fn check(&mut self, index: usize, passed: bool) {
         if self.checks.len() <= index {
             self.checks.resize(index + 1, (0, 0));
@@ -615,6 +627,16 @@ pub struct RunMeta {
     pub abort_code: u8,
 }
 
+/// `mine[i] += theirs[i]`, growing `mine` as needed.
+pub fn add_counts(mine: &mut Vec<u64>, theirs: &[u64]) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), 0);
+    }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m += t;
+    }
+}
+
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(crate::model::time::round3(d.as_secs_f64() * 1000.0))
 }
@@ -652,6 +674,8 @@ pub struct Results {
     /// Check names, and (passed, failed) per check.
     pub check_names: Vec<String>,
     pub checks: Vec<(u64, u64)>,
+    /// Per check: failures judged on a body cut at the keep limit (1 MiB).
+    pub checks_cut: Vec<u64>,
     /// The thresholds, judged at the end of the run.
     pub thresholds: Vec<crate::threshold::Verdict>,
     /// The spike drill's analysis, for `reprise drill`.
@@ -678,6 +702,7 @@ impl Results {
             mine.0 += theirs.0;
             mine.1 += theirs.1;
         }
+        add_counts(&mut self.checks_cut, &r.checks_cut);
         for (k, s) in r.keys {
             self.keys.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);
         }

@@ -70,6 +70,10 @@ pub(crate) struct HistFile {
     pub timeline: Vec<SecondHist>,
     /// (name, passed, failed) per check.
     pub checks: Vec<(String, u64, u64)>,
+    /// Per check, failures on a body cut at the keep limit (absent in
+    /// files written before it was counted).
+    #[serde(default)]
+    pub checks_cut: Vec<u64>,
     pub auth: Option<AuthHist>,
     /// Sessions planned per second; where stages begin (seconds).
     #[serde(default)]
@@ -170,6 +174,7 @@ impl Exporter for Histograms {
                     (n.clone(), p, f)
                 })
                 .collect(),
+            checks_cut: r.checks_cut.clone(),
             auth: match &r.auth {
                 Some(a) => Some(AuthHist {
                     kind: a.kind,

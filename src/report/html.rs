@@ -317,7 +317,10 @@ fn render(r: &Results, s: &Summary) -> String {
                 body,
                 "<tr class=\"{}\"><td>{}</td><td class=num data-v=\"{}\">{}</td><td class=num data-v=\"{}\">{}</td><td class=num data-v=\"{}\">{}</td></tr>",
                 if c.fails == 0 { "ok" } else { "bad" },
-                esc(&c.name),
+                match c.cut_note() {
+                    Some(n) => format!("{} <small>({})</small>", esc(&c.name), esc(&n)),
+                    None => esc(&c.name),
+                },
                 c.passes,
                 thousands(c.passes),
                 c.fails,

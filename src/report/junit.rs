@@ -47,12 +47,15 @@ impl Exporter for JUnit {
                 cases.push_str("/>\n");
             } else {
                 failures += 1;
-                let message = format!(
+                let mut message = format!(
                     "{} of {} requests failed the check ({:.2}% passed)",
                     c.fails,
                     c.passes + c.fails,
                     c.rate * 100.0
                 );
+                if let Some(note) = c.cut_note() {
+                    message.push_str(&format!("; {note}"));
+                }
                 let _ = write!(
                     cases,
                     ">\n      <failure type=\"check\" message=\"{m}\">{m}</failure>\n    </testcase>\n",

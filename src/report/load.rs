@@ -153,6 +153,7 @@ pub fn load(dir: &Path) -> Result<Results, UsageError> {
         r.check_names.push(name);
         r.checks.push((p, f));
     }
+    r.checks_cut = file.checks_cut;
     if let Some(a) = file.auth {
         r.auth = Some(crate::auth::AuthReport {
             kind: a.kind,

@@ -230,7 +230,7 @@ impl Summary {
                 sessions_denied: a.sessions_denied,
                 examples: a.examples.clone(),
             }),
-            checks: crate::check::summarise(&r.check_names, &r.checks),
+            checks: crate::check::summarise(&r.check_names, &r.checks, &r.checks_cut),
             thresholds: r.thresholds.clone(),
             drill: r.drill.clone(),
             comparison: r.comparison.clone(),

@@ -170,6 +170,9 @@ pub fn render(s: &Summary, top: usize) -> String {
                 thousands(c.fails),
                 thousands(c.passes + c.fails)
             );
+            if let Some(note) = c.cut_note() {
+                let _ = writeln!(o, "      {note}");
+            }
         }
     }
     for (name, n) in [

@@ -192,6 +192,7 @@ async fn handle(
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
     let login = parts.method == hyper::Method::POST && parts.uri.path() == "/login";
+    let big = parts.uri.path() == "/big";
     let bearer = parts
         .headers
         .get("authorization")
@@ -262,6 +263,11 @@ async fn handle(
         && at < to
     {
         tokio::time::sleep(to - at).await;
+    }
+    if big {
+        // Two MiB of JSON, its end past what is kept for checks.
+        let body = format!("{{\"pad\":\"{}\",\"end\":true}}", "x".repeat(2 << 20));
+        return Ok(hyper::Response::new(Full::new(Bytes::from(body))));
     }
     Ok(hyper::Response::new(Full::new(Bytes::from_static(
         b"{\"ok\":true}",
