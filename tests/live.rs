@@ -382,3 +382,37 @@ fn a_real_prometheus_scrapes_a_run() {
         "Prometheus scraped {requests} of {total} requests"
     );
 }
+
+/// Ctrl-C while the final totals wait for their scrape ends the wait at
+/// once; the run itself was complete, so it is not marked interrupted.
+#[test]
+fn ctrl_c_during_the_prometheus_linger_ends_it_and_the_run_stands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reprise"))
+        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
+        .args(["--out", "out", "--prometheus-listen", "127.0.0.1:0"])
+        .args(["--prometheus-linger", "60s"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("until scraped") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("reads") > 0, "no linger");
+    }
+    let signalled = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("ends");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "the wait ended"
+    );
+    assert_eq!(status.code(), Some(0), "a complete run");
+    let summary = util::read_json(&dir.path().join("out/summary.json"));
+    assert_eq!(summary["run"]["interrupted"], false, "{}", summary["run"]);
+}

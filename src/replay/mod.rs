@@ -218,6 +218,10 @@ pub fn run(
         (watcher, live.as_mut(), &shutdown),
         &mut progress,
     );
+    // Whether the run was stopped (Ctrl-C, an abort), taken before the
+    // live outputs linger: a Ctrl-C that only cuts the linger short leaves
+    // a complete run.
+    let stopped = (shutdown.triggered(), shutdown.aborted());
     if let Some(mut l) = live {
         // The seconds not yet fed (the last ones).
         for (_, t) in timeline.between(l.fed(), u64::MAX) {
@@ -241,11 +245,11 @@ pub fn run(
     results.meta.workers = workers;
     results.meta.planned = plan.length();
     results.meta.elapsed = start.elapsed();
-    if let Some((reason, code)) = shutdown.aborted() {
+    if let Some((reason, code)) = stopped.1 {
         results.meta.aborted = Some(reason);
         results.meta.abort_code = code;
     }
-    results.meta.interrupted = shutdown.triggered() && results.meta.aborted.is_none();
+    results.meta.interrupted = stopped.0 && results.meta.aborted.is_none();
     results.auth = auth.map(|a| a.report());
     // Nobody could log in before the end: the run measured nothing, and
     // says so rather than passing with zero requests.
