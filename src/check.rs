@@ -229,13 +229,11 @@ impl Checks {
             if c.tenant.is_some_and(|t| t != tenant) {
                 continue;
             }
-            let passed = c.passes(o, duration);
-            rec.check(c.index, passed);
-            // Failed on a body only partly kept: said, not silent.
-            if !passed
-                && (c.body_contains.is_some() || c.json.is_some())
-                && o.kept.as_ref().is_some_and(|k| k.cut)
-            {
+            let head = c.head_passes(o, duration);
+            let body = head && c.body_passes(o);
+            rec.check(c.index, body);
+            // Failed on the body, only partly kept: said, not silent.
+            if head && !body && o.kept.as_ref().is_some_and(|k| k.cut) {
                 rec.check_cut(c.index);
             }
         }
@@ -243,7 +241,13 @@ impl Checks {
 }
 
 impl Custom {
+    #[cfg(test)]
     fn passes(&self, o: &Outcome, duration: Duration) -> bool {
+        self.head_passes(o, duration) && self.body_passes(o)
+    }
+
+    /// The conditions on the status, the time and the headers.
+    fn head_passes(&self, o: &Outcome, duration: Duration) -> bool {
         let status = o.status.filter(|_| o.error.is_none());
         if !self.status.is_empty() && !status.is_some_and(|s| self.status.contains(&s)) {
             return false;
@@ -257,6 +261,12 @@ impl Custom {
         {
             return false;
         }
+        true
+    }
+
+    /// The conditions on the body.
+    fn body_passes(&self, o: &Outcome) -> bool {
+        let kept = o.kept.as_deref();
         if let Some(text) = &self.body_contains
             && kept.is_none_or(|k| memchr::memmem::find(&k.body, text.as_bytes()).is_none())
         {
@@ -395,6 +405,34 @@ mod tests {
             header: None,
             duration_under: None,
         }
+    }
+
+    #[test]
+    fn only_failures_on_a_cut_body_count_as_cut() {
+        let checks = Checks {
+            names: vec!["x".into()],
+            recorded: vec![None],
+            custom: vec![vec![Custom {
+                index: 0,
+                tenant: None,
+                status: vec![200],
+                body_contains: Some("end".into()),
+                json: None,
+                header: None,
+                duration_under: None,
+            }]],
+            keep: vec![true],
+        };
+        let mut rec = Recorder::default();
+        let d = Duration::from_millis(1);
+        let mut cut = answer("start");
+        cut.kept.as_mut().unwrap().cut = true;
+        checks.run(0, 0, &cut, d, &mut rec);
+        // A 500 fails on its status, whatever the body.
+        cut.status = Some(500);
+        checks.run(0, 0, &cut, d, &mut rec);
+        assert_eq!(rec.checks, vec![(0, 2)]);
+        assert_eq!(rec.checks_cut, vec![1]);
     }
 
     #[test]

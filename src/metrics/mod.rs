@@ -527,7 +527,6 @@ impl Recorder {
         }
     }
 
-    /// Check `index` passed or failed.
     /// A failed check (recorded with [`Recorder::check`]) that was judged
     /// on a body cut at the keep limit.
     pub fn check_cut(&mut self, index: usize) {
@@ -537,6 +536,7 @@ impl Recorder {
         self.checks_cut[index] += 1;
     }
 
+    /// Check `index` passed or failed.
     pub fn check(&mut self, index: usize, passed: bool) {
         if self.checks.len() <= index {
             self.checks.resize(index + 1, (0, 0));
