@@ -150,9 +150,6 @@ pub struct Auth {
     refreshes: AtomicU64,
     failures: AtomicU64,
     cut_short: AtomicU64,
-    /// Set when a login is cut short: the run is ending, and the sessions
-    /// queued behind it must not start new ones as they are torn down.
-    ending: std::sync::atomic::AtomicBool,
     retries: AtomicU64,
     denied: AtomicU64,
 }
@@ -282,7 +279,6 @@ impl Auth {
             refreshes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             cut_short: AtomicU64::new(0),
-            ending: std::sync::atomic::AtomicBool::new(false),
             retries: AtomicU64::new(0),
             denied: AtomicU64::new(0),
         })
@@ -429,9 +425,6 @@ impl Auth {
 
     /// Logs in (or refreshes) with the gate held.
     async fn obtain(&self, h: Handle) -> Result<Arc<Token>, Arc<str>> {
-        if self.ending.load(Ordering::Relaxed) {
-            return Err("the run ended while logging in".into());
-        }
         let slot = self.slot(h);
         let (refresh, first) = {
             let st = slot.state();
@@ -513,32 +506,37 @@ impl Auth {
         let what = format!("{} {} for {}", req.method, req.url, id.label());
         let started = Instant::now();
         // A login still waiting when the run ends (its future dropped) is
-        // counted and explained, not lost.
+        // counted and explained, not lost; for its user it stands as a
+        // failure (with the back-off), so the sessions queued behind it do
+        // not each start another as the run is torn down.
         struct Waiting<'a> {
             auth: &'a Auth,
+            h: Handle,
             started: Instant,
             what: Option<&'a str>,
         }
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                if let Some(what) = self.what {
-                    self.auth.ending.store(true, Ordering::Relaxed);
-                    self.auth.cut_short.fetch_add(1, Ordering::Relaxed);
-                    let mut t = self.auth.tally();
-                    if t.examples.len() < EXAMPLES {
-                        t.examples.push(self.auth.mask(
-                            &format!(
-                                "{what}: no answer after {:.1}s, cut short by the end of the run",
-                                self.started.elapsed().as_secs_f64()
-                            ),
-                            &[],
-                        ));
-                    }
+                let Some(what) = self.what else { return };
+                let message = self.auth.mask(
+                    &format!(
+                        "{what}: no answer after {:.1}s, cut short by the end of the run",
+                        self.started.elapsed().as_secs_f64()
+                    ),
+                    &[],
+                );
+                self.auth.cut_short.fetch_add(1, Ordering::Relaxed);
+                self.auth.slot(self.h).state().failed =
+                    Some((Instant::now() + FAILURE_BACKOFF, message.as_str().into()));
+                let mut t = self.auth.tally();
+                if t.examples.len() < EXAMPLES {
+                    t.examples.push(message);
                 }
             }
         }
         let mut waiting = Waiting {
             auth: self,
+            h,
             started,
             what: Some(&what),
         };

@@ -237,9 +237,12 @@ async fn session<T: Transport + 'static, C: Clock>(
         };
         let token = match (&inner.auth, user) {
             (Some(auth), Some(user)) => {
+                // The stop first: a session queued behind a login that the
+                // stop cut short must not start another as it goes.
                 let t = tokio::select! {
-                    t = auth.token(user) => t,
+                    biased;
                     _ = inner.stop.stopped() => { completed = false; break; }
+                    t = auth.token(user) => t,
                 };
                 match t {
                     Ok(t) => {
