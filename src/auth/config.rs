@@ -478,8 +478,9 @@ impl AuthConfig {
 }
 
 /// The literal text of a template outside its `{placeholders}` (the fields
-/// put there are masked already) where it may be a secret: runs of three
-/// characters or more with no space, other than an auth scheme.
+/// put there are masked already) where it may be a secret: its words
+/// (split at spaces and `;`) of six characters or more — shorter ones are
+/// words like `true` that would be masked everywhere.
 fn literal_parts(template: &str) -> impl Iterator<Item = &str> {
     let mut parts = Vec::new();
     let mut rest = template;
@@ -491,12 +492,10 @@ fn literal_parts(template: &str) -> impl Iterator<Item = &str> {
         };
     }
     parts.push(rest);
-    parts.into_iter().map(str::trim).filter(|p| {
-        p.len() >= 3
-            && !p.contains(' ')
-            && !p.eq_ignore_ascii_case("bearer")
-            && !p.eq_ignore_ascii_case("basic")
-    })
+    parts
+        .into_iter()
+        .flat_map(|p| p.split([' ', ';']))
+        .filter(|w| w.len() >= 6 && !w.eq_ignore_ascii_case("bearer"))
 }
 
 fn default_template(kind: AuthKind) -> String {

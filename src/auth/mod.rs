@@ -565,7 +565,7 @@ impl Auth {
             if let config::TokenSource::Pointer(p) = &self.cfg.token {
                 pointers.push(p);
             }
-            let body = excerpt(&r.body, &pointers);
+            let body = excerpt(&r.body, &pointers, |s| self.mask(s, &extra));
             let msg = if body.is_empty() {
                 format!("{what}: {e}")
             } else {
@@ -575,15 +575,13 @@ impl Auth {
         })
     }
 
-    /// `s` with every credential (and `extra`) replaced by `***`.
+    /// `s` with every credential (and `extra`, in the forms it travels
+    /// in) replaced by `***`.
     pub fn mask(&self, s: &str, extra: &[&str]) -> String {
         let mut out = s.to_string();
-        for secret in self
-            .secrets
-            .iter()
-            .map(String::as_str)
-            .chain(extra.iter().copied())
-        {
+        let mut extra: Vec<String> = extra.iter().flat_map(|e| login::encoded_forms(e)).collect();
+        extra.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for secret in self.secrets.iter().chain(&extra) {
             if secret.len() >= 3 {
                 out = out.replace(secret, "***");
             }
@@ -663,8 +661,9 @@ impl Auth {
 
 /// The start of a response body on one line, with the values of
 /// secret-looking JSON fields, of JWTs and at `pointers` (where the token
-/// is read from) masked.
-fn excerpt(body: &[u8], pointers: &[&str]) -> String {
+/// is read from) masked, and `mask` applied before it is cut (so no part of
+/// a secret is left at the cut).
+fn excerpt(body: &[u8], pointers: &[&str], mask: impl Fn(&str) -> String) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
             for p in pointers {
@@ -679,6 +678,7 @@ fn excerpt(body: &[u8], pointers: &[&str]) -> String {
         }
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
+    let text = mask(&text);
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(EXCERPT) {
         Some((i, _)) => format!("{}…", &line[..i]),
@@ -995,7 +995,7 @@ mod tests {
     fn secrets_are_masked_in_every_form_they_travel_in() {
         let cfg = "kind = \"json_login\"\nurl = \"/api/login?api_key=k3y-literal&page=2\"\n\
                    username = \"demo@x.test\"\npassword = 'Quo\"te 7/7'\n\
-                   login_headers = { \"X-Api-Key\" = \"hdr-s3cret\" }";
+                   login_headers = { \"X-Api-Key\" = \"hdr-s3cret\", \"Authorization\" = \"Bearer sch3me-s3cret\" }";
         let auth = manager(cfg, Fake::new(200, 1.0), Shutdown::new());
         // As sent in a JSON body, a form, a URL, and as written.
         for form in [
@@ -1006,12 +1006,16 @@ mod tests {
             r#"Quo"te 7/7"#,
             "k3y-literal",
             "hdr-s3cret",
+            "sch3me-s3cret",
         ] {
             let echoed = format!("status 400: {{\"echo\": \"{form}\"}}");
             let masked = auth.mask(&echoed, &[]);
             assert!(!masked.contains(form), "{form} shown in {masked}");
             assert!(masked.contains("***"), "{masked}");
         }
+        // A refresh token, sent form-encoded, is masked so too.
+        let masked = auth.mask("echo: refresh_token=rt%2Babc%2F%3D", &["rt+abc/="]);
+        assert!(!masked.contains("abc"), "{masked}");
         let plan = auth.describe();
         assert!(
             !plan.contains("k3y-literal") && plan.contains("page=2"),
@@ -1024,6 +1028,7 @@ mod tests {
         let e = excerpt(
             br#"{"error": "bad", "access_token": "xyz", "nested": {"password": "p"}}"#,
             &[],
+            str::to_string,
         );
         assert_eq!(
             e,
@@ -1037,12 +1042,24 @@ mod tests {
             )
             .as_bytes(),
             &["/data/k"],
+            str::to_string,
         );
         assert_eq!(
             e,
             r#"{"bearer":"***","value":"***","data":{"k":"***"},"n":1}"#
         );
         let long = "a ".repeat(500);
-        assert!(excerpt(long.as_bytes(), &[]).chars().count() <= EXCERPT + 1);
+        assert!(
+            excerpt(long.as_bytes(), &[], str::to_string)
+                .chars()
+                .count()
+                <= EXCERPT + 1
+        );
+        // A secret across the cut is masked whole, not left half shown.
+        let body = format!("{}s3cret-across-the-cut", "a".repeat(EXCERPT - 5));
+        let e = excerpt(body.as_bytes(), &[], |s| {
+            s.replace("s3cret-across-the-cut", "***")
+        });
+        assert!(!e.contains("s3cr") && e.contains("***"), "{e}");
     }
 }
