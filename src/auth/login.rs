@@ -424,18 +424,7 @@ pub fn extract(cfg: &AuthConfig, r: &LoginResponse, now: Instant) -> Result<Obta
     let seconds = at(&cfg.expires_in_pointer)
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite());
-    // A token that is dead on arrival cannot be used: a failure (with its
-    // back-off, and the stop when every login fails), not a login per
-    // request, nor a token taken to live for ever.
-    if matches!(cfg.expiry, ExpirySource::Auto | ExpirySource::ExpiresIn)
-        && let Some(s) = seconds.filter(|s| *s <= 0.0)
-    {
-        return Err(format!(
-            "status {}, but the token has expired already ({} = {s})",
-            r.status, cfg.expires_in_pointer
-        ));
-    }
-    let expires_in = || seconds.map(|s| now + Duration::from_secs_f64(s.min(1e9)));
+    let expires_in = || seconds.map(|s| now + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
     let jwt = || {
         let exp = crate::model::identity::jwt_claims(&value)?
             .get("exp")?
@@ -463,6 +452,15 @@ pub fn extract(cfg: &AuthConfig, r: &LoginResponse, now: Instant) -> Result<Obta
             ExpirySource::Ttl => ttl(),
             ExpirySource::Never => None,
         };
+    // A token that is dead on arrival (expires_in 0 or less, a JWT's exp
+    // past, Max-Age=0) cannot be used: a failure (with its back-off, and
+    // the stop when every login fails), not a login per request.
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(format!(
+            "status {}, but the token it gave has expired already",
+            r.status
+        ));
+    }
     Ok(Obtained {
         refresh: cfg.refresh_pointer.as_deref().and_then(at),
         value,
@@ -649,6 +647,17 @@ mod tests {
             (Duration::from_secs(115)..=Duration::from_secs(121)).contains(&left),
             "{left:?}"
         );
+        // A JWT whose exp is past is dead on arrival too.
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"sub":"u","exp":{}}}"#, exp - 600));
+        let old = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig");
+        let e = extract(
+            &c,
+            &response(200, &format!(r#"{{"token": "{old}"}}"#), &[]),
+            now,
+        )
+        .unwrap_err();
+        assert!(e.contains("expired already"), "{e}");
         assert!(
             extract(&c, &response(401, r#"{"error": "no"}"#, &[]), now)
                 .unwrap_err()
@@ -675,6 +684,13 @@ mod tests {
         .unwrap();
         assert_eq!(o.value, "sid=abc; csrf=z");
         assert_eq!(o.expires_at, Some(now + Duration::from_secs(60)));
+        let e = extract(
+            &c,
+            &response(302, "", &[("set-cookie", "sid=abc; Max-Age=0")]),
+            now,
+        )
+        .unwrap_err();
+        assert!(e.contains("expired already"), "{e}");
         let c = cfg(
             "kind = \"oauth2_password\"\nurl = \"/t\"\nusername = \"u\"\npassword = \"p\"\nexpiry = \"ttl\"\nttl = \"5m\"",
         );
