@@ -275,8 +275,8 @@ impl Live {
                 "live metrics: the final totals stay on http://{addr}/metrics until scraped (at most {})",
                 crate::output::human_duration(self.linger)
             );
-            let until = std::time::Instant::now() + self.linger;
-            while std::time::Instant::now() < until
+            let until = std::time::Instant::now().checked_add(self.linger);
+            while until.is_none_or(|u| std::time::Instant::now() < u)
                 && !stop()
                 && !self
                     .state
