@@ -30,28 +30,37 @@ fn get(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn prometheus_scrapes_during_the_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    util::ping_model(dir.path(), 60);
-    let server = Recorder::start(Behaviour::default());
-    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 6)).expect("writes");
+/// Starts `reprise replay` of a 60-session ping model for `secs` seconds
+/// against `server`, with a Prometheus endpoint on a free port and `extra`
+/// flags; the child and its stderr.
+fn with_prometheus(
+    dir: &std::path::Path,
+    server: &Recorder,
+    secs: u32,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    util::ping_model(dir, 60);
+    std::fs::write(dir.join("run.toml"), profile(&server.url(), secs)).expect("writes");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reprise"))
-        .args([
-            "replay",
-            "model.json",
-            "--config",
-            "run.toml",
-            "--quiet",
-            "--out",
-            "out",
-        ])
-        .args(["--prometheus-listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
+        .args(["--out", "out", "--prometheus-listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    (child, stderr)
+}
+
+#[test]
+fn prometheus_scrapes_during_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Recorder::start(Behaviour::default());
+    let (mut child, mut stderr) = with_prometheus(dir.path(), &server, 6, &[]);
     let mut line = String::new();
     stderr.read_line(&mut line).expect("the address");
     let addr = line
@@ -388,18 +397,9 @@ fn a_real_prometheus_scrapes_a_run() {
 #[test]
 fn ctrl_c_during_the_prometheus_linger_ends_it_and_the_run_stands() {
     let dir = tempfile::tempdir().expect("tempdir");
-    util::ping_model(dir.path(), 60);
     let server = Recorder::start(Behaviour::default());
-    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reprise"))
-        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
-        .args(["--out", "out", "--prometheus-listen", "127.0.0.1:0"])
-        .args(["--prometheus-linger", "60s"])
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let (mut child, mut stderr) =
+        with_prometheus(dir.path(), &server, 2, &["--prometheus-linger", "60s"]);
     let mut line = String::new();
     while !line.contains("until scraped") {
         line.clear();
