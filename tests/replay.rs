@@ -834,6 +834,36 @@ fn the_lean_http1_client_and_hypers_http2_send_the_same_requests() {
     assert_eq!(h1, h2, "the same requests, headers and bodies either way");
 }
 
+/// `--http2` is HTTP/2 only: a server that chooses no protocol by ALPN
+/// gets HTTP/2 all the same (it fell back to HTTP/1.1 without a word),
+/// as it does without `--http2` HTTP/1.1.
+#[test]
+fn http2_is_kept_when_the_server_chooses_no_protocol() {
+    let (model_path, _) = synth_model();
+    let server = Recorder::start(Behaviour {
+        tls: true,
+        no_alpn: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!("target = \"{}\"\nspeed = 2400\n", server.url());
+    let mut versions = Vec::new();
+    for extra in [None, Some("--http2")] {
+        let mut args = vec!["--quiet", "--duration", "1s", "--insecure"];
+        args.extend(extra);
+        let before = server.seen().len();
+        let (out, summary) = replay(dir.path(), model_path, &toml, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(summary["requests"]["failed"], 0);
+        let seen: std::collections::BTreeSet<String> = server.seen()[before..]
+            .iter()
+            .map(|s| s.version.clone())
+            .collect();
+        versions.push(seen.into_iter().collect::<Vec<_>>());
+    }
+    assert_eq!(versions, [["HTTP/1.1"], ["HTTP/2.0"]]);
+}
+
 /// HTTPS staging with a self-signed certificate: without `--insecure`
 /// every request is measured as a TLS failure (the run goes on); with it,
 /// the replay goes through, over HTTP/2 as ALPN chose, the handshakes timed.
@@ -890,6 +920,18 @@ fn hosts_the_capture_was_recorded_on_are_refused() {
         "{}",
         text(&out.stderr)
     );
+    // The same host spelled with DNS's root dot is still the same host.
+    let out = util::reprise()
+        .args([
+            "replay",
+            model_path.to_str().expect("utf-8"),
+            "--target",
+            "https://api.example.com.:443",
+            "--dry-run",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let out = util::reprise()
         .args([
             "replay",
@@ -935,6 +977,27 @@ fn a_dry_run_prints_the_plan_per_tenant() {
         .find(|l| l.trim_start().starts_with("all "))
         .expect("a total line");
     assert!(all.contains(" 900 sessions"), "{all}");
+}
+
+/// A capture that told no tenants apart has one `default` tenant: a
+/// `{tenant}` host sends it to `default.<domain>`, which is said before
+/// the run rather than found out from a wall of DNS errors.
+#[test]
+fn a_tenant_host_warns_when_the_capture_has_no_tenants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 5);
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.path().join("model.json"))
+        .args(["--target", "http://{tenant}.staging.test:8080", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("sends its requests to http://default.staging.test:8080"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[cfg(unix)]

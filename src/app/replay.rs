@@ -459,12 +459,12 @@ fn refuse_capture_hosts(plan: &Plan, cfg: &RunConfig) -> Result<(), UsageError> 
     let allowed = |host: &str| {
         cfg.allow_hosts
             .iter()
-            .any(|a| a.eq_ignore_ascii_case(host) || strip_port(a).0.eq_ignore_ascii_case(host))
+            .any(|a| same_host(a, host) || same_host(strip_port(a).0, host))
     };
     for origin in replay::origins(plan, &cfg.target) {
         let hit = recorded.iter().find(|h| {
             let (host, port) = strip_port(h);
-            host.eq_ignore_ascii_case(&origin.host) && port.is_none_or(|p| p == origin.port)
+            same_host(host, &origin.host) && port.is_none_or(|p| p == origin.port)
         });
         if let Some(h) = hit
             && !allowed(&origin.host)
@@ -477,6 +477,26 @@ fn refuse_capture_hosts(plan: &Plan, cfg: &RunConfig) -> Result<(), UsageError> 
         }
     }
     Ok(())
+}
+
+/// Whether two spellings name the same host: case, a trailing root dot
+/// (`shop.example.` is `shop.example` to DNS), brackets, and an IPv4
+/// address written as IPv6 (`::ffff:10.0.0.1`) do not make a host new.
+fn same_host(a: &str, b: &str) -> bool {
+    canonical_host(a) == canonical_host(b)
+}
+
+fn canonical_host(h: &str) -> String {
+    let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+    let h = h.trim_end_matches('.');
+    match h.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => h.to_ascii_lowercase(),
+    }
 }
 
 /// `host:port` → (host, port); brackets of IPv6 literals dropped.
@@ -505,6 +525,11 @@ fn placement_warnings(plan: &Plan, cfg: &RunConfig) -> Vec<String> {
             TenantPlace::Host if !cfg.target.per_tenant() && !by_header => Some(
                 "tenants were told apart by host subdomain, but --target has no {tenant} in its host: put it there (https://{tenant}.staging.example.com) or add --tenant-header NAME".to_string(),
             ),
+            TenantPlace::Nowhere if cfg.target.per_tenant() => Some(format!(
+                "the capture gave tenant `{}` no place of its own, so --target's {{tenant}} host sends its requests to {}",
+                t.name,
+                cfg.target.origin(&t.name)
+            )),
             TenantPlace::Token(claim) if !by_header => Some(format!(
                 "tenants were told apart by the `{claim}` claim of bearer tokens; recorded tokens are never replayed, so the target sees no tenant unless --tenant-header NAME is given"
             )),
@@ -689,6 +714,21 @@ mod tests {
         );
         assert_eq!(strip_port("[::1]:80"), ("::1", Some(80)));
         assert_eq!(strip_port("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn one_host_spelled_differently_is_the_same_host() {
+        for (a, b) in [
+            ("shop.example.com", "SHOP.example.com."),
+            ("shop.example.com.", "shop.example.com"),
+            ("10.0.0.1", "::ffff:10.0.0.1"),
+            ("10.0.0.1", "[::ffff:a00:1]"),
+            ("::1", "0:0:0:0:0:0:0:1"),
+        ] {
+            assert!(same_host(a, b), "{a} / {b}");
+        }
+        assert!(!same_host("shop.example.com", "shop.example.co"));
+        assert!(!same_host("10.0.0.1", "10.0.0.2"));
     }
 
     #[test]

@@ -461,7 +461,9 @@ impl Client {
         })?
         .map_err(|e| (ErrorKind::Tls, format!("TLS with {origin}: {e}")))?;
         let handshake = t1.elapsed();
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        // `--http2` offers only `h2`; a server that chooses nothing by
+        // ALPN still gets HTTP/2, as prior knowledge does on `http://`.
+        let h2 = self.opts.http2 || tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
         let sender = if h2 {
             self.h2(origin, io).await?

@@ -120,7 +120,7 @@ impl Target {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(err("a target has no query or fragment"));
         }
-        if raw.contains("{tenant}") && !host.contains("reprise-tenant-placeholder") {
+        if raw.matches("{tenant}").count() != host.matches("reprise-tenant-placeholder").count() {
             return Err(err("`{tenant}` can only stand in the host"));
         }
         let host = host
@@ -196,6 +196,8 @@ mod tests {
         assert_eq!(t.origin("x").authority(), "[::1]:9000");
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("http://x/{tenant}").is_err());
+        assert!(Target::parse("http://{tenant}.x/{tenant}").is_err());
+        assert!(Target::parse("http://{tenant}.x/?t={tenant}").is_err());
         assert!(Target::parse("not a url").is_err());
         assert!(Target::parse("http://x/?q=1").is_err());
     }

@@ -60,6 +60,9 @@ pub struct Behaviour {
     /// Serve HTTPS with a self-signed certificate made for the run
     /// (ALPN `h2` and `http/1.1`).
     pub tls: bool,
+    /// With `tls`: choose no protocol by ALPN (servers that never learnt
+    /// it); the connection still speaks HTTP/1.1 or HTTP/2.
+    pub no_alpn: bool,
 }
 
 #[derive(Default)]
@@ -97,7 +100,7 @@ impl Recorder {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("sends");
-                let acceptor = behaviour.tls.then(self_signed);
+                let acceptor = behaviour.tls.then(|| self_signed(!behaviour.no_alpn));
                 let serve = async {
                     loop {
                         let Ok((stream, _)) = listener.accept().await else {
@@ -156,7 +159,7 @@ impl Recorder {
 
 /// A TLS acceptor with a certificate for localhost and 127.0.0.1, signed
 /// by itself.
-fn self_signed() -> tokio_rustls::TlsAcceptor {
+fn self_signed(alpn: bool) -> tokio_rustls::TlsAcceptor {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("a certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
@@ -164,7 +167,9 @@ fn self_signed() -> tokio_rustls::TlsAcceptor {
         .with_no_client_auth()
         .with_single_cert(vec![made.cert.der().clone()], key)
         .expect("a server config");
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if alpn {
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
 }
 
