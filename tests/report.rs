@@ -308,6 +308,22 @@ fn a_saved_run_renders_again_exactly() {
         std::fs::read_to_string(xml).expect("junit"),
         std::fs::read_to_string(dir.path().join("run.xml")).expect("run junit")
     );
+    // A JUnit file in a directory that is not there: exit 2, naming it.
+    let nowhere = dir.path().join("no/such/dir/run.xml");
+    let bad = crate::util::reprise()
+        .arg("report")
+        .arg(&run_dir)
+        .arg("--junit")
+        .arg(&nowhere)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        crate::util::text(&bad.stderr)
+    );
+    assert!(crate::util::text(&bad.stderr).contains("--junit"));
     // Not a run directory: exit 2, naming the file.
     let bad = crate::util::reprise()
         .arg("report")
@@ -551,9 +567,14 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
     assert_eq!(again.status.code(), Some(99));
     let text = crate::util::text(&again.stdout);
     assert!(text.contains("compared with the baseline base"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("✗ regression http_req_duration: p(95)+10%"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // The baseline's value and the change, not only today's value.
     assert!(
-        text.contains("✗ regression http_req_duration: p(95)+10%"),
-        "{text}"
+        line.contains("baseline ") && line.contains(", now ") && line.contains("ms: +"),
+        "{line}"
     );
     // Judged once each: the saved verdicts are replaced, not repeated.
     assert_eq!(
@@ -604,6 +625,28 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2));
+    // A limit on an endpoint the model does not have: exit 2 before the
+    // run, as a threshold on it is (it ran the whole load, then failed 99).
+    let nothing = crate::util::reprise()
+        .args(["replay", "model.json", "--config", "x.toml"])
+        .args(["--baseline", "base", "--max-regression"])
+        .arg("http_req_duration{endpoint:GET /nowhere}: p(95)+10%")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(nothing.status.code(), Some(2));
+    let said = crate::util::text(&nothing.stderr);
+    assert!(
+        said.contains("--max-regression `http_req_duration{endpoint:GET /nowhere}"),
+        "{said}"
+    );
+    let nothing = crate::util::reprise()
+        .args(["report", "now", "--baseline", "base", "--max-regression"])
+        .arg("http_req_duration{tenant:nobody}: p(95)+10%")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(nothing.status.code(), Some(2));
     assert!(server.seen().is_empty());
 }
 

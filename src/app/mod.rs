@@ -314,6 +314,13 @@ fn inspect_model(a: InspectArgs) -> Result<u8> {
 /// one.
 fn report(a: crate::cli::ReportArgs) -> Result<u8> {
     let mut results = crate::report::load(&a.dir)?;
+    let outputs = replay::Outputs {
+        dir: None,
+        junit: a.junit.clone(),
+        html: a.html.clone(),
+    };
+    // A path that cannot take the file is the caller's mistake (exit 2).
+    outputs.check()?;
     let mut failed = 0;
     if let Some(base) = &a.baseline {
         // A new baseline replaces the run's own comparison and its verdicts.
@@ -322,6 +329,22 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
             .retain(|v| !v.threshold.starts_with(crate::threshold::REGRESSION));
         let before = results.thresholds.len();
         let then = crate::report::load(base)?;
+        let union = |a: &[String], b: &[String]| {
+            let mut all: Vec<String> = a.iter().chain(b).cloned().collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        let endpoints = union(&results.names.endpoints, &then.names.endpoints);
+        let tenants = union(&results.names.tenants, &then.names.tenants);
+        let checks = union(&results.check_names, &then.check_names);
+        let known = crate::threshold::Known {
+            endpoints: &endpoints,
+            tenants: &tenants,
+            checks: &checks,
+            drill: results.drill.is_some() || then.drill.is_some(),
+        };
+        crate::threshold::validate_regressions(&a.max_regressions, &known).map_err(UsageError)?;
         replay::against_baseline(
             &mut results,
             &then,
@@ -334,12 +357,7 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
             .count();
     }
     let run = crate::report::Run::new(&results);
-    replay::Outputs {
-        dir: None,
-        junit: a.junit.clone(),
-        html: a.html.clone(),
-    }
-    .write_files(&run)?;
+    outputs.write_files(&run)?;
     let out = if a.json {
         crate::report::Exporter::render(&crate::report::JsonSummary, &run)?
     } else {

@@ -63,16 +63,14 @@ pub fn run_config(
     )?);
     let endpoints: Vec<String> = model.endpoints.iter().map(|e| e.name()).collect();
     let tenants: Vec<String> = model.tenants.iter().map(|t| t.name.clone()).collect();
-    threshold::validate(
-        &cfg.thresholds,
-        &threshold::Known {
-            endpoints: &endpoints,
-            tenants: &tenants,
-            checks: &checks.names,
-            drill: drill.is_some(),
-        },
-    )
-    .map_err(UsageError)?;
+    let known = threshold::Known {
+        endpoints: &endpoints,
+        tenants: &tenants,
+        checks: &checks.names,
+        drill: drill.is_some(),
+    };
+    threshold::validate(&cfg.thresholds, &known).map_err(UsageError)?;
+    threshold::validate_regressions(&cfg.max_regressions, &known).map_err(UsageError)?;
     // A baseline that cannot be read is a mistake to report now, not after
     // the run.
     let baseline = match &cfg.baseline {

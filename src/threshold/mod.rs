@@ -68,11 +68,14 @@ impl Verdict {
         s
     }
 
-    /// `p(95)=412.3ms`, or `no data`.
+    /// `p(95)=412.3ms`, or `no data`; the note when there is one (a
+    /// regression's `baseline 12ms, now 55ms: +43ms (+358.3%)`, which
+    /// says more than the value alone).
     pub fn observed_text(&self) -> String {
-        match self.observed {
-            None => self.note.clone().unwrap_or_else(|| "no data".into()),
-            Some(v) => format!("{}={}{}", self.agg, trim(v), self.unit),
+        match (&self.note, self.observed) {
+            (Some(note), _) => note.clone(),
+            (None, None) => "no data".into(),
+            (None, Some(v)) => format!("{}={}{}", self.agg, trim(v), self.unit),
         }
     }
 }
@@ -94,44 +97,57 @@ pub struct Known<'a> {
 /// Checks that every threshold can be judged in this run.
 pub fn validate(ts: &[Threshold], known: &Known<'_>) -> Result<(), String> {
     for t in ts {
-        let err = |m: String| Err(format!("threshold `{}`: {m}", t.source));
-        if t.metric.drill && !known.drill {
-            return err(format!("{} exists only in `reprise drill`", t.metric.name));
-        }
-        if t.abort_on_fail && !(t.metric.per_second && t.tags.is_empty()) {
-            return err(
-                "abort_on_fail needs a metric measured second by second and no tags (http_req_duration, http_req_service_time, generator_lag, http_reqs, http_req_failed, checks, sessions_dropped, sessions_late)".into(),
-            );
-        }
-        for (tag, value) in &t.tags {
-            let found = match tag.as_str() {
-                "endpoint" => known.endpoints.iter().any(|e| e == value),
-                "tenant" => known.tenants.iter().any(|x| x == value),
-                "method" => known
-                    .endpoints
-                    .iter()
-                    .any(|e| e.split(' ').next() == Some(value.as_str())),
-                "status" => Class::ALL.iter().any(|c| c.name() == value),
-                "check" => known.checks.iter().any(|c| c == value),
-                _ => false,
+        judgeable(t, known).map_err(|m| format!("threshold `{}`: {m}", t.source))?;
+    }
+    Ok(())
+}
+
+/// Checks that every `--max-regression` limit names something this run
+/// has: a limit on nothing would be judged only after the whole load.
+pub fn validate_regressions(gs: &[Regression], known: &Known<'_>) -> Result<(), String> {
+    for g in gs {
+        judgeable(&g.what, known).map_err(|m| format!("--max-regression `{}`: {m}", g.source))?;
+    }
+    Ok(())
+}
+
+fn judgeable(t: &Threshold, known: &Known<'_>) -> Result<(), String> {
+    if t.metric.drill && !known.drill {
+        return Err(format!("{} exists only in `reprise drill`", t.metric.name));
+    }
+    if t.abort_on_fail && !(t.metric.per_second && t.tags.is_empty()) {
+        return Err(
+            "abort_on_fail needs a metric measured second by second and no tags (http_req_duration, http_req_service_time, generator_lag, http_reqs, http_req_failed, checks, sessions_dropped, sessions_late)".into(),
+        );
+    }
+    for (tag, value) in &t.tags {
+        let found = match tag.as_str() {
+            "endpoint" => known.endpoints.iter().any(|e| e == value),
+            "tenant" => known.tenants.iter().any(|x| x == value),
+            "method" => known
+                .endpoints
+                .iter()
+                .any(|e| e.split(' ').next() == Some(value.as_str())),
+            "status" => Class::ALL.iter().any(|c| c.name() == value),
+            "check" => known.checks.iter().any(|c| c == value),
+            _ => false,
+        };
+        if !found {
+            let some: Vec<&str> = match tag.as_str() {
+                "endpoint" => known.endpoints.iter().map(String::as_str).take(8).collect(),
+                "tenant" => known.tenants.iter().map(String::as_str).collect(),
+                "status" => Class::ALL.iter().map(|c| c.name()).collect(),
+                "check" => known.checks.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
             };
-            if !found {
-                let some: Vec<&str> = match tag.as_str() {
-                    "endpoint" => known.endpoints.iter().map(String::as_str).take(8).collect(),
-                    "tenant" => known.tenants.iter().map(String::as_str).collect(),
-                    "status" => Class::ALL.iter().map(|c| c.name()).collect(),
-                    "check" => known.checks.iter().map(String::as_str).collect(),
-                    _ => Vec::new(),
-                };
-                let list = if some.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (there are: {})", some.join(", "))
-                };
-                return err(format!(
-                    "{tag}:{value} matches nothing in this run{list}; a threshold on nothing would always pass"
-                ));
-            }
+            let list = if some.is_empty() {
+                String::new()
+            } else {
+                format!(" (there are: {})", some.join(", "))
+            };
+            return Err(format!(
+                "{tag}:{value} matches nothing in this run{list}: there would be nothing to judge"
+            ));
         }
     }
     Ok(())
