@@ -123,6 +123,35 @@ fn speed_lays_out(speed: f64) {
     }
 }
 
+/// `--speed` at its limit, looped for a day: the forecast (what --dry-run
+/// prints) counts each pass over the recording once, without listing the
+/// edge of every compressed bucket (which ran out of memory).
+#[test]
+fn a_fast_looped_forecast_counts_every_pass_over_the_recording() {
+    let model = &synth_model().1;
+    let span = model.tenants[0].arrivals.bucket().as_secs_f64()
+        * model.tenants[0].arrivals.counts.len() as f64;
+    let speed = 1e6;
+    let day = Duration::from_secs(86_400);
+    let p = plan(PlanConfig {
+        mode: Mode::Speed(speed),
+        looped: true,
+        duration: Some(day),
+        ..PlanConfig::default()
+    });
+    let forecast: f64 = p
+        .expected(Duration::from_secs(7_200))
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.0))
+        .sum();
+    let passes = secs(day) / (span / speed);
+    let truth = passes * model.capture.sessions as f64;
+    assert!(
+        (forecast / truth - 1.0).abs() < 1e-6,
+        "{forecast} vs {truth} ({passes} passes)"
+    );
+}
+
 #[test]
 fn speed_divides_think_times() {
     let one = plan(PlanConfig::default());

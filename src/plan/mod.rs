@@ -545,6 +545,22 @@ impl Plan {
             Mode::Speed(n) => self.bucket / n,
             _ => self.bucket,
         };
+        // Without stages the intensity repeats with the recording: whole
+        // periods are counted once each (at a high --speed a window holds
+        // millions of buckets, and listing their edges ran out of memory).
+        let period = width * self.buckets as f64;
+        if !matches!(self.cfg.mode, Mode::Stages(_))
+            && period.is_finite()
+            && period > 0.0
+            && b - a > 2.0 * period
+        {
+            let first = (a / period).ceil() * period;
+            let last = (b / period).floor() * period;
+            let whole = ((last - first) / period).round();
+            return self.integral(t, a, first)
+                + whole * self.integral(t, 0.0, period)
+                + self.integral(t, last, b);
+        }
         let mut cuts = vec![a, b];
         if let Mode::Stages(p) = &self.cfg.mode {
             cuts.extend(p.boundaries().into_iter().filter(|x| *x > a && *x < b));
