@@ -416,3 +416,24 @@ fn ctrl_c_during_the_prometheus_linger_ends_it_and_the_run_stands() {
     let summary = util::read_json(&dir.path().join("out/summary.json"));
     assert_eq!(summary["run"]["interrupted"], false, "{}", summary["run"]);
 }
+
+/// A Prometheus address that is taken is a mistake found before the run
+/// (exit 2), and the `--out` directory is not left behind empty.
+#[test]
+fn a_taken_prometheus_address_leaves_no_empty_run_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Recorder::start(Behaviour::default());
+    util::ping_model(dir.path(), 5);
+    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = util::reprise()
+        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
+        .args(["--out", "out", "--prometheus-listen", &addr])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.path().join("out").exists(), "no empty run directory");
+    assert!(server.seen().is_empty());
+}

@@ -103,7 +103,6 @@ pub fn run_config(
         std::io::stdout().lock().write_all(text.as_bytes())?;
         return Ok(exit::OK);
     }
-    cfg.outputs().check()?;
     let meta = RunMeta {
         version: env!("CARGO_PKG_VERSION").to_string(),
         command,
@@ -139,6 +138,9 @@ pub fn run_config(
     } else {
         None
     };
+    // Last of the checks: it creates the run directory, which a later
+    // mistake would leave empty.
+    cfg.outputs().check()?;
     let planned_sessions = plan.planned_per_second();
     let stages = plan.stage_starts();
     let watching = (!cfg.watch.targets.is_empty()).then(|| {

@@ -302,8 +302,21 @@ impl RunConfig {
         }
         // One multiplier per tenant: a flag replaces the file's, and a
         // repeated flag the earlier one.
+        let only_tenants = if a.only_tenants.is_empty() {
+            f.only_tenants
+        } else {
+            a.only_tenants
+        };
         let mut tenant_mult: Vec<(String, f64)> = f.tenants.into_iter().collect();
         for (name, m) in a.tenant_mult {
+            // A multiplier for a tenant left out would change nothing: a
+            // noisy-neighbour drill that quietly is not one.
+            if !only_tenants.is_empty() && !only_tenants.contains(&name) {
+                return bad(format!(
+                    "--tenant {name}={m}: `{name}` is not replayed (--only-tenant {})",
+                    only_tenants.join(", ")
+                ));
+            }
             tenant_mult.retain(|(n, _)| *n != name);
             tenant_mult.push((name, m));
         }
@@ -401,11 +414,7 @@ impl RunConfig {
             duration: a.duration.or(f.duration),
             looped,
             tenant_mult,
-            only_tenants: if a.only_tenants.is_empty() {
-                f.only_tenants
-            } else {
-                a.only_tenants
-            },
+            only_tenants,
             sessions: a.sessions.or(f.sessions).unwrap_or(SessionMode::Recorded),
             seed: a.seed.or(f.seed).unwrap_or(defaults::SEED),
             segment,
@@ -620,6 +629,24 @@ mod tests {
         // One multiplier for acme, the flag's (the dry run's header listed
         // both).
         assert_eq!(c.plan.tenant_mult, vec![("acme".to_string(), 4.0)]);
+    }
+
+    #[test]
+    fn a_multiplier_for_a_tenant_left_out_is_refused() {
+        let mut a = args(Some("http://staging.example"));
+        a.only_tenants = vec!["globex".into()];
+        a.tenant_mult = vec![("acme".into(), 4.0)];
+        let e = RunConfig::resolve(a, RunFile::default()).unwrap_err();
+        assert!(
+            e.0.contains("--tenant acme=4") && e.0.contains("--only-tenant globex"),
+            "{}",
+            e.0
+        );
+        // The file's multipliers are a profile kept across runs: one for a
+        // tenant this run leaves out is no mistake.
+        let mut a = args(Some("http://staging.example"));
+        a.only_tenants = vec!["globex".into()];
+        assert!(RunConfig::resolve(a, file("tenants = { acme = 2 }")).is_ok());
     }
 
     #[test]
