@@ -529,7 +529,10 @@ impl Client {
             }
             if let Some(_slot) = self.connect_slot(origin) {
                 match Box::pin(self.connect(origin)).await {
-                    Ok((s, c, t)) => break (s, Some(c), t),
+                    Ok((s, c, t)) => {
+                        req.connected.set(Some((c, t)));
+                        break (s, Some(c), t);
+                    }
                     Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
                 }
             }
@@ -647,7 +650,10 @@ impl Client {
                     Err(f) => Err(f),
                 };
                 match socket {
-                    Ok((s, c)) => break (Conn::new(s), Some(c)),
+                    Ok((s, c)) => {
+                        req.connected.set(Some((c, None)));
+                        break (Conn::new(s), Some(c));
+                    }
                     Err((kind, msg)) => return Err((false, Outcome::failed(started, kind, msg))),
                 }
             }
@@ -699,6 +705,8 @@ impl Transport for Client {
             Some(o) => o,
             None => Outcome {
                 bytes_sent: req.sent.get(),
+                connecting: req.connected.get().map(|(c, _)| c),
+                tls: req.connected.get().and_then(|(_, t)| t),
                 ..Outcome::failed(
                     started,
                     ErrorKind::Timeout,
@@ -888,6 +896,7 @@ mod tests {
             body: None,
             keep,
             sent: Default::default(),
+            connected: Default::default(),
         })
         .await
     }
@@ -1028,6 +1037,8 @@ mod tests {
             assert!(o.bytes_sent > 20, "{} bytes sent", o.bytes_sent);
             assert_eq!(o.error.unwrap().0, ErrorKind::Timeout);
             assert!(t0.elapsed() >= Duration::from_millis(300));
+            // It opened its connection first: that is timed all the same.
+            assert!(o.connecting.is_some(), "connecting was timed");
         });
     }
 
@@ -1086,6 +1097,7 @@ mod tests {
                             body: None,
                             keep: false,
                             sent: Default::default(),
+                            connected: Default::default(),
                         })
                         .await
                     })

@@ -565,6 +565,7 @@ mod tests {
             body: Some(b"{}"),
             keep: false,
             sent: Default::default(),
+            connected: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -591,6 +592,7 @@ mod tests {
             body: None,
             keep: false,
             sent: Default::default(),
+            connected: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -625,6 +627,7 @@ mod tests {
             body: None,
             keep: false,
             sent: Default::default(),
+            connected: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -731,6 +734,7 @@ mod tests {
             body: None,
             keep: true,
             sent: Default::default(),
+            connected: Default::default(),
         };
         let local = tokio::task::LocalSet::new();
         local
@@ -817,6 +821,7 @@ mod tests {
                 let req = Request {
                     method: "GET", origin: &origin, path_and_query: "/",
                     headers: &[], body: None, keep, sent: Default::default(),
+            connected: Default::default(),
                 };
                 let mut o = outcome();
                 let mut buf = bytes.clone();

@@ -156,6 +156,10 @@ pub struct Request<'a> {
     /// Bytes written so far, set by the transport as it writes: a request
     /// that times out after it was sent still counts in `data_sent`.
     pub sent: std::cell::Cell<u64>,
+    /// The time to connect (and the TLS handshake) when this request
+    /// opened a connection, set as soon as it is known: a request that
+    /// then times out still reports how long connecting took.
+    pub connected: std::cell::Cell<Option<(Duration, Option<Duration>)>>,
 }
 
 /// A `host` header the run asked for (`--header 'Host: api.staging'`,

@@ -364,6 +364,7 @@ async fn send<T: Transport + 'static, C: Clock>(
         body: spec.body.as_deref(),
         keep: inner.opts.checks.keep(spec.endpoint),
         sent: Default::default(),
+        connected: Default::default(),
     };
     tokio::select! {
         biased;
