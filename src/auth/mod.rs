@@ -357,7 +357,7 @@ impl Auth {
         if let Some(r) = self.current(h, false) {
             return r;
         }
-        self.obtain(h).await
+        self.obtain(h, false).await
     }
 
     /// The token if it is still good (or the failure if one stands);
@@ -409,7 +409,7 @@ impl Auth {
             st.renew_at.is_some_and(|r| Instant::now() >= r) || st.token.is_none()
         };
         if due {
-            let _ = self.obtain(h).await;
+            let _ = self.obtain(h, true).await;
         }
     }
 
@@ -423,20 +423,24 @@ impl Auth {
         }
     }
 
-    /// Logs in (or refreshes) with the gate held.
-    async fn obtain(&self, h: Handle) -> Result<Arc<Token>, Arc<str>> {
+    /// Logs in (or refreshes) with the gate held; `background` for a
+    /// renewal ahead of expiry, which nobody waits for yet.
+    async fn obtain(&self, h: Handle, background: bool) -> Result<Arc<Token>, Arc<str>> {
         let slot = self.slot(h);
         let (refresh, first) = {
             let st = slot.state();
             (st.refresh.clone(), st.generation == 0)
         };
         let mut result = match &refresh {
-            Some(rt) => self.exchange(h, &Grant::Refresh(rt.clone())).await,
-            None => self.exchange(h, &Grant::Login).await,
+            Some(rt) => {
+                self.exchange(h, &Grant::Refresh(rt.clone()), background)
+                    .await
+            }
+            None => self.exchange(h, &Grant::Login, background).await,
         };
         if result.is_err() && refresh.is_some() {
             // An expired or revoked refresh token: a full login instead.
-            result = self.exchange(h, &Grant::Login).await;
+            result = self.exchange(h, &Grant::Login, background).await;
         }
         let now = Instant::now();
         let mut st = slot.state();
@@ -499,7 +503,12 @@ impl Auth {
     }
 
     /// One login or token request, timed; the error masked.
-    async fn exchange(&self, h: Handle, grant: &Grant) -> Result<login::Obtained, String> {
+    async fn exchange(
+        &self,
+        h: Handle,
+        grant: &Grant,
+        background: bool,
+    ) -> Result<login::Obtained, String> {
         let id = &self.cfg.identities[self.slot(h).identity];
         let tenant = &self.tenants[h.tenant];
         let req = login::request(&self.cfg, id, tenant, &self.target, grant)?;
@@ -508,16 +517,30 @@ impl Auth {
         // A login still waiting when the run ends (its future dropped) is
         // counted and explained, not lost; for its user it stands as a
         // failure (with the back-off), so the sessions queued behind it do
-        // not each start another as the run is torn down.
+        // not each start another as the run is torn down. A background
+        // renewal dropped while its user's token is still good (its worker
+        // had no more sessions) cut nothing short.
         struct Waiting<'a> {
             auth: &'a Auth,
             h: Handle,
             started: Instant,
             what: Option<&'a str>,
+            background: bool,
         }
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
                 let Some(what) = self.what else { return };
+                if self.background
+                    && self
+                        .auth
+                        .slot(self.h)
+                        .state()
+                        .token
+                        .as_ref()
+                        .is_some_and(|t| t.expires_at.is_none_or(|e| Instant::now() < e))
+                {
+                    return;
+                }
                 let message = self.auth.mask(
                     &format!(
                         "{what}: no answer after {:.1}s, cut short by the end of the run",
@@ -539,6 +562,7 @@ impl Auth {
             h,
             started,
             what: Some(&what),
+            background,
         };
         let sent = self.transport.send(req).await;
         waiting.what = None;
@@ -806,6 +830,30 @@ mod tests {
                 "the recorded login is left out"
             );
         });
+    }
+
+    /// A worker whose sessions are done goes away with its runtime, and a
+    /// renewal it had started with it: that cut nothing short while the
+    /// token is still good, and must not stand as a failure of the user
+    /// that the other workers' sessions share.
+    #[test]
+    fn a_renewal_dropped_while_the_token_is_good_is_no_failure() {
+        let fake = Fake::new(200, 2.0);
+        let auth = manager(JSON_LOGIN, fake.clone(), Shutdown::new());
+        let h = auth.handle(1, 3);
+        let rt = paused();
+        rt.block_on(async {
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            // Starts the renewal, which takes 50 ms to be answered.
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        });
+        drop(rt);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "the renewal was sent");
+        let r = auth.report();
+        assert_eq!((r.cut_short, r.failures), (0, 0));
+        assert!(auth.slot(h).state().failed.is_none());
     }
 
     #[test]
