@@ -1322,6 +1322,32 @@ fn unwritable_outputs_are_refused_before_anything_is_sent() {
         assert!(err.contains(flag) && err.contains(needle), "{err}");
     }
     assert_eq!(server.seen().len(), 0, "nothing was sent");
+    // A dry run, which checks a CI job before it runs, finds the same
+    // mistakes without creating anything.
+    let run = dir.path().join("run");
+    for (flags, needle) in [
+        (vec!["--out".into(), file.clone()], "exists and is not a directory"),
+        (
+            vec![
+                "--out".into(),
+                run.clone(),
+                "--junit".into(),
+                dir.path().join("no/such/dir/junit.xml"),
+            ],
+            "does not exist",
+        ),
+    ] {
+        let out = util::reprise()
+            .args(["replay", model.to_str().unwrap(), "--target"])
+            .arg(server.url())
+            .arg("--dry-run")
+            .args(&flags)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+    }
+    assert!(!run.exists(), "a dry run creates nothing");
     let demo = util::reprise()
         .args(["demo", "--duration", "5s", "--out"])
         .arg(&file)

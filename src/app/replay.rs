@@ -93,6 +93,9 @@ pub fn run_config(
         None => None,
     };
     if cfg.dry_run {
+        // A dry run checks a CI job before it runs: the output paths too,
+        // without creating anything.
+        cfg.outputs().check_shape()?;
         let mut text = dry_run(&plan, &cfg);
         if let Some(a) = &auth {
             text.push_str(&format!("\n{}\n", a.describe()));
@@ -182,6 +185,13 @@ pub fn run_config(
     finish(&results, &cfg.outputs(), cfg.quiet)
 }
 
+/// The directory a file goes in (`.` for a bare name).
+fn parent(path: &std::path::Path) -> &std::path::Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
 /// Where a run's reports go: the run directory, and single files.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
@@ -197,6 +207,7 @@ impl Outputs {
     /// takes a file. Otherwise a run of many minutes would be lost at the
     /// end.
     pub fn check(&self) -> Result<(), UsageError> {
+        self.check_shape()?;
         let probe = |dir: &std::path::Path, what: &str, path: &std::path::Path| {
             let file = dir.join(format!(".reprise-probe-{}", std::process::id()));
             std::fs::File::create(&file)
@@ -209,42 +220,54 @@ impl Outputs {
                 })
         };
         if let Some(dir) = &self.dir {
-            if dir.exists() && !dir.is_dir() {
-                return Err(UsageError(format!(
-                    "--out {}: exists and is not a directory",
-                    dir.display()
-                )));
-            }
             std::fs::create_dir_all(dir).map_err(|e| {
                 UsageError(format!("--out {}: cannot create it: {e}", dir.display()))
             })?;
             probe(dir, "--out", dir)?;
         }
-        for (flag, path) in [("--junit", &self.junit), ("--html", &self.html)] {
-            let Some(path) = path else { continue };
-            if path == std::path::Path::new("-") {
-                continue;
-            }
+        for (flag, path) in self.files() {
+            probe(parent(path), flag, path)?;
+        }
+        Ok(())
+    }
+
+    /// The checks that change nothing on disk (all a dry run makes): the
+    /// run directory is not a file, and `--junit`/`--html` name files in
+    /// directories that exist.
+    pub fn check_shape(&self) -> Result<(), UsageError> {
+        if let Some(dir) = &self.dir
+            && dir.exists()
+            && !dir.is_dir()
+        {
+            return Err(UsageError(format!(
+                "--out {}: exists and is not a directory",
+                dir.display()
+            )));
+        }
+        for (flag, path) in self.files() {
             if path.is_dir() {
                 return Err(UsageError(format!(
                     "{flag} {}: is a directory (it names a file)",
                     path.display()
                 )));
             }
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !parent.is_dir() {
+            if !parent(path).is_dir() {
                 return Err(UsageError(format!(
                     "{flag} {}: the directory {} does not exist",
                     path.display(),
-                    parent.display()
+                    parent(path).display()
                 )));
             }
-            probe(parent, flag, path)?;
         }
         Ok(())
+    }
+
+    /// `--junit` and `--html` when they name files (`-` is stdout).
+    fn files(&self) -> impl Iterator<Item = (&'static str, &std::path::Path)> {
+        [("--junit", &self.junit), ("--html", &self.html)]
+            .into_iter()
+            .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+            .filter(|(_, p)| *p != std::path::Path::new("-"))
     }
 
     /// Writes `--junit FILE` and `--html FILE`.
