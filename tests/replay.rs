@@ -1326,7 +1326,10 @@ fn unwritable_outputs_are_refused_before_anything_is_sent() {
     // mistakes without creating anything.
     let run = dir.path().join("run");
     for (flags, needle) in [
-        (vec!["--out".into(), file.clone()], "exists and is not a directory"),
+        (
+            vec!["--out".into(), file.clone()],
+            "exists and is not a directory",
+        ),
         (
             vec![
                 "--out".into(),
@@ -1348,6 +1351,17 @@ fn unwritable_outputs_are_refused_before_anything_is_sent() {
         assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
     }
     assert!(!run.exists(), "a dry run creates nothing");
+    // A report inside the run directory is fine: that is made first.
+    let inside = util::reprise()
+        .args(["replay", model.to_str().unwrap(), "--target"])
+        .arg(server.url())
+        .args(["--dry-run", "--out"])
+        .arg(&run)
+        .arg("--junit")
+        .arg(run.join("junit.xml"))
+        .output()
+        .expect("runs");
+    assert_eq!(inside.status.code(), Some(0), "{}", text(&inside.stderr));
     let demo = util::reprise()
         .args(["demo", "--duration", "5s", "--out"])
         .arg(&file)

@@ -251,7 +251,14 @@ impl Outputs {
                     path.display()
                 )));
             }
-            if !parent(path).is_dir() {
+            // The run directory (and what it needs above it) is made
+            // before the files are written: a report inside it is fine.
+            let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.into());
+            let made = self
+                .dir
+                .as_deref()
+                .is_some_and(|d| abs(d).starts_with(abs(parent(path))));
+            if !parent(path).is_dir() && !made {
                 return Err(UsageError(format!(
                     "{flag} {}: the directory {} does not exist",
                     path.display(),
