@@ -1373,3 +1373,79 @@ fn unwritable_outputs_are_refused_before_anything_is_sent() {
         "refused before the demo target starts"
     );
 }
+
+/// Form bodies recorded as HAR `params` are sent so the target can read
+/// them: a multipart body's delimiters are the Content-Type's boundary
+/// (the recorded header kept its own while the body got another, so no
+/// server could parse it), and fields recorded for a JSON body go as a
+/// JSON object, not as a form labelled JSON.
+#[test]
+fn form_bodies_from_har_params_are_sent_as_their_content_type_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entry = |at: &str, path: &str, mime: &str, header: Option<&str>| {
+        let headers: Vec<serde_json::Value> = header
+            .map(|h| serde_json::json!({"name": "Content-Type", "value": h}))
+            .into_iter()
+            .collect();
+        serde_json::json!({
+            "startedDateTime": at, "time": 5,
+            "request": {
+                "method": "POST", "url": format!("http://shop.test{path}"), "headers": headers,
+                "postData": {"mimeType": mime, "params": [
+                    {"name": "hello", "value": "world"},
+                    {"name": "note", "value": "a b&c"}
+                ]}
+            },
+            "response": {"status": 200}
+        })
+    };
+    let har = serde_json::json!({"log": {"entries": [
+        entry("2024-05-01T10:00:00.000Z", "/upload", "multipart/form-data; boundary=---boundary",
+              Some("multipart/form-data; boundary=---boundary")),
+        entry("2024-05-01T10:00:01.000Z", "/bare", "multipart/form-data", None),
+        entry("2024-05-01T10:00:02.000Z", "/log", "application/json", Some("application/json")),
+    ]}});
+    let file = dir.path().join("forms.har");
+    std::fs::write(&file, har.to_string()).expect("writes");
+    util::import(dir.path(), &[file.to_str().expect("utf-8")]);
+    let server = Recorder::start(Behaviour::default());
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.path().join("model.json"))
+        .args(["--target", &server.url(), "--speed", "10", "--quiet"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = server.seen();
+    let get = |path: &str| {
+        seen.iter()
+            .find(|s| s.path() == path)
+            .unwrap_or_else(|| panic!("no {path} in {seen:?}"))
+    };
+    for path in ["/upload", "/bare"] {
+        let s = get(path);
+        let ct = s.header("content-type").expect("a content type");
+        let boundary = ct.split("boundary=").nth(1).expect("a boundary");
+        let body = String::from_utf8_lossy(&s.body);
+        assert!(
+            body.starts_with(&format!("--{boundary}\r\n"))
+                && body.ends_with(&format!("--{boundary}--\r\n")),
+            "{path}: {ct} / {body}"
+        );
+        assert!(body.contains("name=\"note\"\r\n\r\na b&c\r\n"), "{body}");
+        assert_eq!(
+            s.headers
+                .iter()
+                .filter(|(k, _)| k == "content-type")
+                .count(),
+            1
+        );
+    }
+    assert!(
+        get("/upload").header("content-type") == Some("multipart/form-data; boundary=---boundary")
+    );
+    let log = get("/log");
+    assert_eq!(log.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&log.body).expect("a JSON body");
+    assert_eq!(v, serde_json::json!({"hello": "world", "note": "a b&c"}));
+}

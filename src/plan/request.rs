@@ -245,6 +245,16 @@ impl Plan {
     }
 }
 
+/// The `boundary` parameter of a multipart Content-Type, unquoted.
+fn boundary_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        (name.trim().eq_ignore_ascii_case("boundary"))
+            .then(|| value.trim().trim_matches('"').to_string())
+            .filter(|b| !b.is_empty())
+    })
+}
+
 /// A body from its template, with its slots drawn from the tenant's pools.
 fn body(
     b: &BodyTemplate,
@@ -293,9 +303,28 @@ fn body(
                     values[i] = drawn.to_string();
                 }
             }
-            if mime.to_ascii_lowercase().starts_with("multipart/") {
-                let boundary = format!("reprise{:016x}", rng.random::<u64>());
-                content_type(&format!("multipart/form-data; boundary={boundary}"));
+            let lower = mime.to_ascii_lowercase();
+            if lower.starts_with("multipart/") {
+                // The body's delimiters must be the header's boundary: the
+                // recorded Content-Type (or --header) keeps its own, and
+                // only a header without one gets ours.
+                let given = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-type")
+                    .and_then(|(_, v)| boundary_of(v));
+                let boundary = match given {
+                    Some(b) => b,
+                    None => {
+                        let made = format!("reprise{:016x}", rng.random::<u64>());
+                        headers.retain(|(k, _)| k != "content-type");
+                        let kind = lower.split(';').next().unwrap_or("multipart/form-data");
+                        headers.push((
+                            Cow::Borrowed("content-type"),
+                            Cow::Owned(format!("{kind}; boundary={made}")),
+                        ));
+                        made
+                    }
+                };
                 let mut out = String::new();
                 for (p, v) in params.iter().zip(&values) {
                     let _ = write!(
@@ -314,6 +343,17 @@ fn body(
                 }
                 let _ = write!(out, "--{boundary}--\r\n");
                 out.into_bytes()
+            } else if lower.contains("json") {
+                // Fields recorded for a JSON body (some HAR writers list a
+                // JSON body's fields as params): sent as the JSON object
+                // they came from, not as a form labelled JSON.
+                content_type(mime);
+                let object: serde_json::Map<String, Value> = params
+                    .iter()
+                    .zip(values)
+                    .map(|(p, v)| (p.name.clone(), Value::String(v)))
+                    .collect();
+                serde_json::to_vec(&Value::Object(object)).expect("a JSON object serialises")
             } else {
                 content_type("application/x-www-form-urlencoded");
                 params
