@@ -299,10 +299,23 @@ fn worse(t: &Threshold, a: f64, b: f64) -> bool {
 /// that plans no traffic, has no latency to hold to a bound. A window in
 /// which requests waited on the target and none came back is not idle,
 /// and has no data, which fails.
-fn windows(r: &Results, len: u64, mut judge: impl FnMut(u64, &Tick)) {
+///
+/// The judge also gets how many seconds of the window the run covered
+/// (at least one): a rate is per second of the run, so a window reaching
+/// past the run's end (or a run shorter than the window) divides by what
+/// it covered, not by its full length.
+fn windows(r: &Results, len: u64, mut judge: impl FnMut(u64, &Tick, f64)) {
+    let elapsed = r.meta.elapsed.as_secs_f64();
     let mut each = |start: u64, t: &Tick| {
         if !t.idle() {
-            judge(start, t);
+            let end = (start + len) as f64;
+            // At least a second: a sliver of the last second is no rate.
+            let covered = if elapsed > start as f64 {
+                (end.min(elapsed) - start as f64).max(1.0)
+            } else {
+                len as f64
+            };
+            judge(start, t, covered);
         }
     };
     let tl = &r.timeline;
@@ -350,8 +363,8 @@ pub fn evaluate(ts: &[Threshold], r: &Results) -> Vec<Verdict> {
                     let len = w.as_secs().max(1);
                     let (mut judged, mut failed) = (0u64, 0u64);
                     let mut worst: Option<(u64, Option<f64>)> = None;
-                    windows(r, len, |start, tick| {
-                        let v = observe_tick(t, tick, len as f64);
+                    windows(r, len, |start, tick, covered| {
+                        let v = observe_tick(t, tick, covered);
                         judged += 1;
                         if !holds(t, v) {
                             failed += 1;
@@ -462,14 +475,19 @@ impl Watcher {
                     observe_tick(t, &acc, len as f64)
                 }
             };
-            // No data yet is not a loss.
-            if let Some(v) = v
-                && !t.op.holds(v, t.bound)
-            {
+            // No data yet is not a loss for the run so far (the first
+            // answers may simply not be back). A whole window of requests
+            // waiting with none back is one, as it is at the end of the
+            // run: a stalled target must be able to stop the run.
+            let lost = match v {
+                Some(v) => !t.op.holds(v, t.bound),
+                None => t.window.is_some(),
+            };
+            if lost {
                 let shown = Verdict {
                     threshold: t.source.clone(),
                     ok: false,
-                    observed: Some(v),
+                    observed: v,
                     unit: unit(t).to_string(),
                     windows: None,
                     abort_on_fail: true,
@@ -757,6 +775,59 @@ mod tests {
             }
         }
         panic!("never aborted");
+    }
+
+    /// A target that stops answering: a latency threshold has no data in
+    /// the windows of the stall, which fails at the end of the run, so it
+    /// stops the run too (it ran to the end and only then failed).
+    #[test]
+    fn the_watcher_aborts_on_a_stalled_target() {
+        let mut r = run(5, |_| 100.0, |_| 0);
+        for s in 5..12 {
+            let mut stalled = Tick::new(s);
+            stalled.in_flight = 40;
+            r.timeline.add(stalled);
+        }
+        let mut ts = parse("http_req_duration: p(95)<500 over 2s").unwrap();
+        ts[0].abort_on_fail = true;
+        let mut w = Watcher::new(&ts).unwrap();
+        let mut partial = crate::metrics::Timeline::default();
+        let mut aborted = None;
+        for (s, t) in r.timeline.seconds() {
+            partial.add(t.clone());
+            if let Some(reason) = w.update(&partial) {
+                aborted = Some((s, reason));
+                break;
+            }
+        }
+        let (s, reason) = aborted.expect("a stalled target stops the run");
+        // Seconds 5 and 6 stalled, judged once second 7 arrives.
+        assert_eq!(s, 7, "{reason}");
+        assert!(reason.contains("no data"), "{reason}");
+        // Without a window, the run so far has its answers: no abort.
+        let mut ts = parse("http_req_duration: p(95)<500").unwrap();
+        ts[0].abort_on_fail = true;
+        let mut w = Watcher::new(&ts).unwrap();
+        assert_eq!(w.update(&r.timeline), None);
+    }
+
+    /// A rate over a window is per second of the run the window covered:
+    /// a 5 s run at 100/s judged `over 1m` is 100/s, not 500 / 60.
+    #[test]
+    fn a_window_rate_counts_only_the_seconds_the_run_covered() {
+        let r = run(5, |_| 100.0, |_| 0);
+        let v = judge(&["http_reqs: rate>90 over 1m"], &r);
+        assert!(v[0].ok, "{:?}", v[0]);
+        assert_eq!(v[0].observed, Some(100.0));
+        // The drain's part-second at the end of a 6.2 s run sits in the
+        // last 2 s window: 1.2 s of it, not 2.
+        let mut r = run(6, |_| 100.0, |_| 0);
+        let mut tail = Tick::new(6);
+        tail.counts.requests = 20;
+        r.timeline.add(tail);
+        r.meta.elapsed = Duration::from_millis(6200);
+        let v = judge(&["http_reqs: rate>90 over 2s"], &r);
+        assert!(v[0].ok, "{:?}", v[0]);
     }
 
     #[test]
