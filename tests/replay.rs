@@ -1449,3 +1449,37 @@ fn form_bodies_from_har_params_are_sent_as_their_content_type_says() {
     let v: serde_json::Value = serde_json::from_slice(&log.body).expect("a JSON body");
     assert_eq!(v, serde_json::json!({"hello": "world", "note": "a b&c"}));
 }
+
+/// Late means the generator fell behind: a session whose first request
+/// left on time and then waited on a stalled target until the run ended
+/// is not late (every one of them was).
+#[test]
+fn sessions_waiting_on_a_stalled_target_are_not_late() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour {
+        stall: Some((Duration::ZERO, Duration::from_secs(30))),
+        ..Default::default()
+    });
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.path().join("model.json"))
+        .args(["--target", &server.url(), "--rate", "5", "--duration", "2s"])
+        .args([
+            "--grace",
+            "500ms",
+            "--late-after",
+            "250ms",
+            "--quiet",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
+    let started = summary["sessions"]["started"].as_u64().expect("started");
+    assert!(started >= 5, "{summary}");
+    assert_eq!(summary["requests"]["cut_short"], started, "{summary}");
+    assert_eq!(summary["sessions"]["late"], 0, "{summary}");
+}

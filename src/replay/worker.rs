@@ -295,7 +295,15 @@ async fn session<T: Transport + 'static, C: Clock>(
         drop(permit);
         let Some(o) = outcome else {
             // Stopped while in flight: no response to measure, but counted.
-            inner.rec.borrow_mut().request_cut();
+            let mut rec = inner.rec.borrow_mut();
+            rec.request_cut();
+            if !started {
+                // It left, so it was late only if it left late: a target
+                // that never answered is not the generator falling behind.
+                rec.session_started(sent.saturating_duration_since(when) > inner.opts.late_after);
+                started = true;
+            }
+            drop(rec);
             completed = false;
             break;
         };
