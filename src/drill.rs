@@ -9,9 +9,9 @@
 //! p95 of http_req_duration within `tolerance` of the baseline p95 (and
 //! never stricter than baseline + 5 ms) and its error rate within tolerance
 //! of the baseline's (never stricter than baseline + 1 percentage point). The target has recovered
-//! at the first second that starts a stretch of good seconds at least
-//! `sustain` long; `recovery_time` is that second minus the end of the
-//! spike. A target that flaps in and out keeps the clock running; one that
+//! at the first second of the first good window in a stretch of good
+//! seconds at least `sustain` long; `recovery_time` is that second minus
+//! the end of the spike. A target that flaps in and out keeps the clock running; one that
 //! never holds for `sustain` before the observation ends did not recover,
 //! and the drill fails.
 
@@ -208,7 +208,11 @@ pub fn analyse(d: &SpikeDrill, timeline: &Timeline) -> DrillReport {
         if good(s) {
             let r = *run_start.get_or_insert(s);
             if s + 1 - r >= sustain {
-                recovered = Some(r);
+                // The first good window ends at `r` but its evidence
+                // starts `w - 1` seconds before: the target was back
+                // then, not once the window had slid past the bad
+                // seconds (which added `--window` − 1 s to every result).
+                recovered = Some(r.saturating_sub(w - 1).max(end));
                 break;
             }
         } else {
@@ -343,11 +347,19 @@ mod tests {
         assert!((19.0..=21.0).contains(&r.baseline.p95_ms.unwrap()));
         assert!((0.19..=0.21).contains(&r.spike.error_rate));
         assert!(r.peak_p95_ms.unwrap() >= 399.0);
-        // The first trailing window free of slow seconds ends at 52 + 4.
-        assert_eq!(r.recovered_at_s, Some(56));
-        assert_eq!(r.recovery_time, Some(Duration::from_secs(16)));
+        // The first trailing window free of slow seconds is 52..=56: the
+        // target was back at 52, 12 s after the spike, whatever the window.
+        assert_eq!(r.recovered_at_s, Some(52));
+        assert_eq!(r.recovery_time, Some(Duration::from_secs(12)));
+        for w in [1, 3, 10] {
+            let d = SpikeDrill {
+                window: Duration::from_secs(w),
+                ..drill()
+            };
+            assert_eq!(analyse(&d, &tl).recovered_at_s, Some(52), "window {w}s");
+        }
         assert!(
-            r.verdict.starts_with("recovered 16.0s after"),
+            r.verdict.starts_with("recovered 12.0s after"),
             "{}",
             r.verdict
         );
