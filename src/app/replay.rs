@@ -300,7 +300,24 @@ pub fn judge(
     drill: Option<&SpikeDrill>,
 ) {
     if let Some(d) = drill {
-        results.drill = Some(crate::drill::analyse(d, &results.timeline));
+        let mut r = crate::drill::analyse(d, &results.timeline);
+        let stopped = results.meta.interrupted || results.meta.aborted.is_some();
+        let at = results.meta.elapsed;
+        if stopped && r.recovery_time.is_none() && at < Duration::from_secs(r.observe_end_s) {
+            // Stopped before the observation ended: whether the target
+            // would have recovered is unknown, not a failure to recover.
+            r.verdict = format!(
+                "not judged: the drill stopped at {} ({}), before the observation was to end at {}s",
+                human_duration(at),
+                if results.meta.interrupted {
+                    "interrupted"
+                } else {
+                    "aborted"
+                },
+                r.observe_end_s
+            );
+        }
+        results.drill = Some(r);
     }
     results.thresholds = threshold::evaluate(thresholds, results);
     if let Some(r) = &results.drill {
@@ -744,6 +761,37 @@ mod tests {
         );
         assert_eq!(strip_port("[::1]:80"), ("::1", Some(80)));
         assert_eq!(strip_port("::1"), ("::1", None));
+    }
+
+    /// A drill stopped before its observation ended is not judged as a
+    /// target that did not recover (it had no spike yet).
+    #[test]
+    fn a_drill_stopped_early_is_not_judged_on_recovery() {
+        let d = SpikeDrill {
+            baseline: 2.0,
+            spike: 10.0,
+            baseline_for: Duration::from_secs(5),
+            spike_for: Duration::from_secs(5),
+            observe: Duration::from_secs(10),
+            tolerance: 0.2,
+            sustain: Duration::from_secs(2),
+            window: Duration::from_secs(2),
+        };
+        let mut r = Results::default();
+        r.meta.interrupted = true;
+        r.meta.elapsed = Duration::from_secs(4);
+        judge(&mut r, &[], Some(&d));
+        let verdict = &r.drill.as_ref().unwrap().verdict;
+        assert!(
+            verdict.starts_with("not judged: the drill stopped at 4"),
+            "{verdict}"
+        );
+        assert_eq!(r.thresholds[0].note.as_deref(), Some(verdict.as_str()));
+        // Run to its end, the same timeline did not recover.
+        let mut r = Results::default();
+        r.meta.elapsed = Duration::from_secs(20);
+        judge(&mut r, &[], Some(&d));
+        assert!(!r.drill.unwrap().verdict.starts_with("not judged"));
     }
 
     #[test]
