@@ -177,12 +177,10 @@ impl Live {
 
     /// Takes in one complete second.
     pub fn second(&mut self, t: &Tick) {
+        // A second with nothing back has no latency: not a 0 that draws a
+        // stalled target as a fast one.
         let ms = |h: &SmallHist, q: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.median_equivalent(h.value_at_quantile(q)) as f64 / 1000.0
-            }
+            (!h.is_empty()).then(|| h.median_equivalent(h.value_at_quantile(q)) as f64 / 1000.0)
         };
         let mut per_key: BTreeMap<(usize, usize, Class), u64> = BTreeMap::new();
         for (k, n) in &t.keys {
@@ -207,8 +205,8 @@ impl Live {
             s.in_flight = t.in_flight;
             s.active_sessions = t.active_sessions;
             let _ = s.duration.get_or_insert_with(small_hist).add(&t.duration);
-            s.last_p95_s = ms(&t.duration, 0.95) / 1000.0;
-            s.last_lag_p99_s = ms(&t.lag, 0.99) / 1000.0;
+            s.last_p95_s = ms(&t.duration, 0.95).map_or(f64::NAN, |v| v / 1000.0);
+            s.last_lag_p99_s = ms(&t.lag, 0.99).map_or(f64::NAN, |v| v / 1000.0);
             s.seconds = t.second + 1;
         }
         if self.file.is_none() && self.influx.is_none() {
@@ -220,15 +218,21 @@ impl Live {
             .and_then(|w| w.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
         let c = &t.counts;
+        // Line protocol leaves out a field with no value.
+        let latencies: String = [
+            ("p50_ms", ms(&t.duration, 0.5)),
+            ("p95_ms", ms(&t.duration, 0.95)),
+            ("p99_ms", ms(&t.duration, 0.99)),
+            ("service_p99_ms", ms(&t.service, 0.99)),
+            ("lag_p99_ms", ms(&t.lag, 0.99)),
+        ]
+        .iter()
+        .filter_map(|(name, v)| v.map(|v| format!("{name}={v},")))
+        .collect();
         let mut lines = format!(
-            "reprise requests={}i,failed={}i,p50_ms={},p95_ms={},p99_ms={},service_p99_ms={},lag_p99_ms={},in_flight={}i,active_sessions={}i,sessions_started={}i,sessions_dropped={}i,checks_passed={}i,checks_failed={}i,status_4xx={}i,status_5xx={}i,refused={}i,reset={}i,timeout={}i {ts}\n",
+            "reprise requests={}i,failed={}i,{latencies}in_flight={}i,active_sessions={}i,sessions_started={}i,sessions_dropped={}i,checks_passed={}i,checks_failed={}i,status_4xx={}i,status_5xx={}i,refused={}i,reset={}i,timeout={}i {ts}\n",
             c.requests,
             c.failed,
-            ms(&t.duration, 0.5),
-            ms(&t.duration, 0.95),
-            ms(&t.duration, 0.99),
-            ms(&t.service, 0.99),
-            ms(&t.lag, 0.99),
             t.in_flight,
             t.active_sessions,
             c.sessions_started,
@@ -372,13 +376,13 @@ fn prometheus_text(s: &State, tenants: &[String], endpoints: &[String]) -> Strin
         ),
         (
             "reprise_http_req_duration_p95_seconds",
-            "p95 of http_req_duration (from due time) over the last second.",
+            "p95 of http_req_duration (from due time) over the last second; NaN when nothing came back in it.",
             "gauge",
             s.last_p95_s,
         ),
         (
             "reprise_generator_lag_p99_seconds",
-            "p99 of generator lag over the last second.",
+            "p99 of generator lag over the last second; NaN when nothing was sent in it.",
             "gauge",
             s.last_lag_p99_s,
         ),

@@ -437,3 +437,54 @@ fn a_taken_prometheus_address_leaves_no_empty_run_directory() {
     assert!(!dir.path().join("out").exists(), "no empty run directory");
     assert!(server.seen().is_empty());
 }
+
+/// A second in which the target answered nothing has no latency: the
+/// timeline's cells are empty and the line protocol leaves the fields out
+/// (they read 0, drawing a stalled target as the fastest second of the
+/// run).
+#[test]
+fn a_stalled_second_has_no_latency_rather_than_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    // Answers for the first second, then holds everything for 20 s.
+    let target = Recorder::start(Behaviour {
+        stall: Some((Duration::from_millis(900), Duration::from_secs(20))),
+        ..Default::default()
+    });
+    std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 4)).expect("writes");
+    let out = util::reprise()
+        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
+        .args([
+            "--out",
+            "out",
+            "--influx-file",
+            "live.lp",
+            "--grace",
+            "500ms",
+        ])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("out/timeline.csv")).expect("timeline");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert!(rows[0][1] != "0" && !rows[0][4].is_empty(), "{csv}");
+    let stalled: Vec<&Vec<&str>> = rows.iter().filter(|r| r[1] == "0").collect();
+    assert!(stalled.len() >= 2, "{csv}");
+    for r in &stalled {
+        // p50, p95, p99 and service p99 of a second with no answers.
+        assert_eq!(r[3..7], ["", "", "", ""], "{csv}");
+    }
+    let lp = std::fs::read_to_string(dir.path().join("live.lp")).expect("line protocol");
+    let quiet: Vec<&str> = lp
+        .lines()
+        .filter(|l| l.starts_with("reprise requests=0i,"))
+        .collect();
+    assert!(quiet.len() >= 2, "{lp}");
+    assert!(quiet.iter().all(|l| !l.contains("p95_ms=")), "{lp}");
+}

@@ -473,7 +473,7 @@ impl Live {
             human_duration(p.elapsed),
             human_duration(p.planned),
             p.rate,
-            crate::output::human_ms(p.p95_ms),
+            p.p95_ms.map_or("-".to_string(), crate::output::human_ms),
             thousands(p.requests),
             thousands(p.failed),
             thousands(p.active_sessions),

@@ -14,15 +14,17 @@ pub struct TimelineRow {
     pub second: u64,
     pub requests: u64,
     pub failed: u64,
-    /// Latency from the scheduled time, milliseconds.
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
+    /// Latency from the scheduled time, milliseconds; none in a second
+    /// in which nothing came back (a stall is no latency of 0).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
     /// Service time (from the send), p99, milliseconds.
-    pub service_p99_ms: f64,
-    /// Generator lag, p99 and max, milliseconds.
-    pub lag_p99_ms: f64,
-    pub lag_max_ms: f64,
+    pub service_p99_ms: Option<f64>,
+    /// Generator lag, p99 and max, milliseconds; none when nothing was
+    /// sent.
+    pub lag_p99_ms: Option<f64>,
+    pub lag_max_ms: Option<f64>,
     pub refused: u64,
     pub reset: u64,
     pub timeout: u64,
@@ -47,12 +49,12 @@ impl TimelineRow {
             self.second,
             self.requests,
             self.failed,
-            self.p50_ms,
-            self.p95_ms,
-            self.p99_ms,
-            self.service_p99_ms,
-            self.lag_p99_ms,
-            self.lag_max_ms,
+            cell(self.p50_ms),
+            cell(self.p95_ms),
+            cell(self.p99_ms),
+            cell(self.service_p99_ms),
+            cell(self.lag_p99_ms),
+            cell(self.lag_max_ms),
             self.refused,
             self.reset,
             self.timeout,
@@ -70,6 +72,11 @@ impl TimelineRow {
     }
 }
 
+/// A CSV cell: empty for no value.
+fn cell(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
 /// Ticks of all workers, second by second.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
@@ -80,11 +87,13 @@ pub struct Timeline {
     seconds: BTreeMap<u64, Tick>,
 }
 
-fn ms(h: &SmallHist, q: f64) -> f64 {
+fn ms(h: &SmallHist, q: f64) -> Option<f64> {
     if h.is_empty() {
-        return 0.0;
+        return None;
     }
-    crate::model::time::round3(h.median_equivalent(h.value_at_quantile(q)) as f64 / 1000.0)
+    Some(crate::model::time::round3(
+        h.median_equivalent(h.value_at_quantile(q)) as f64 / 1000.0,
+    ))
 }
 
 impl Timeline {
@@ -97,9 +106,11 @@ impl Timeline {
         }
     }
 
-    /// The last complete second's row, for live progress.
+    /// The last complete second's row, for live progress: the newest
+    /// second may hold only some workers' reports yet (it showed one
+    /// worker's share of the in-flight requests and the rate).
     pub fn latest(&self) -> Option<TimelineRow> {
-        self.seconds.iter().next_back().map(|(&s, v)| row(s, v))
+        self.seconds.iter().nth_back(1).map(|(&s, v)| row(s, v))
     }
 
     pub fn seconds(&self) -> impl Iterator<Item = (u64, &Tick)> {
@@ -146,11 +157,8 @@ fn row(second: u64, s: &Tick) -> TimelineRow {
         p99_ms: ms(&s.duration, 0.99),
         service_p99_ms: ms(&s.service, 0.99),
         lag_p99_ms: ms(&s.lag, 0.99),
-        lag_max_ms: if s.lag.is_empty() {
-            0.0
-        } else {
-            crate::model::time::round3(s.lag.max() as f64 / 1000.0)
-        },
+        lag_max_ms: (!s.lag.is_empty())
+            .then(|| crate::model::time::round3(s.lag.max() as f64 / 1000.0)),
         refused: c.error(ErrorKind::Refused),
         reset: c.error(ErrorKind::Reset),
         timeout: c.error(ErrorKind::Timeout),
@@ -164,5 +172,27 @@ fn row(second: u64, s: &Tick) -> TimelineRow {
         sessions_started: c.sessions_started,
         sessions_dropped: c.sessions_dropped,
         bytes_received: c.bytes_received,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Progress shows the last second every worker has reported, not the
+    /// newest one that only some have.
+    #[test]
+    fn the_latest_row_is_the_last_complete_second() {
+        let mut tl = Timeline::default();
+        assert_eq!(tl.latest(), None);
+        for (second, in_flight) in [(0, 50), (1, 50), (2, 25)] {
+            let mut t = Tick::new(second);
+            t.in_flight = in_flight;
+            tl.add(t);
+        }
+        let row = tl.latest().expect("a row");
+        assert_eq!((row.second, row.in_flight), (1, 50));
+        assert_eq!(row.p95_ms, None, "nothing came back");
+        assert!(row.csv().starts_with("1,0,0,,,,,,,"), "{}", row.csv());
     }
 }

@@ -151,7 +151,8 @@ pub struct Progress {
     pub failed: u64,
     /// Over the last second.
     pub rate: f64,
-    pub p95_ms: f64,
+    /// None when nothing came back in it.
+    pub p95_ms: Option<f64>,
     pub active_sessions: u64,
     pub in_flight: u64,
 }

@@ -54,13 +54,10 @@ fn series(r: &Results) -> Value {
             .collect()
     };
     // Latency of a second with no response is a gap, not a zero.
-    let lat = |f: &dyn Fn(&TimelineRow) -> f64| -> Vec<Value> {
+    let lat = |f: &dyn Fn(&TimelineRow) -> Option<f64>| -> Vec<Value> {
         by_second
             .iter()
-            .map(|row| match row {
-                Some(x) if x.requests > 0 => json!(f(x)),
-                _ => Value::Null,
-            })
+            .map(|row| row.and_then(f).map_or(Value::Null, |v| json!(v)))
             .collect()
     };
     let planned: Vec<Value> = (0..=last as usize)
