@@ -343,6 +343,8 @@ impl CheckSummary {
 pub struct CheckConfig {
     pub files: Vec<CheckFile>,
     pub status_check: bool,
+    /// The config file the `[[checks]]` came from, to name in errors.
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// (name → (passes, fails), and failures on a cut body) in the order of

@@ -56,11 +56,15 @@ pub fn run_config(
             eprintln!("warning: {w}");
         }
     }
-    let checks = Arc::new(Checks::new(
-        &model,
-        &cfg.checks.files,
-        cfg.checks.status_check,
-    )?);
+    let checks = Arc::new(
+        Checks::new(&model, &cfg.checks.files, cfg.checks.status_check).map_err(|e| match &cfg
+            .checks
+            .source
+        {
+            Some(file) => UsageError(format!("{}: {}", file.display(), e.0)),
+            None => e,
+        })?,
+    );
     let endpoints: Vec<String> = model.endpoints.iter().map(|e| e.name()).collect();
     let tenants: Vec<String> = model.tenants.iter().map(|t| t.name.clone()).collect();
     let known = threshold::Known {

@@ -287,18 +287,38 @@ impl RunConfig {
     /// The one place precedence lives: flag, else file, else default.
     pub fn resolve(a: ReplayArgs, f: RunFile) -> Result<RunConfig, UsageError> {
         let bad = |m: String| Err(UsageError(m));
-        f.check().map_err(|e| {
-            let file = a.config.as_deref().unwrap_or(Path::new("the config file"));
-            UsageError(format!("{}: {e}", file.display()))
+        // A value from the file is blamed on the file and its key, not on
+        // a flag the user never passed.
+        let file = a
+            .config
+            .as_deref()
+            .unwrap_or(Path::new("the config file"))
+            .display()
+            .to_string();
+        let in_file = |m: String| UsageError(format!("{file}: {m}"));
+        f.check().map_err(in_file)?;
+        let mode = mode(a.speed, a.rate, &f).map_err(|e| match a.config {
+            Some(_) => in_file(e.0),
+            None => e,
         })?;
-        let mode = mode(a.speed, a.rate, &f)?;
-        let Some(target) = a.target.or(f.target) else {
-            return bad("no target: name one with --target URL (or `target` in the config file); reprise never guesses where to send traffic".into());
+        let target = match (a.target, f.target) {
+            (Some(t), _) => Target::parse(&t).map_err(|e| UsageError(e.to_string()))?,
+            (None, Some(t)) => Target::parse(&t)
+                .map_err(|e| in_file(format!("`target` `{}`: {}", e.url, e.message)))?,
+            (None, None) => return bad("no target: name one with --target URL (or `target` in the config file); reprise never guesses where to send traffic".into()),
         };
-        let target = Target::parse(&target).map_err(|e| UsageError(e.to_string()))?;
         let looped = a.looped || f.looped.unwrap_or(false);
+        let loop_name = if a.looped { "--loop" } else { "`loop`" };
+        let blame = |m: String| if a.looped { UsageError(m) } else { in_file(m) };
         if looped && !matches!(mode, Mode::Speed(_)) {
-            return bad("--loop repeats the recorded timeline of --speed; with --rate or a profile, --duration says how long to run".into());
+            return Err(blame(format!(
+                "{loop_name} repeats the recorded timeline of --speed; with --rate or a profile, --duration says how long to run"
+            )));
+        }
+        if looped && a.duration.or(f.duration).is_none() {
+            return Err(blame(format!(
+                "{loop_name} needs a duration (--duration, or `duration` in the config file): how long to keep repeating"
+            )));
         }
         // One multiplier per tenant: a flag replaces the file's, and a
         // repeated flag the earlier one.
@@ -329,7 +349,7 @@ impl RunConfig {
         for (k, v) in &f.headers {
             headers.push(
                 crate::cli::parse_header(&format!("{k}: {v}"))
-                    .map_err(|e| UsageError(format!("headers in the config file: {e}")))?,
+                    .map_err(|e| in_file(format!("`headers`: {e}")))?,
             );
         }
         // Flags come last, so they replace file headers of the same name.
@@ -344,7 +364,7 @@ impl RunConfig {
             (Some(s), _) => Some(s),
             (None, Some(s)) => Some(
                 s.parse::<Segment>()
-                    .map_err(|e| UsageError(format!("segment in the config file: {e}")))?,
+                    .map_err(|e| in_file(format!("`segment`: {e}")))?,
             ),
             (None, None) => None,
         };
@@ -391,9 +411,13 @@ impl RunConfig {
         // (2,000 took 3.6 GB and sent a quarter of the plan on two CPUs).
         let most = (available_cpus() * 4).max(MAX_THREADS_FLOOR);
         if threads > most {
-            return bad(format!(
-                "--threads {threads}: at most {most} (4 per CPU this process may run on, or {MAX_THREADS_FLOOR})"
-            ));
+            let m = format!(
+                "{threads}: at most {most} (4 per CPU this process may run on, or {MAX_THREADS_FLOOR})"
+            );
+            return Err(match a.threads {
+                Some(_) => UsageError(format!("--threads {m}")),
+                None => in_file(format!("`threads` {m}")),
+            });
         }
         if client.timeout.is_zero() || client.connect_timeout.is_zero() {
             return bad("--timeout and --connect-timeout must be longer than zero".into());
@@ -433,13 +457,13 @@ impl RunConfig {
             .auth
             .map(|af| AuthConfig::resolve(af, &base))
             .transpose()?;
-        let mut thresholds = crate::threshold::from_file(&f.thresholds).map_err(UsageError)?;
+        let mut thresholds = crate::threshold::from_file(&f.thresholds).map_err(in_file)?;
         let mut watch_targets = Vec::new();
         for (name, url) in &f.watch {
             watch_targets.push(
                 format!("{name}={url}")
                     .parse::<crate::watch::WatchTarget>()
-                    .map_err(|e| UsageError(format!("watch in the config file: {e}")))?,
+                    .map_err(|e| in_file(format!("`watch`: {e}")))?,
             );
         }
         for w in &a.watch {
@@ -489,6 +513,7 @@ impl RunConfig {
             auth,
             thresholds,
             checks: crate::check::CheckConfig {
+                source: a.config.clone(),
                 files: f.checks,
                 status_check: f.status_check.unwrap_or(true),
             },
@@ -547,7 +572,7 @@ fn mode(speed: Option<f64>, rate: Option<f64>, f: &RunFile) -> Result<Mode, Usag
         .count();
     if given > 1 {
         return Err(UsageError(
-            "the config file sets more than one of speed, rate and [profile]; keep one".into(),
+            "more than one of `speed`, `rate` and `[profile]` is set; keep one".into(),
         ));
     }
     if let Some(n) = f.speed {
@@ -706,5 +731,43 @@ mod tests {
         );
         let zero = file("[profile]\nstages = [{ duration = \"0s\", target = 1 }]\n");
         assert!(RunConfig::resolve(args(Some("http://x")), zero).is_err());
+    }
+
+    /// A bad value from the config file names the file and the key, never
+    /// a flag the user did not pass.
+    #[test]
+    fn file_values_are_blamed_on_the_file() {
+        for (text, key) in [
+            ("threads = 100000", "`threads` 100000: at most"),
+            ("rate = 2\nspeed = 3", "more than one of `speed`, `rate`"),
+            ("segment = \"4/3\"", "`segment`"),
+            ("target = \"ftp://x\"", "`target` `ftp://x`"),
+            ("loop = true\nspeed = 2", "`loop` needs a duration"),
+            ("loop = true\nrate = 2", "`loop` repeats"),
+            (
+                "[thresholds]\nhttp_req_duration = [\"p(95)<<5\"]",
+                "http_req_duration",
+            ),
+        ] {
+            let mut a = args(None);
+            if !text.contains("target") {
+                a.target = Some("http://x".into());
+            }
+            a.config = Some(PathBuf::from("run.toml"));
+            let e = RunConfig::resolve(a, file(text)).unwrap_err().0;
+            assert!(
+                e.starts_with("run.toml: ") && e.contains(key),
+                "{text}: {e}"
+            );
+        }
+        // The flag is still blamed when the flag gave the value.
+        let mut a = args(Some("http://x"));
+        a.threads = Some(100_000);
+        assert!(
+            RunConfig::resolve(a, RunFile::default())
+                .unwrap_err()
+                .0
+                .starts_with("--threads")
+        );
     }
 }

@@ -507,11 +507,35 @@ impl Watcher {
 
 /// `[thresholds]` of the run config: `metric{tags} = ["expr", { threshold =
 /// "expr", abort_on_fail = true, delay_abort_eval = "10s" }]`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum ThresholdEntry {
     Plain(String),
     Full(FullEntry),
+}
+
+/// A string or a table, with the table's own error (an unknown key, a
+/// wrong type) rather than "did not match any variant".
+impl<'de> serde::Deserialize<'de> for ThresholdEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(ThresholdEntry::Plain(s)),
+            v @ toml::Value::Table(_) => FullEntry::deserialize(v)
+                .map(ThresholdEntry::Full)
+                .map_err(|e| D::Error::custom(e.message())),
+            other => {
+                let kind = other.type_str();
+                let a = if kind.starts_with(['a', 'i']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                Err(D::Error::custom(format!(
+                    "a threshold is a string (\"p(95)<500\") or a table ({{ threshold = \"p(95)<500\", abort_on_fail = true }}), not {a} {kind}"
+                )))
+            }
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -876,5 +900,22 @@ mod tests {
             toml::from_str(r#"http_req_duration = ["p(95)<<500"]"#).unwrap();
         let e = from_file(&bad).unwrap_err();
         assert!(e.contains("column 7"), "{e}");
+        // A table's own mistake is said (it was "did not match any
+        // variant of untagged enum").
+        type Table = std::collections::BTreeMap<String, Vec<ThresholdEntry>>;
+        for (text, says) in [
+            (
+                r#"x = [{ threshold = "rate<1", abort_on_fali = true }]"#,
+                "unknown field `abort_on_fali`",
+            ),
+            (
+                r#"x = [{ threshold = "rate<1", abort_on_fail = "yes" }]"#,
+                "expected a boolean",
+            ),
+            ("x = [3]", "not an integer"),
+        ] {
+            let e = toml::from_str::<Table>(text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
     }
 }
