@@ -1483,3 +1483,72 @@ fn sessions_waiting_on_a_stalled_target_are_not_late() {
     assert_eq!(summary["requests"]["cut_short"], started, "{summary}");
     assert_eq!(summary["sessions"]["late"], 0, "{summary}");
 }
+
+/// Query parameters go out in the combinations the recording had: ones
+/// always sent together stay together, ones never sent together are not
+/// mixed, a repeated one is repeated, and a request without a query stays
+/// without one (each parameter was drawn on its own: `?a=2&flag=`).
+#[test]
+fn query_parameters_keep_their_recorded_combinations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shapes = ["/q?a=1&a=2", "/q?empty=&flag=", "/q?x=7&y=8", "/q"];
+    let mut log = String::new();
+    for i in 0..80 {
+        log.push_str(&format!(
+            "10.1.{}.{} - - [22/Jan/2019:00:00:{:02} +0000] \"GET {} HTTP/1.1\" 200 12 \"-\" \"ua\"\n",
+            i % 7,
+            i % 5 + 1,
+            i % 60,
+            shapes[i % 4]
+        ));
+    }
+    std::fs::write(dir.path().join("q.log"), log).expect("writes");
+    let (model, _, _) = util::import(dir.path(), &[dir.path().join("q.log").to_str().unwrap()]);
+    assert_eq!(
+        model.endpoints[0].query_shapes.len(),
+        4,
+        "{:?}",
+        model.endpoints[0]
+    );
+    let server = Recorder::start(Behaviour::default());
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.path().join("model.json"))
+        .args([
+            "--target",
+            &server.url(),
+            "--rate",
+            "20",
+            "--duration",
+            "3s",
+        ])
+        .args(["--quiet"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let names = |target: &str| -> Vec<String> {
+        target
+            .split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .map(|kv| kv.split('=').next().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let recorded: std::collections::BTreeSet<Vec<String>> =
+        shapes.iter().map(|s| names(s)).collect();
+    let mut seen = std::collections::BTreeMap::<Vec<String>, usize>::new();
+    for s in server.seen() {
+        *seen.entry(names(&s.target)).or_default() += 1;
+    }
+    let sent: usize = seen.values().sum();
+    assert!(sent > 60, "{sent} requests");
+    for (shape, n) in &seen {
+        assert!(
+            recorded.contains(shape),
+            "{shape:?} sent {n} times, never recorded: {seen:?}"
+        );
+    }
+    assert_eq!(seen.len(), 4, "every recorded combination: {seen:?}");
+}

@@ -111,6 +111,11 @@ pub struct Endpoint {
     pub path: String,
     pub slots: Vec<PathSlot>,
     pub query: Vec<QueryParam>,
+    /// The combinations of query parameters requests carried, most common
+    /// first (empty when none had any; a model written before them has
+    /// none, and replay falls back to each parameter's `presence`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_shapes: Vec<QueryShape>,
     /// Request headers worth replaying (credentials never among them).
     pub headers: BTreeMap<String, String>,
     pub body: Option<BodyTemplate>,
@@ -138,6 +143,14 @@ pub struct PathSlot {
     pub kind: SlotKind,
     /// The value pool it draws from (per tenant).
     pub pool: String,
+}
+
+/// One combination of query parameters, in the order they were sent
+/// (a name twice when it was repeated), and how many requests had it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryShape {
+    pub params: Vec<String>,
+    pub count: u64,
 }
 
 /// A query parameter of an endpoint.
@@ -342,6 +355,19 @@ impl Model {
                 return Err(format!(
                     "tenant {} refers to endpoint {i}, there are {n}",
                     t.name
+                ));
+            }
+        }
+        for e in &self.endpoints {
+            let unknown = e
+                .query_shapes
+                .iter()
+                .flat_map(|s| &s.params)
+                .find(|p| !e.query.iter().any(|q| &q.name == *p));
+            if let Some(p) = unknown {
+                return Err(format!(
+                    "endpoint {}: a query shape names `{p}`, which is not among its query parameters",
+                    e.name()
                 ));
             }
         }

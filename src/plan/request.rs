@@ -183,16 +183,41 @@ impl Plan {
             first = false;
             let _ = write!(path, "{name}={value}");
         };
-        for q in &e.query {
-            if rng.random::<f64>() >= q.presence {
-                continue;
-            }
-            match q.kind {
-                SlotKind::Tenant => param(&mut path, &q.name, &encode(tenant)),
+        let mut emit =
+            |path: &mut String, q: &crate::model::QueryParam, rng: &mut SmallRng| match q.kind {
+                SlotKind::Tenant => param(path, &q.name, &encode(tenant)),
                 _ => {
                     if let Some(v) = tp.pools.draw(&q.pool, rng) {
-                        param(&mut path, &q.name, v);
+                        param(path, &q.name, v);
                     }
+                }
+            };
+        let total: u64 = e.query_shapes.iter().map(|s| s.count).sum();
+        if total > 0 {
+            // A combination the recording had, by weight: parameters sent
+            // together stay together, and a repeated one is repeated.
+            let mut pick = rng.random_range(0..total);
+            let shape = e
+                .query_shapes
+                .iter()
+                .find(|s| {
+                    if pick < s.count {
+                        return true;
+                    }
+                    pick -= s.count;
+                    false
+                })
+                .unwrap_or(&e.query_shapes[0]);
+            for name in &shape.params {
+                if let Some(q) = e.query.iter().find(|q| &q.name == name) {
+                    emit(&mut path, q, rng);
+                }
+            }
+        } else {
+            // A model without shapes: each parameter by its own presence.
+            for q in &e.query {
+                if rng.random::<f64>() < q.presence {
+                    emit(&mut path, q, rng);
                 }
             }
         }

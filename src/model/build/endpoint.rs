@@ -5,12 +5,16 @@ use std::collections::BTreeMap;
 use super::super::redact::{HeaderUse, Policy, Secrets};
 use super::super::sketch::Reservoir;
 use super::super::template::SlotKind;
-use super::super::{BodyTemplate, Endpoint, PathSlot, QueryParam, time};
+use super::super::{BodyTemplate, Endpoint, PathSlot, QueryParam, QueryShape, time};
 use super::body::PendingBody;
 use crate::capture::Exchange;
 
 /// Headers kept per endpoint.
 const MAX_HEADERS: usize = 16;
+/// Query combinations tallied per endpoint (later new ones are not), and
+/// written to the model (the most common).
+const MAX_SHAPES_SEEN: usize = 256;
+const MAX_SHAPES: usize = 32;
 /// Requests of an endpoint whose headers are looked at.
 const HEADER_LOOKS: u64 = 1000;
 
@@ -19,6 +23,9 @@ pub(super) struct EndpointB {
     pub path: String,
     pub slots: Vec<PathSlot>,
     query: BTreeMap<String, (SlotKind, u64)>,
+    /// Which parameters requests carried together, in order: by a hash
+    /// of the names (no allocation per request), with the names.
+    shapes: rustc_hash::FxHashMap<u64, (Vec<String>, u64)>,
     headers: BTreeMap<String, String>,
     /// The first body, templated when the model is written.
     pub body: Option<PendingBody>,
@@ -38,6 +45,7 @@ impl EndpointB {
             path: path.to_string(),
             slots,
             query: BTreeMap::new(),
+            shapes: Default::default(),
             headers: BTreeMap::new(),
             body: None,
             requests: 0,
@@ -66,6 +74,31 @@ impl EndpointB {
         }
         if let Some(d) = x.ttfb {
             self.ttfb.add(d);
+        }
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            for (n, _, _) in query {
+                n.hash(&mut h);
+            }
+            h.finish()
+        };
+        let same = |names: &[String]| {
+            names
+                .iter()
+                .map(String::as_str)
+                .eq(query.iter().map(|q| q.0))
+        };
+        let room = self.shapes.len() < MAX_SHAPES_SEEN;
+        match self.shapes.get_mut(&key) {
+            Some((names, n)) if same(names) => *n += 1,
+            // Another combination with the same hash: not tallied.
+            Some(_) => {}
+            None if room => {
+                let names = query.iter().map(|(n, _, _)| n.to_string()).collect();
+                self.shapes.insert(key, (names, 1));
+            }
+            None => {}
         }
         for (name, kind, _) in query {
             let entry = match self.query.get_mut(*name) {
@@ -112,6 +145,7 @@ impl EndpointB {
                     presence: time::round3(*n as f64 / self.requests.max(1) as f64),
                 })
                 .collect(),
+            query_shapes: self.query_shapes(),
             headers: self.headers.clone(),
             body,
             requests: self.requests,
@@ -123,6 +157,27 @@ impl EndpointB {
             latency_ms: self.latency.distribution(),
             ttfb_ms: self.ttfb.distribution(),
         }
+    }
+}
+
+impl EndpointB {
+    /// The most common query combinations, none when no request had a
+    /// query (the request without one is a shape too when others had).
+    fn query_shapes(&self) -> Vec<QueryShape> {
+        if self.query.is_empty() {
+            return Vec::new();
+        }
+        let mut shapes: Vec<QueryShape> = self
+            .shapes
+            .values()
+            .map(|(params, count)| QueryShape {
+                params: params.clone(),
+                count: *count,
+            })
+            .collect();
+        shapes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.params.cmp(&b.params)));
+        shapes.truncate(MAX_SHAPES);
+        shapes
     }
 }
 
