@@ -1097,6 +1097,12 @@ fn a_signal_stops_the_run_and_still_writes_the_results(signal: libc::c_int) {
     assert_eq!(summary["run"]["interrupted"], true);
     assert!(summary["requests"]["total"].as_u64().expect("total") >= 50);
     assert!(out_dir.join("timeline.csv").is_file() && out_dir.join("histograms.json").is_file());
+    // The summary says what stopped it, whichever signal it was.
+    let text = std::fs::read_to_string(out_dir.join("summary.txt")).expect("summary.txt");
+    assert!(
+        text.contains("INTERRUPTED (Ctrl-C or a stop signal): partial results"),
+        "{text}"
+    );
 }
 
 #[test]

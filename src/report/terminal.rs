@@ -89,7 +89,7 @@ pub fn render(s: &Summary, top: usize) -> String {
             .map_or(String::new(), |g| format!(" · segment {g}")),
         run.workers,
         if run.interrupted {
-            " · INTERRUPTED (Ctrl-C): partial results"
+            " · INTERRUPTED (Ctrl-C or a stop signal): partial results"
         } else {
             ""
         }
