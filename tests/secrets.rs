@@ -17,6 +17,10 @@ fn planted() -> Vec<String> {
         "PLANTEDbasicpass".into(),
         "PLANTEDformpw31".into(),
         "PLANTEDauthhdr66".into(),
+        // A cookie with `+ / =` in it, and the same value as a URL
+        // carries it, percent-encoded.
+        "PLANTEDb64+tok/en==".into(),
+        "PLANTEDb64%2Btok%2Fen%3D%3D".into(),
     ]
 }
 
@@ -59,6 +63,14 @@ fn har_with_secrets(p: &[String]) -> String {
                              "params": [{"name": "user", "value": "alice"}, {"name": "password", "value": p[8]}]}
             },
             "response": {"status": 302}
+        },
+        {
+            "startedDateTime": "2024-05-01T10:00:12.000Z", "time": 30,
+            "request": {
+                "method": "GET", "url": format!("https://app.example.com/api/resume/{}?state={}&page=1", p[11], p[11]),
+                "headers": [{"name": "Cookie", "value": format!("session={}", p[10])}]
+            },
+            "response": {"status": 200}
         }
     ]}}))
     .unwrap()

@@ -309,19 +309,38 @@ impl Secrets {
         let v = v.trim();
         if !v.is_empty() && v != "-" && !self.0.iter().any(|x| x == v) {
             self.0.push(v.to_string());
+            // A secret kept percent-encoded (a cookie value) is also
+            // looked for as it is once decoded.
+            if let Some(d) = decoded(v) {
+                self.add(&d);
+            }
         }
     }
 
-    /// Whether `v` is, or contains, a secret.
+    /// Whether `v` is, or contains, a secret; `v` percent-decoded too (a
+    /// cookie's `a+b/c==` travels in a URL as `a%2Bb%2Fc%3D%3D`).
     pub fn taints(&self, v: &str) -> bool {
+        let hit = |v: &str| {
+            self.0
+                .iter()
+                .any(|s| v == s || (s.len() >= MIN_SEARCHED && v.contains(s.as_str())))
+                || trimmed_is_jwt(v)
+        };
         if self.0.is_empty() {
-            return trimmed_is_jwt(v);
+            return trimmed_is_jwt(v) || decoded(v).is_some_and(|d| trimmed_is_jwt(&d));
         }
-        self.0
-            .iter()
-            .any(|s| v == s || (s.len() >= MIN_SEARCHED && v.contains(s.as_str())))
-            || trimmed_is_jwt(v)
+        hit(v) || decoded(v).is_some_and(|d| hit(&d))
     }
+}
+
+/// `v` percent-decoded, when it has an escape that decodes to something
+/// else (most values have none: nothing is allocated for them).
+fn decoded(v: &str) -> Option<String> {
+    if !v.contains('%') {
+        return None;
+    }
+    let d = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+    (d != v).then(|| d.into_owned())
 }
 
 /// `is_jwt(v.trim())`, without trimming the values that cannot be one
@@ -368,14 +387,18 @@ impl SecretIndex {
         }
     }
 
-    /// Whether `v`, or a word of it, is a known secret.
+    /// Whether `v`, or a word of it, is a known secret (`v` as it is and
+    /// percent-decoded).
     pub fn taints(&self, v: &str) -> bool {
         if self.hashes.is_empty() {
             return false;
         }
-        self.hashes.contains(&hash(v.trim()))
-            || v.split(is_separator)
-                .any(|w| w.len() >= MIN_INDEXED && self.hashes.contains(&hash(w)))
+        let hit = |v: &str| {
+            self.hashes.contains(&hash(v.trim()))
+                || v.split(is_separator)
+                    .any(|w| w.len() >= MIN_INDEXED && self.hashes.contains(&hash(w)))
+        };
+        hit(v) || decoded(v).is_some_and(|d| hit(&d))
     }
 }
 
