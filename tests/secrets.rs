@@ -60,7 +60,9 @@ fn har_with_secrets(p: &[String]) -> String {
                 "method": "POST", "url": format!("https://app.example.com/reset/{}", p[0]),
                 "headers": [{"name": "Cookie", "value": format!("sessionid={}", p[1])}],
                 "postData": {"mimeType": "application/x-www-form-urlencoded",
-                             "params": [{"name": "user", "value": "alice"}, {"name": "password", "value": p[8]}]}
+                             "params": [{"name": "user", "value": "alice"}, {"name": "password", "value": p[8]},
+                                        // A name that carries the cookie (Fiddler exports have these).
+                                        {"name": format!("{{\"sid\":\"{}\"}}", p[1]), "value": "x"}]}
             },
             "response": {"status": 302}
         },

@@ -276,7 +276,15 @@ fn form_template(
     let mut slots = Vec::new();
     let mut redacted = Vec::new();
     let mut names = FxHashMap::default();
-    for (i, p) in params.iter().enumerate() {
+    for p in params {
+        if tainted(&p.name) {
+            // A field whose very name carries a secret (a JSON fragment
+            // with a cookie in it, as a Fiddler export has it) is left out
+            // whole, and counted without its name.
+            red.count("form-field", "(a name with a secret in it)");
+            continue;
+        }
+        let i = out.len();
         let field = form_field(&mut names, &p.name);
         let secret = is_secret_name(&p.name) || tainted(&p.value);
         let value = if secret {
