@@ -289,6 +289,39 @@ fn stdin_and_gzip_give_the_same_model() {
     assert_eq!(from_stdin.capture.sources[0].name, "<stdin>");
 }
 
+/// A `.gz` cut short (a download stopped early, the 8-byte trailer lost)
+/// keeps every record before the break, with a warning saying where: it
+/// lost everything after the last 1 MiB block, or failed outright.
+#[test]
+fn a_truncated_gzip_keeps_what_came_before_the_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let (plain, _, _) = import(dir.path(), &[log.to_str().unwrap()]);
+    let total = |m: &reprise::model::Model| m.endpoints.iter().map(|e| e.requests).sum::<u64>();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&log).unwrap()).unwrap();
+    let zipped = enc.finish().unwrap();
+    // The trailer cut off: nothing of the content is lost.
+    let gz = dir.path().join("cut.log.gz");
+    std::fs::write(&gz, &zipped[..zipped.len() - 8]).unwrap();
+    let (model, _, out) = import(dir.path(), &[gz.to_str().unwrap()]);
+    assert_eq!(total(&model), total(&plain));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("broken gzip stream after") && said.contains("everything before it was read"),
+        "{said}"
+    );
+    // Cut in the middle: what came before the break, and no more.
+    std::fs::write(&gz, &zipped[..zipped.len() / 2]).unwrap();
+    let (half, _, _) = import(dir.path(), &[gz.to_str().unwrap()]);
+    assert!(
+        total(&half) > total(&plain) / 4 && total(&half) < total(&plain),
+        "{} of {}",
+        total(&half),
+        total(&plain)
+    );
+}
+
 #[test]
 fn same_input_same_bytes() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,8 @@ pub struct Input {
     /// Bytes read from the file so far (compressed bytes for `.gz`), and
     /// its size when known: for import progress.
     pub progress: ReadProgress,
+    /// Set when a `.gz` input broke off: a warning for its stats.
+    pub damage: Damage,
 }
 
 /// How far through its file an input's reader is.
@@ -85,19 +87,30 @@ impl Input {
             error: source,
         };
         let head = read_head(&mut raw).map_err(io_err)?;
+        let damage = Damage::default();
         if head.starts_with(&[0x1f, 0x8b]) {
-            let mut gz: Box<dyn Read + Send> =
-                Box::new(MultiGzDecoder::new(Cursor::new(head).chain(raw)));
-            let head = read_head(&mut gz).map_err(|e| CaptureError::Invalid {
-                path: name.clone(),
-                message: format!("broken gzip stream: {e}"),
-            })?;
-            let rest = ReadAhead::spawn(&name, GzErrors(gz));
+            let mut gz: Box<dyn Read + Send> = Box::new(GzErrors {
+                inner: MultiGzDecoder::new(Cursor::new(head).chain(raw)),
+                at: 0,
+                damage: damage.clone(),
+                broken: false,
+            });
+            let head = read_head(&mut gz).map_err(io_err)?;
+            if head.is_empty()
+                && let Some((_, why)) = damage.take_raw()
+            {
+                return Err(CaptureError::Invalid {
+                    path: name.clone(),
+                    message: format!("broken gzip stream: nothing could be inflated ({why})"),
+                });
+            }
+            let rest = ReadAhead::spawn(&name, gz);
             return Ok(Input {
                 name,
                 head,
                 rest: Box::new(rest),
                 progress,
+                damage,
             });
         }
         Ok(Input {
@@ -105,7 +118,28 @@ impl Input {
             head,
             rest: raw,
             progress,
+            damage,
         })
+    }
+}
+
+/// Where a broken `.gz` stream stopped, once it has: the input ends there,
+/// and what came before is read (a truncated download keeps its complete
+/// records; a gzip trailer cut off loses nothing).
+#[derive(Clone, Debug, Default)]
+pub struct Damage(std::sync::Arc<std::sync::Mutex<Option<(u64, String)>>>);
+
+impl Damage {
+    /// The warning, once (none when the stream was whole).
+    pub fn take(&self) -> Option<String> {
+        self.take_raw().map(|(at, e)| {
+            format!("broken gzip stream after {at} bytes of content ({e}); everything before it was read")
+        })
+    }
+
+    /// Where the stream broke (bytes of content) and why.
+    fn take_raw(&self) -> Option<(u64, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -133,22 +167,40 @@ fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// Marks errors from inside a gzip stream as bad data, so a corrupt `.gz` is
-/// reported as the input's fault.
-struct GzErrors(Box<dyn Read + Send>);
+/// Ends a gzip stream where it breaks (cut short, or corrupt), saying
+/// where in its content, instead of failing the whole input.
+struct GzErrors<R> {
+    inner: R,
+    /// Bytes of content inflated so far.
+    at: u64,
+    damage: Damage,
+    broken: bool,
+}
 
-impl Read for GzErrors {
+impl<R: Read> Read for GzErrors<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::InvalidInput {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("broken gzip stream: {e}"),
-                )
-            } else {
-                e
+        use io::ErrorKind as K;
+        if self.broken {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.at += n as u64;
+                Ok(n)
             }
-        })
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    K::InvalidInput | K::InvalidData | K::UnexpectedEof
+                ) =>
+            {
+                *self.damage.0.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((self.at, e.to_string()));
+                self.broken = true;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -176,10 +228,24 @@ impl ReadAhead {
                     let got = (&mut inner)
                         .take(AHEAD_BLOCK as u64)
                         .read_to_end(&mut block);
-                    let end = !matches!(got, Ok(n) if n > 0);
-                    // The reader stopped listening, or the input is done.
-                    if tx.send(got.map(|_| block)).is_err() || end {
-                        return;
+                    // What was inflated before a failure (a truncated .gz)
+                    // is handed on first: the error comes after it, at its
+                    // own place, and no complete record is lost.
+                    match got {
+                        Ok(n) => {
+                            // The reader stopped listening, or the input is
+                            // done (an empty block says so).
+                            if tx.send(Ok(block)).is_err() || n == 0 {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            if !block.is_empty() && tx.send(Ok(block)).is_err() {
+                                return;
+                            }
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 }
             });

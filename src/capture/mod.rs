@@ -546,15 +546,20 @@ pub fn read(
     let format = format_of(&input, opts)?;
     stats.format = Some(format);
     let path = input.name.clone();
-    if format == Format::Pcap {
-        pcap::read(&path, input.into_read(), &opts.pcap, stats, sink)?;
-        return usable(stats);
+    let damage = input.damage.clone();
+    let read = if format == Format::Pcap {
+        pcap::read(&path, input.into_read(), &opts.pcap, stats, sink)
+    } else {
+        let mut reader = input.into_reader();
+        match format {
+            Format::Har => har::read(&path, &mut reader, stats, sink),
+            _ => access_log::read(format, opts, &path, &mut reader, stats, sink),
+        }
+    };
+    if let Some(w) = damage.take() {
+        stats.warnings.push(w);
     }
-    let mut reader = input.into_reader();
-    match format {
-        Format::Har => har::read(&path, &mut reader, stats, sink),
-        _ => access_log::read(format, opts, &path, &mut reader, stats, sink),
-    }?;
+    read?;
     usable(stats)
 }
 

@@ -79,6 +79,7 @@ where
             let mut stats = InputStats::new(&input.name);
             stats.format = Some(format);
             let path = input.name.clone();
+            let damage = input.damage.clone();
             let result = if format == Format::Har {
                 stats.place = "entry";
                 split_entries(input, &chunk_tx, &buffers)
@@ -89,6 +90,9 @@ where
                 })
             };
             drop(chunk_tx);
+            if let Some(w) = damage.take() {
+                stats.warnings.push(w);
+            }
             let _ = tx.send(Msg::Done {
                 batches: *result.as_ref().unwrap_or(&0),
                 result: result.map(|_| stats),
