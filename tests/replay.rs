@@ -1516,6 +1516,13 @@ fn query_parameters_keep_their_recorded_combinations() {
         "{:?}",
         model.endpoints[0]
     );
+    // A share of requests: `a` is in a quarter of them, twice each.
+    let a = model.endpoints[0]
+        .query
+        .iter()
+        .find(|q| q.name == "a")
+        .expect("a");
+    assert_eq!(a.presence, 0.25);
     let server = Recorder::start(Behaviour::default());
     let out = util::reprise()
         .arg("replay")

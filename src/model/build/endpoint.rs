@@ -100,7 +100,7 @@ impl EndpointB {
             }
             None => {}
         }
-        for (name, kind, _) in query {
+        for (i, (name, kind, _)) in query.iter().enumerate() {
             let entry = match self.query.get_mut(*name) {
                 Some(e) => e,
                 None => self
@@ -108,7 +108,10 @@ impl EndpointB {
                     .entry(name.to_string())
                     .or_insert((kind.clone(), 0)),
             };
-            entry.1 += 1;
+            // Presence is a share of requests: `?tag=a&tag=b` is one.
+            if !query[..i].iter().any(|q| q.0 == *name) {
+                entry.1 += 1;
+            }
             if entry.0 != *kind && entry.0 != SlotKind::Tenant {
                 entry.0 = SlotKind::Text;
             }
