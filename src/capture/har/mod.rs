@@ -213,14 +213,16 @@ fn normalise(v: &mut Value) -> Result<(), &'static str> {
         // Placed by the clock in `convert`.
         e.insert("startedDateTime".into(), Value::String(String::new()));
     }
-    number(e, "time", 0.0);
+    // A time the entry does not give is unknown, not 0 ms: -1 (HAR's own
+    // "not applicable") is read as no measurement.
+    number(e, "time", -1.0);
     for k in ["pageref", "serverIPAddress", "connection", "comment"] {
         stringish_or_remove(e, k);
     }
     e.insert("cache".into(), json!({}));
     let timings = object(e, "timings");
     for k in ["send", "wait", "receive"] {
-        number(timings, k, 0.0);
+        number(timings, k, -1.0);
     }
     for k in ["blocked", "dns", "connect", "ssl"] {
         optional_number(timings, k);
@@ -467,6 +469,8 @@ mod tests {
         assert_eq!(xs[0].method, "POST");
         assert_eq!(xs[0].host.as_deref(), Some("a.example"));
         assert!(matches!(&xs[0].body, Some(Body::Text { text, .. }) if text == "{\"a\":1}"));
+        // No `time`, no `timings`: no latency measured, not one of 0 ms.
+        assert_eq!((xs[0].duration, xs[0].ttfb), (None, None));
     }
 
     #[test]
