@@ -66,7 +66,20 @@ pub fn is_secret_name(name: &str) -> bool {
         "pw",
     ];
     let n = name.to_ascii_lowercase();
-    PARTS.iter().any(|p| n.contains(p)) || EXACT.contains(&n.as_str())
+    // `author`, `authors`, `author_id` are people, not credentials; the
+    // `auth` inside `authorization`/`authorisation` still counts.
+    let auth_only_in_author = || {
+        n.match_indices("auth").all(|(i, _)| {
+            let rest = &n[i..];
+            rest.starts_with("author")
+                && !rest.starts_with("authoriz")
+                && !rest.starts_with("authoris")
+        })
+    };
+    PARTS
+        .iter()
+        .any(|p| n.contains(p) && !(*p == "auth" && auth_only_in_author()))
+        || EXACT.contains(&n.as_str())
 }
 
 /// Headers not worth replaying: hop-by-hop, the client's own (user agent,
@@ -547,6 +560,20 @@ mod tests {
         }
         for n in ["x-tenant-id", "page", "q", "content-type", "order_id"] {
             assert!(!is_secret_name(n), "{n}");
+        }
+        // People who write things are not credentials; `auth` elsewhere in
+        // the name still is.
+        for n in ["author", "authors", "author_id", "authorName"] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+        for n in [
+            "authorization",
+            "X-Authorisation",
+            "author_auth",
+            "oauth_author",
+            "authToken",
+        ] {
+            assert!(is_secret_name(n), "{n}");
         }
     }
 
