@@ -118,7 +118,14 @@ impl Shutdown {
 pub struct Interrupts {
     armed: Arc<Mutex<Option<Shutdown>>>,
     presses: Arc<AtomicU32>,
+    first: Arc<Mutex<Option<std::time::Instant>>>,
 }
+
+/// Signals this soon after the first are the same stop said twice: GNU
+/// `timeout` (and some CI runners) send SIGTERM to the child and then to
+/// its process group, microseconds apart, and the second must not throw
+/// the results away as a second Ctrl-C would.
+const SAME_STOP: Duration = Duration::from_millis(250);
 
 impl Interrupts {
     pub fn arm(&self, s: &Shutdown) {
@@ -131,6 +138,14 @@ impl Interrupts {
 
     /// A Ctrl-C. Returns true when the process should exit at once.
     pub fn press(&self) -> bool {
+        {
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            match *first {
+                Some(t) if t.elapsed() < SAME_STOP => return false,
+                Some(_) => {}
+                None => *first = Some(std::time::Instant::now()),
+            }
+        }
         let n = self.presses.fetch_add(1, Ordering::SeqCst) + 1;
         match &*self.armed.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(s) if n == 1 => {
@@ -353,4 +368,23 @@ fn collect(
         }
     }
     timeline
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `timeout` sends SIGTERM twice, microseconds apart: one graceful
+    /// stop. A second press later is a second Ctrl-C: exit at once.
+    #[test]
+    fn a_signal_repeated_at_once_is_one_stop() {
+        let i = Interrupts::default();
+        let s = Shutdown::new();
+        i.arm(&s);
+        assert!(!i.press(), "the first stops gracefully");
+        assert!(s.triggered());
+        assert!(!i.press(), "the same stop, said twice");
+        std::thread::sleep(SAME_STOP + Duration::from_millis(50));
+        assert!(i.press(), "a second Ctrl-C quits at once");
+    }
 }
