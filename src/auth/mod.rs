@@ -438,8 +438,18 @@ impl Auth {
             }
             None => self.exchange(h, &Grant::Login, background).await,
         };
-        if result.is_err() && refresh.is_some() {
+        if let (Err(refused), Some(_)) = (&result, &refresh) {
             // An expired or revoked refresh token: a full login instead.
+            // The refusal is a failure of its own, counted and shown (the
+            // login that follows would hide a refresh set-up that never
+            // works and doubles the IdP's traffic).
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            {
+                let mut t = self.tally();
+                if t.examples.len() < EXAMPLES {
+                    t.examples.push(refused.clone());
+                }
+            }
             result = self.exchange(h, &Grant::Login, background).await;
         }
         let now = Instant::now();
@@ -742,6 +752,8 @@ mod tests {
         status: u16,
         ttl: f64,
         bodies: Mutex<Vec<String>>,
+        /// Answer refresh-token grants 400 `invalid_grant`.
+        refuse_refresh: bool,
     }
 
     impl Fake {
@@ -752,6 +764,7 @@ mod tests {
                 status,
                 ttl,
                 bodies: Mutex::new(Vec::new()),
+                refuse_refresh: false,
             })
         }
     }
@@ -759,11 +772,11 @@ mod tests {
     impl LoginTransport for Fake {
         fn send(&self, req: LoginRequest) -> login::LoginFuture {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            self.bodies
-                .lock()
-                .unwrap()
-                .push(String::from_utf8(req.body.unwrap_or_default()).unwrap());
-            let (delay, status, ttl) = (self.delay, self.status, self.ttl);
+            let body = String::from_utf8(req.body.unwrap_or_default()).unwrap();
+            let refused = self.refuse_refresh && body.starts_with("grant_type=refresh_token");
+            self.bodies.lock().unwrap().push(body);
+            let (delay, ttl) = (self.delay, self.ttl);
+            let status = if refused { 400 } else { self.status };
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
                 let body = if status == 200 {
@@ -924,6 +937,39 @@ mod tests {
             assert_eq!(
                 bodies[1],
                 "grant_type=refresh_token&refresh_token=rt-1&client_id=app"
+            );
+        });
+    }
+
+    /// A refresh grant the IdP refuses is a failure, counted and shown,
+    /// even though the full login after it gets a token (it doubled the
+    /// IdP's traffic and said nothing).
+    #[test]
+    fn a_refused_refresh_is_counted_before_the_login_that_follows() {
+        paused().block_on(async {
+            let fake = Arc::new(Fake {
+                refuse_refresh: true,
+                ..Arc::into_inner(Fake::new(200, 60.0)).unwrap()
+            });
+            let auth = manager(
+                "kind = \"oauth2_password\"\nurl = \"/token\"\nusername = \"u\"\npassword = \"pw-secret-1\"\nclient_id = \"app\"",
+                fake.clone(),
+                Shutdown::new(),
+            );
+            let h = auth.handle(0, 1);
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            auth.token(h).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(auth.token(h).await.unwrap().generation, 2, "the login got one");
+            let bodies = fake.bodies.lock().unwrap().clone();
+            assert_eq!(bodies.len(), 3, "login, refused refresh, login: {bodies:?}");
+            let r = auth.report();
+            assert_eq!(r.failures, 1, "{r:?}");
+            assert!(
+                r.examples.iter().any(|e| e.contains("status 400")),
+                "{:?}",
+                r.examples
             );
         });
     }
