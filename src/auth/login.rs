@@ -439,7 +439,12 @@ pub fn extract(cfg: &AuthConfig, r: &LoginResponse, now: Instant) -> Result<Obta
     let ttl = || cfg.ttl.map(|t| now + t);
     let expires_at =
         match cfg.expiry {
-            ExpirySource::Auto => expires_in().or_else(jwt).or_else(cookie).or_else(ttl),
+            // Both told: the earlier, as the target checks the JWT's exp,
+            // which an IdP rounds down from its clock.
+            ExpirySource::Auto => match (expires_in(), jwt()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b).or_else(cookie).or_else(ttl),
+            },
             ExpirySource::ExpiresIn => Some(expires_in().ok_or_else(|| {
                 format!(
                     "status {}, but no expires_in at {}",
@@ -647,6 +652,20 @@ mod tests {
             (Duration::from_secs(115)..=Duration::from_secs(121)).contains(&left),
             "{left:?}"
         );
+        // With an expires_in too, the earlier of the two: the target
+        // checks the JWT's exp.
+        let o = extract(
+            &c,
+            &response(
+                200,
+                &format!(r#"{{"token": "{jwt}", "expires_in": 900}}"#),
+                &[],
+            ),
+            now,
+        )
+        .unwrap();
+        let left = o.expires_at.unwrap() - now;
+        assert!(left <= Duration::from_secs(121), "{left:?}");
         // A JWT whose exp is past is dead on arrival too.
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(format!(r#"{{"sub":"u","exp":{}}}"#, exp - 600));

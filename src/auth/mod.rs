@@ -393,6 +393,26 @@ impl Auth {
         failing.map(Err)
     }
 
+    /// Renews token `generation` of `h` at `at` whether or not a request
+    /// asks then: a user idle through its renewal window would otherwise
+    /// send its next request with a token about to expire, or expired
+    /// (the target checks the JWT's exp). A newer token, a renewal already
+    /// under way or a standing failure makes the timer do nothing.
+    fn renew_on_time(self: &Arc<Self>, h: Handle, at: Instant, generation: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            {
+                let mut st = this.slot(h).state();
+                if st.generation != generation || st.renewing || st.failed.is_some() {
+                    return;
+                }
+                st.renewing = true;
+            }
+            this.renew(h).await;
+        });
+    }
+
     /// A background renewal.
     async fn renew(self: Arc<Self>, h: Handle) {
         struct Done<'a>(&'a Slot);
@@ -425,7 +445,7 @@ impl Auth {
 
     /// Logs in (or refreshes) with the gate held; `background` for a
     /// renewal ahead of expiry, which nobody waits for yet.
-    async fn obtain(&self, h: Handle, background: bool) -> Result<Arc<Token>, Arc<str>> {
+    async fn obtain(self: &Arc<Self>, h: Handle, background: bool) -> Result<Arc<Token>, Arc<str>> {
         let slot = self.slot(h);
         let (refresh, first) = {
             let st = slot.state();
@@ -474,7 +494,11 @@ impl Auth {
                     e.checked_sub(self.cfg.skew.min(life / 2)).unwrap_or(now)
                 });
                 st.failed = None;
+                let (renew_at, generation) = (st.renew_at, st.generation);
                 drop(st);
+                if let Some(at) = renew_at {
+                    self.renew_on_time(h, at, generation);
+                }
                 if first {
                     self.logins.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -857,10 +881,8 @@ mod tests {
         let rt = paused();
         rt.block_on(async {
             auth.token(h).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            // Starts the renewal, which takes 50 ms to be answered.
-            auth.token(h).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // The renewal starts at 1 s and takes 50 ms to be answered.
+            tokio::time::sleep(Duration::from_millis(1010)).await;
         });
         drop(rt);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "the renewal was sent");
@@ -877,15 +899,16 @@ mod tests {
             let h = auth.handle(1, 3);
             let first = auth.token(h).await.unwrap();
             assert_eq!(first.generation, 1);
-            // Half-way through a 2 s life (the 30 s skew is more than it has).
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            let t0 = Instant::now();
-            let still = auth.token(h).await.unwrap();
-            assert_eq!(t0.elapsed(), Duration::ZERO, "nobody waits for a renewal");
-            assert_eq!(still.generation, 1);
+            // Half-way through a 2 s life (the 30 s skew is more than it
+            // has) it is renewed, though no request asked.
+            tokio::time::sleep(Duration::from_millis(990)).await;
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert_eq!(auth.token(h).await.unwrap().generation, 2);
-            assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "renewed on time");
+            let t0 = Instant::now();
+            let renewed = auth.token(h).await.unwrap();
+            assert_eq!(t0.elapsed(), Duration::ZERO, "nobody waits for a renewal");
+            assert_eq!(renewed.generation, 2);
             // Over 10 s: a renewal about every second, never an expired token.
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
