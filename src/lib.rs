@@ -11,6 +11,17 @@
 //! - [`cli`], [`config`], [`app`]: flags → typed options → the stages wired
 //!   for each command. Only `app` uses `anyhow`; the core never sees clap.
 
+/// `eprintln!` that does not panic when stderr is gone (`reprise import
+/// … 2>&1 | head -1` closed it: the import died with exit 101 when it
+/// printed its summary). A message nobody can read is dropped.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod auth;
 pub mod background;

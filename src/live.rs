@@ -275,7 +275,7 @@ impl Live {
             && !stop()
         {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
-            eprintln!(
+            crate::say!(
                 "live metrics: the final totals stay on http://{addr}/metrics until scraped (at most {})",
                 crate::output::human_duration(self.linger)
             );
@@ -522,7 +522,7 @@ async fn serve(
                     .unwrap_or_else(|p| p.into_inner())
                     .influx_failures += 1;
                 if !warned {
-                    eprintln!(
+                    crate::say!(
                         "warning: --influx: a write to {} failed; the run goes on",
                         parsed.host_str().unwrap_or("?")
                     );

@@ -72,11 +72,11 @@ fn main() -> ExitCode {
         if handler.press() {
             std::process::exit(i32::from(reprise::app::exit::INTERRUPTED));
         }
-        eprintln!(
+        reprise::say!(
             "\nreprise: stopping; the results gathered so far will be written (Ctrl-C again to quit at once)"
         );
     }) {
-        eprintln!("reprise: warning: Ctrl-C will not stop runs gracefully: {e}");
+        reprise::say!("reprise: warning: Ctrl-C will not stop runs gracefully: {e}");
     }
     if hangup_ignored {
         // Started under nohup: a closed terminal must not stop a soak run.
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     match reprise::app::run(cli, &interrupts) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("reprise: {e:#}");
+            reprise::say!("reprise: {e:#}");
             ExitCode::from(reprise::app::exit_code(&e))
         }
     }

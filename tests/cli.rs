@@ -412,3 +412,24 @@ fn import_progress_stays_off_when_stderr_is_not_a_terminal() {
         "{stderr}"
     );
 }
+
+/// `reprise import … 2>&1 | head -1`: stderr closed before the summary is
+/// printed. The import still writes its model and exits 0 (it panicked
+/// with exit 101).
+#[test]
+fn a_closed_stderr_does_not_fail_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic_log(dir.path());
+    let out = dir.path().join("m.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reprise"))
+        .args(["import", log.to_str().unwrap(), "-o"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(reprise::model::Model::load(&out).is_ok());
+}

@@ -132,10 +132,10 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
         ))
         .context("starting the demo target on 127.0.0.1")?;
     let url = target.url();
-    eprintln!(
+    crate::say!(
         "reprise demo: the demo target (a small multi-tenant shop API, {DEMO_WORKERS} workers) listens on {url}"
     );
-    eprintln!("reprise demo: importing the bundled capture {CAPTURE_NAME}");
+    crate::say!("reprise demo: importing the bundled capture {CAPTURE_NAME}");
     let input = Input::from_bytes(CAPTURE_NAME, CAPTURE.to_vec())?;
     let model_opts = ModelOptions {
         tenant_rules_automatic: true,
@@ -151,7 +151,7 @@ pub fn demo(a: DemoArgs, interrupts: &Interrupts) -> Result<u8> {
     let plan = Arc::new(Plan::new(Arc::new(model), plan_cfg)?);
     let planned_sessions = plan.planned_per_second();
     let stages = plan.stage_starts();
-    eprintln!(
+    crate::say!(
         "reprise demo: replaying it for {}: {profile} — the target's pool saturates in the spike and recovers after",
         crate::output::human_duration(plan.length())
     );

@@ -140,7 +140,7 @@ fn build_model(
             .iter()
             .map(|(r, n)| format!("{r}: {n}"))
             .collect();
-        eprintln!(
+        crate::say!(
             "warning: every request read was left out ({}); the model is empty. --keep-assets keeps static files.",
             why.join(", ")
         );
@@ -288,7 +288,7 @@ fn report_model(m: &Model, out: &std::path::Path) {
             }
         )
     };
-    eprintln!(
+    crate::say!(
         "model: {} requests, {} sessions, {} endpoints, {} tenants; {rules}\nwrote {}",
         thousands(m.capture.requests),
         thousands(m.capture.sessions),
@@ -365,7 +365,7 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
     };
     std::io::stdout().lock().write_all(&out)?;
     if failed > 0 {
-        eprintln!(
+        crate::say!(
             "error: {failed} of {} regression limits exceeded (exit code {})",
             a.max_regressions.len(),
             exit::THRESHOLDS

@@ -46,14 +46,14 @@ pub fn run_config(
                 Mode::Speed(_) => "the recorded timeline at this speed (--loop repeats it)",
                 _ => "the profile's stages",
             };
-            eprintln!(
+            crate::say!(
                 "warning: --duration {} is longer than {why}: the run lasts {}",
                 human_duration(d),
                 human_duration(plan.length())
             );
         }
         for w in placement_warnings(&plan, &cfg) {
-            eprintln!("warning: {w}");
+            crate::say!("warning: {w}");
         }
     }
     let checks = Arc::new(
@@ -139,7 +139,7 @@ pub fn run_config(
             crate::live::Live::start(&cfg.live, (&tenants, &tenant_w), (&endpoints, &endpoint_w))
                 .map_err(UsageError)?;
         if let Some(a) = l.addr {
-            eprintln!("live metrics: http://{a}/metrics");
+            crate::say!("live metrics: http://{a}/metrics");
         }
         Some(l)
     } else {
@@ -172,7 +172,7 @@ pub fn run_config(
         results.watch = w.finish();
         for w in &results.watch {
             if w.scrapes_failed > 0 && !cfg.quiet {
-                eprintln!(
+                crate::say!(
                     "warning: --watch {}: {} of {} scrapes failed (the last: {})",
                     w.name,
                     w.scrapes_failed,
@@ -411,7 +411,7 @@ pub fn finish(results: &Results, outputs: &Outputs, quiet: bool) -> Result<u8> {
     }
     let failed = results.thresholds.iter().filter(|v| !v.ok).count();
     if let Some(reason) = &results.meta.aborted {
-        eprintln!("error: {reason}");
+        crate::say!("error: {reason}");
         return Ok(if failed > 0 {
             exit::THRESHOLDS
         } else {
@@ -419,7 +419,7 @@ pub fn finish(results: &Results, outputs: &Outputs, quiet: bool) -> Result<u8> {
         });
     }
     if failed > 0 {
-        eprintln!(
+        crate::say!(
             "error: {failed} of {} thresholds failed (exit code {})",
             results.thresholds.len(),
             exit::THRESHOLDS
@@ -490,7 +490,7 @@ impl Live {
             }
             None if self.last_line.elapsed() >= Duration::from_secs(5) => {
                 self.last_line = Instant::now();
-                eprintln!("[reprise] {msg}");
+                crate::say!("[reprise] {msg}");
             }
             None => {}
         }

@@ -245,7 +245,7 @@ pub fn run(
         }
         let failures = l.finish(|| shutdown.triggered());
         if failures > 0 {
-            eprintln!("warning: {failures} writes to --influx failed");
+            crate::say!("warning: {failures} writes to --influx failed");
         }
     }
     let mut results = Results::default();
@@ -254,7 +254,7 @@ pub fn run(
     for h in handles {
         match h.join() {
             Ok(report) => results.absorb(report.recorder),
-            Err(_) => eprintln!("reprise: a worker thread failed; its measurements are lost"),
+            Err(_) => crate::say!("reprise: a worker thread failed; its measurements are lost"),
         }
     }
     results.timeline = timeline;
