@@ -1565,3 +1565,63 @@ fn query_parameters_keep_their_recorded_combinations() {
     }
     assert_eq!(seen.len(), 4, "every recorded combination: {seen:?}");
 }
+
+/// A body that carried the path's id (`PUT /posts/7` with `{"id": 7}`)
+/// carries the same id on replay: it was drawn twice from the pool, and an
+/// API that checks the two agree answered 400.
+#[test]
+fn a_body_field_recorded_with_the_path_id_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entries: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            let id = 100 + i;
+            serde_json::json!({
+                "startedDateTime": format!("2024-05-01T10:00:{:02}.000Z", i),
+                "time": 5,
+                "request": {
+                    "method": "PUT", "url": format!("http://shop.test/posts/{id}"),
+                    "headers": [{"name": "Content-Type", "value": "application/json"}],
+                    "postData": {"mimeType": "application/json",
+                                 "text": serde_json::json!({"id": id, "title": "t"}).to_string()}
+                },
+                "response": {"status": 200}
+            })
+        })
+        .collect();
+    let file = dir.path().join("posts.har");
+    std::fs::write(
+        &file,
+        serde_json::json!({"log": {"entries": entries}}).to_string(),
+    )
+    .expect("writes");
+    util::import(dir.path(), &[file.to_str().expect("utf-8")]);
+    let server = Recorder::start(Behaviour::default());
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.path().join("model.json"))
+        .args([
+            "--target",
+            &server.url(),
+            "--rate",
+            "5",
+            "--duration",
+            "3s",
+            "--quiet",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = server.seen();
+    assert!(seen.len() >= 5, "{} requests", seen.len());
+    let ids: std::collections::BTreeSet<String> =
+        seen.iter().map(|s| s.path().to_string()).collect();
+    assert!(ids.len() > 1, "ids still vary: {ids:?}");
+    for s in &seen {
+        let body: serde_json::Value = serde_json::from_slice(&s.body).expect("JSON");
+        assert_eq!(
+            format!("/posts/{}", body["id"]),
+            s.path(),
+            "the body's id is the path's"
+        );
+    }
+}

@@ -195,6 +195,10 @@ pub enum BodyTemplate {
 pub struct BodySlot {
     pub pointer: String,
     pub pool: String,
+    /// The path segment whose value the recorded body carried (`PUT
+    /// /posts/7` with `{"id": 7}`): replay sends the same value in both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_segment: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -158,12 +158,16 @@ impl Plan {
 
         let mut path = String::with_capacity(e.path.len() + 32);
         let mut slots = e.slots.iter().peekable();
+        // Where each slot's value went in `path` (segment, start, end), for
+        // body fields that carried the same value.
+        let mut drawn: smallvec::SmallVec<[(usize, usize, usize); 4]> = smallvec::SmallVec::new();
         for (i, part) in e.path.split('/').enumerate() {
             if i > 0 {
                 path.push('/');
             }
             match slots.peek() {
                 Some(slot) if slot.segment == i => {
+                    let start = path.len();
                     match &slot.kind {
                         SlotKind::Tenant => push_encoded(&mut path, tenant),
                         SlotKind::Secret => path.push_str(&made_up(&SlotKind::Token, rng)),
@@ -172,6 +176,7 @@ impl Plan {
                             None => path.push_str(&made_up(kind, rng)),
                         },
                     }
+                    drawn.push((i, start, path.len()));
                     slots.next();
                 }
                 _ => path.push_str(part),
@@ -258,7 +263,16 @@ impl Plan {
             headers.retain(|(name, _)| name != k);
             headers.push((b(k.as_str()), b(v.as_str())));
         }
-        let body = e.body.as_ref().map(|b| body(b, tp, rng, &mut headers));
+        let segment = |i: usize| {
+            drawn
+                .iter()
+                .find(|(s, _, _)| *s == i)
+                .map(|&(_, a, b)| &path[a..b])
+        };
+        let body = e
+            .body
+            .as_ref()
+            .map(|b| body(b, tp, rng, &mut headers, &segment));
         RequestSpec {
             method: e.method.as_str(),
             path_and_query: path,
@@ -281,12 +295,20 @@ fn boundary_of(content_type: &str) -> Option<String> {
 }
 
 /// A body from its template, with its slots drawn from the tenant's pools.
-fn body(
+fn body<'p>(
     b: &BodyTemplate,
-    tp: &super::TenantPlan,
+    tp: &'p super::TenantPlan,
     rng: &mut SmallRng,
     headers: &mut Vec<Header<'_>>,
+    segment: &dyn Fn(usize) -> Option<&'p str>,
 ) -> Vec<u8> {
+    // A field recorded with the path's value sends the path's value (the
+    // id of `PUT /posts/7` in `{"id": 7}`); the others draw their own.
+    let value_for = |s: &crate::model::BodySlot, rng: &mut SmallRng| {
+        s.path_segment
+            .and_then(segment)
+            .or_else(|| tp.pools.draw(&s.pool, rng))
+    };
     let mut content_type = |mime: &str| {
         if !headers.iter().any(|(k, _)| k == "content-type") && !mime.is_empty() {
             headers.push((Cow::Borrowed("content-type"), Cow::Owned(mime.to_string())));
@@ -299,8 +321,7 @@ fn body(
             content_type(mime);
             let mut v = value.clone();
             for s in slots {
-                if let (Some(target), Some(drawn)) =
-                    (v.pointer_mut(&s.pointer), tp.pools.draw(&s.pool, rng))
+                if let (Some(target), Some(drawn)) = (v.pointer_mut(&s.pointer), value_for(s, rng))
                 {
                     // Keep the recorded type: a number stays a number.
                     *target = match target {
@@ -322,7 +343,7 @@ fn body(
             let mut values: Vec<String> = params.iter().map(|p| p.value.clone()).collect();
             for s in slots {
                 let i: Option<usize> = s.pointer.trim_start_matches('/').parse().ok();
-                if let (Some(i), Some(drawn)) = (i, tp.pools.draw(&s.pool, rng))
+                if let (Some(i), Some(drawn)) = (i, value_for(s, rng))
                     && i < values.len()
                 {
                     values[i] = drawn.to_string();

@@ -19,8 +19,9 @@ const MAX_BODY: usize = 64 * 1024;
 pub(super) struct PendingBody {
     pub body: Body,
     pub secrets: Secrets,
-    /// This request's own slot values → pool.
-    pub known: FxHashMap<String, String>,
+    /// This request's own slot values → pool (and the path segment the
+    /// value was in, for path slots).
+    pub known: FxHashMap<String, (String, Option<usize>)>,
     pub tenant: u32,
 }
 
@@ -143,15 +144,15 @@ fn identifier_like(v: &str) -> bool {
 pub(super) fn body_template(
     body: &Body,
     tainted: &dyn Fn(&str) -> bool,
-    known: &FxHashMap<String, String>,
+    known: &FxHashMap<String, (String, Option<usize>)>,
     pool_of: &FxHashMap<String, String>,
     varying: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> Option<BodyTemplate> {
-    let pool_for = |v: &str| -> Option<String> {
+    let pool_for = |v: &str| -> Option<(String, Option<usize>)> {
         known.get(v).cloned().or_else(|| {
             identifier_like(v)
-                .then(|| pool_of.get(v).cloned())
+                .then(|| pool_of.get(v).map(|p| (p.clone(), None)))
                 .flatten()
         })
     };
@@ -175,6 +176,7 @@ pub(super) fn body_template(
                         slots.push(BodySlot {
                             pointer: ptr.to_string(),
                             pool,
+                            path_segment: None,
                         });
                     }
                 });
@@ -236,7 +238,7 @@ fn pointer_part(k: &str) -> Cow<'_, str> {
 fn json_slots(
     v: &Value,
     ptr: String,
-    pool_for: &dyn Fn(&str) -> Option<String>,
+    pool_for: &dyn Fn(&str) -> Option<(String, Option<usize>)>,
     out: &mut Vec<BodySlot>,
 ) {
     match v {
@@ -251,13 +253,21 @@ fn json_slots(
             }
         }
         Value::String(s) => {
-            if let Some(pool) = pool_for(s) {
-                out.push(BodySlot { pointer: ptr, pool });
+            if let Some((pool, path_segment)) = pool_for(s) {
+                out.push(BodySlot {
+                    pointer: ptr,
+                    pool,
+                    path_segment,
+                });
             }
         }
         Value::Number(n) => {
-            if let Some(pool) = pool_for(&n.to_string()) {
-                out.push(BodySlot { pointer: ptr, pool });
+            if let Some((pool, path_segment)) = pool_for(&n.to_string()) {
+                out.push(BodySlot {
+                    pointer: ptr,
+                    pool,
+                    path_segment,
+                });
             }
         }
         _ => {}
@@ -268,7 +278,7 @@ fn form_template(
     mime: &str,
     params: &[Param],
     tainted: &dyn Fn(&str) -> bool,
-    pool_for: &dyn Fn(&str) -> Option<String>,
+    pool_for: &dyn Fn(&str) -> Option<(String, Option<usize>)>,
     varying: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> BodyTemplate {
@@ -301,12 +311,13 @@ fn form_template(
         let pool = if secret || p.file_name.is_some() {
             None
         } else {
-            pool_for(&value).or_else(|| varying(&field))
+            pool_for(&value).or_else(|| varying(&field).map(|p| (p, None)))
         };
-        if let Some(pool) = pool {
+        if let Some((pool, path_segment)) = pool {
             slots.push(BodySlot {
                 pointer: format!("/{i}"),
                 pool,
+                path_segment,
             });
         }
         out.push(FormParam {

@@ -354,11 +354,16 @@ impl Modeller {
         {
             let mut known = FxHashMap::default();
             for (s, slot) in p.slots.iter().zip(&e.slots) {
-                known.insert(p.slot_value(x, s).to_string(), slot.pool.clone());
+                known.insert(
+                    p.slot_value(x, s).to_string(),
+                    (slot.pool.clone(), Some(slot.segment)),
+                );
             }
             for (name, kind, v) in query {
                 if !matches!(kind, SlotKind::Text | SlotKind::Tenant | SlotKind::Secret) {
-                    known.insert(v.to_string(), query_pool(name));
+                    known
+                        .entry(v.to_string())
+                        .or_insert_with(|| (query_pool(name), None));
                 }
             }
             e.body = Some(PendingBody {
