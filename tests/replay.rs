@@ -1414,15 +1414,7 @@ fn form_bodies_from_har_params_are_sent_as_their_content_type_says() {
     let file = dir.path().join("forms.har");
     std::fs::write(&file, har.to_string()).expect("writes");
     util::import(dir.path(), &[file.to_str().expect("utf-8")]);
-    let server = Recorder::start(Behaviour::default());
-    let out = util::reprise()
-        .arg("replay")
-        .arg(dir.path().join("model.json"))
-        .args(["--target", &server.url(), "--speed", "10", "--quiet"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let seen = server.seen();
+    let seen = replay_to(dir.path(), &["--speed", "10"]);
     let get = |path: &str| {
         seen.iter()
             .find(|s| s.path() == path)
@@ -1523,22 +1515,7 @@ fn query_parameters_keep_their_recorded_combinations() {
         .find(|q| q.name == "a")
         .expect("a");
     assert_eq!(a.presence, 0.25);
-    let server = Recorder::start(Behaviour::default());
-    let out = util::reprise()
-        .arg("replay")
-        .arg(dir.path().join("model.json"))
-        .args([
-            "--target",
-            &server.url(),
-            "--rate",
-            "20",
-            "--duration",
-            "3s",
-        ])
-        .args(["--quiet"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let replayed = replay_to(dir.path(), &["--rate", "20", "--duration", "3s"]);
     let names = |target: &str| -> Vec<String> {
         target
             .split_once('?')
@@ -1552,7 +1529,7 @@ fn query_parameters_keep_their_recorded_combinations() {
     let recorded: std::collections::BTreeSet<Vec<String>> =
         shapes.iter().map(|s| names(s)).collect();
     let mut seen = std::collections::BTreeMap::<Vec<String>, usize>::new();
-    for s in server.seen() {
+    for s in &replayed {
         *seen.entry(names(&s.target)).or_default() += 1;
     }
     let sent: usize = seen.values().sum();
@@ -1595,23 +1572,7 @@ fn a_body_field_recorded_with_the_path_id_keeps_it() {
     )
     .expect("writes");
     util::import(dir.path(), &[file.to_str().expect("utf-8")]);
-    let server = Recorder::start(Behaviour::default());
-    let out = util::reprise()
-        .arg("replay")
-        .arg(dir.path().join("model.json"))
-        .args([
-            "--target",
-            &server.url(),
-            "--rate",
-            "5",
-            "--duration",
-            "3s",
-            "--quiet",
-        ])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let seen = server.seen();
+    let seen = replay_to(dir.path(), &["--rate", "5", "--duration", "3s"]);
     assert!(seen.len() >= 5, "{} requests", seen.len());
     let ids: std::collections::BTreeSet<String> =
         seen.iter().map(|s| s.path().to_string()).collect();
@@ -1624,4 +1585,19 @@ fn a_body_field_recorded_with_the_path_id_keeps_it() {
             "the body's id is the path's"
         );
     }
+}
+
+/// Replays `dir/model.json` to a recording server of its own with `args`
+/// (quietly); what the server received.
+fn replay_to(dir: &Path, args: &[&str]) -> Vec<crate::util::server::Seen> {
+    let server = Recorder::start(Behaviour::default());
+    let out = util::reprise()
+        .arg("replay")
+        .arg(dir.join("model.json"))
+        .args(["--target", &server.url(), "--quiet"])
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    server.seen()
 }

@@ -25,6 +25,10 @@ pub(super) struct PendingBody {
     pub tenant: u32,
 }
 
+/// A value's pool, and the path segment it was in when it was this
+/// request's own path value.
+type PoolFor<'a> = dyn Fn(&str) -> Option<(String, Option<usize>)> + 'a;
+
 /// The most fields of one body pooled per request.
 const MAX_BODY_FIELDS: usize = 64;
 
@@ -235,12 +239,7 @@ fn pointer_part(k: &str) -> Cow<'_, str> {
     }
 }
 
-fn json_slots(
-    v: &Value,
-    ptr: String,
-    pool_for: &dyn Fn(&str) -> Option<(String, Option<usize>)>,
-    out: &mut Vec<BodySlot>,
-) {
+fn json_slots(v: &Value, ptr: String, pool_for: &PoolFor, out: &mut Vec<BodySlot>) {
     match v {
         Value::Object(m) => {
             for (k, c) in m {
@@ -278,7 +277,7 @@ fn form_template(
     mime: &str,
     params: &[Param],
     tainted: &dyn Fn(&str) -> bool,
-    pool_for: &dyn Fn(&str) -> Option<(String, Option<usize>)>,
+    pool_for: &PoolFor,
     varying: &dyn Fn(&str) -> Option<String>,
     red: &mut Redactions,
 ) -> BodyTemplate {
