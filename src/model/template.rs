@@ -291,7 +291,22 @@ fn is_email(s: &str) -> bool {
             None => return false,
         },
     };
-    !user.is_empty() && domain.contains(&b'.') && domain.first() != Some(&b'.')
+    // The user part as addresses write it (`+` tags, `%2B` when encoded),
+    // and a domain of dotted labels ending in a name: `jquery@3.6.0` and
+    // `${(#a=@org.apache...` are not addresses.
+    let user_ok = !user.is_empty()
+        && user
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(c));
+    let labels: Vec<&[u8]> = domain.split(|c| *c == b'.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty() && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic));
+    user_ok && domain_ok
 }
 
 /// Three base64url parts, the first a JSON header (`eyJ`).
@@ -563,6 +578,13 @@ mod tests {
         assert_eq!(t("/c/5f2b6c0e9d1a4b3c2d1e0f9a"), "/c/{hash}");
         assert_eq!(t("/c/a1b2c3"), "/c/{hex}");
         assert_eq!(t("/users/bob@example.com/"), "/users/{email}/");
+        assert_eq!(t("/users/bob.smith%2Bqa%40example.co.uk"), "/users/{email}");
+        // An `@` does not make an address.
+        assert_ne!(t("/npm/jquery@3.6.0"), "/npm/{email}");
+        assert_ne!(
+            t("/%24%7B%28%23a%3D%40org.apache.commons%29%7D/"),
+            "/{email}/"
+        );
         assert_eq!(t("/reports/2024-05-01"), "/reports/{date}");
         assert_eq!(t("/r/Ab3dEf9hIj2LmN0pQr5tUv"), "/r/{token}");
         assert_eq!(t("/issue/AA-409111"), "/issue/{code}");
