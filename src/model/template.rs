@@ -300,9 +300,9 @@ fn is_email(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(c));
     let labels: Vec<&[u8]> = domain.split(|c| *c == b'.').collect();
     let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty() && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        })
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-'))
         && labels
             .last()
             .is_some_and(|tld| tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic));
