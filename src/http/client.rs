@@ -594,6 +594,7 @@ impl Client {
                 Ok(f) => {
                     if let Some(d) = f.data_ref() {
                         outcome.bytes_received += d.len() as u64;
+                        req.received.set(outcome.bytes_received);
                         if let Some(k) = kept.as_mut() {
                             k.take(d);
                         }
@@ -705,6 +706,7 @@ impl Transport for Client {
             Some(o) => o,
             None => Outcome {
                 bytes_sent: req.sent.get(),
+                bytes_received: req.received.get(),
                 connecting: req.connected.get().map(|(c, _)| c),
                 tls: req.connected.get().and_then(|(_, t)| t),
                 ..Outcome::failed(
@@ -897,6 +899,7 @@ mod tests {
             keep,
             sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
         })
         .await
     }
@@ -1013,6 +1016,10 @@ mod tests {
                     true,
                 ),
                 reply(&[], false),
+                reply(
+                    &[b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf"],
+                    false,
+                ),
             ])
             .await;
             let c = client(Duration::from_millis(300));
@@ -1039,6 +1046,10 @@ mod tests {
             assert!(t0.elapsed() >= Duration::from_millis(300));
             // It opened its connection first: that is timed all the same.
             assert!(o.connecting.is_some(), "connecting was timed");
+            // A body that stops half-way: what came counts in data_received.
+            let o = get(&c, port, "GET", false).await;
+            assert_eq!(o.error.unwrap().0, ErrorKind::Timeout);
+            assert_eq!(o.bytes_received, 4);
         });
     }
 
@@ -1098,6 +1109,7 @@ mod tests {
                             keep: false,
                             sent: Default::default(),
                             connected: Default::default(),
+                            received: Default::default(),
                         })
                         .await
                     })

@@ -114,7 +114,7 @@ impl Conn {
         let (framing, mut reusable, consumed) = head;
         self.buf.copy_within(consumed..self.filled, 0);
         self.filled -= consumed;
-        let done = self.body(framing, o).await;
+        let done = self.body(framing, o, &req.received).await;
         o.finished = self.arrived.max(headers_at);
         o.receiving = Some(o.finished - headers_at);
         match done {
@@ -283,7 +283,12 @@ fn read_head(
 impl Conn {
     /// Reads the body. `Ok(true)` when it ended exactly where the response
     /// did (nothing left over, so the connection can be reused).
-    async fn body(&mut self, framing: Framing, o: &mut Outcome) -> Result<bool, Failed> {
+    async fn body(
+        &mut self,
+        framing: Framing,
+        o: &mut Outcome,
+        got: &std::cell::Cell<u64>,
+    ) -> Result<bool, Failed> {
         match framing {
             Framing::None => Ok(self.filled == 0),
             Framing::Length(mut left) => loop {
@@ -295,11 +300,13 @@ impl Conn {
                     return Ok(rest == 0);
                 }
                 self.filled = 0;
+                got.set(o.bytes_received);
                 self.fill("the response body").await?;
             },
             Framing::Close => loop {
                 take_data(o, &self.buf[..self.filled]);
                 self.filled = 0;
+                got.set(o.bytes_received);
                 match self.read_at(0).await {
                     Ok(0) => return Ok(false),
                     Ok(n) => {
@@ -329,6 +336,7 @@ impl Conn {
                             message: "a chunk size or trailer line too long".into(),
                         });
                     }
+                    got.set(o.bytes_received);
                     self.fill("the chunked response body").await?;
                 }
             }
@@ -566,6 +574,7 @@ mod tests {
             keep: false,
             sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -593,6 +602,7 @@ mod tests {
             keep: false,
             sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -628,6 +638,7 @@ mod tests {
             keep: false,
             sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
         };
         let mut out = Vec::new();
         render(&req, &mut out);
@@ -735,6 +746,7 @@ mod tests {
             keep: true,
             sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
         };
         let local = tokio::task::LocalSet::new();
         local
@@ -822,6 +834,7 @@ mod tests {
                     method: "GET", origin: &origin, path_and_query: "/",
                     headers: &[], body: None, keep, sent: Default::default(),
             connected: Default::default(),
+            received: Default::default(),
                 };
                 let mut o = outcome();
                 let mut buf = bytes.clone();

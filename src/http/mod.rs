@@ -160,6 +160,9 @@ pub struct Request<'a> {
     /// opened a connection, set as soon as it is known: a request that
     /// then times out still reports how long connecting took.
     pub connected: std::cell::Cell<Option<(Duration, Option<Duration>)>>,
+    /// Body bytes read so far, set as they arrive: a request that times
+    /// out half-way through its body still counts them in data_received.
+    pub received: std::cell::Cell<u64>,
 }
 
 /// A `host` header the run asked for (`--header 'Host: api.staging'`,

@@ -373,6 +373,7 @@ async fn send<T: Transport + 'static, C: Clock>(
         keep: inner.opts.checks.keep(spec.endpoint),
         sent: Default::default(),
         connected: Default::default(),
+        received: Default::default(),
     };
     tokio::select! {
         biased;
