@@ -42,7 +42,7 @@ pub enum Command {
     /// how long the target takes to recover from a spike.
     Drill(DrillArgs),
     /// Re-render a saved run (`--out DIR`) without re-running it: the
-    /// terminal summary, or JSON, or JUnit.
+    /// terminal summary (or JSON with --json), and JUnit and HTML files.
     Report(ReportArgs),
 }
 

@@ -30,12 +30,56 @@ pub struct LiveOptions {
     /// From the INFLUX_TOKEN environment variable, never a flag.
     pub influx_token: Option<String>,
     pub influx_file: Option<PathBuf>,
+    /// `--quiet`: no warnings about failed Influx writes (the address and
+    /// the linger still show: a scraper needs them).
+    pub quiet: bool,
 }
 
 impl LiveOptions {
     pub fn any(&self) -> bool {
         self.prometheus.is_some() || self.influx_url.is_some() || self.influx_file.is_some()
     }
+
+    /// What a run would find wrong when it starts its outputs, found
+    /// without starting them (a dry run): an Influx URL that is not one,
+    /// an Influx file in a directory that is not there, a Prometheus
+    /// address that cannot be bound (bound and let go at once).
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(u) = &self.influx_url {
+            influx_url_ok(u)?;
+        }
+        if let Some(p) = &self.influx_file {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if p.is_dir() || !dir.is_dir() {
+                return Err(format!(
+                    "--influx-file {}: {}",
+                    p.display(),
+                    if p.is_dir() {
+                        "is a directory (it names a file)".to_string()
+                    } else {
+                        format!("the directory {} does not exist", dir.display())
+                    }
+                ));
+            }
+        }
+        if let Some(a) = self.prometheus {
+            drop(
+                std::net::TcpListener::bind(a)
+                    .map_err(|e| format!("--prometheus-listen {a}: {e}"))?,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An `--influx` URL that parses (named masked when it does not).
+fn influx_url_ok(u: &str) -> Result<(), String> {
+    url::Url::parse(u)
+        .map(drop)
+        .map_err(|e| format!("--influx {}: {e}", crate::model::redact::mask_url(u)))
 }
 
 /// Series kept apart before the rest become `other`.
@@ -80,6 +124,7 @@ pub struct Live {
     /// Where the scrape endpoint listens (port 0 resolved).
     pub addr: Option<SocketAddr>,
     linger: Duration,
+    pub quiet: bool,
 }
 
 /// Labels for the names weighed by `weights`: the heaviest `MAX_SERIES`
@@ -113,6 +158,9 @@ impl Live {
     ) -> Result<Live, String> {
         let (tenant_names, tenant_label) = labels(tenants.0, tenants.1);
         let (endpoint_names, endpoint_label) = labels(endpoints.0, endpoints.1);
+        if let Some(u) = &opts.influx_url {
+            influx_url_ok(u)?;
+        }
         let file = match &opts.influx_file {
             Some(p) => Some(std::io::BufWriter::new(
                 std::fs::File::create(p)
@@ -128,9 +176,6 @@ impl Live {
             None => None,
         };
         let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-        if let Some(u) = &opts.influx_url {
-            url::Url::parse(u).map_err(|e| format!("--influx {u}: {e}"))?;
-        }
         let state = Arc::new(Mutex::new(State::default()));
         let (influx_tx, influx_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let needs_thread = listener.is_some() || opts.influx_url.is_some();
@@ -141,9 +186,10 @@ impl Live {
                 .influx_url
                 .clone()
                 .map(|u| (u, opts.influx_token.clone()));
+            let quiet = opts.quiet;
             Some(
                 Background::spawn("live metrics", move |stop| {
-                    serve(listener, shared, labels, influx, influx_rx, stop)
+                    serve(listener, shared, labels, (influx, quiet), influx_rx, stop)
                 })
                 .map_err(|e| e.to_string())?,
             )
@@ -162,6 +208,7 @@ impl Live {
             thread,
             addr,
             linger: opts.prometheus_linger,
+            quiet: opts.quiet,
         })
     }
 
@@ -432,7 +479,7 @@ async fn serve(
     listener: Option<std::net::TcpListener>,
     state: Arc<Mutex<State>>,
     (tenants, endpoints): (Vec<String>, Vec<String>),
-    influx: Option<(String, Option<String>)>,
+    (influx, quiet): (Option<(String, Option<String>)>, bool),
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -521,7 +568,7 @@ async fn serve(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .influx_failures += 1;
-                if !warned {
+                if !warned && !quiet {
                     crate::say!(
                         "warning: --influx: a write to {} failed; the run goes on",
                         parsed.host_str().unwrap_or("?")

@@ -488,3 +488,49 @@ fn a_stalled_second_has_no_latency_rather_than_zero() {
     assert!(quiet.len() >= 2, "{lp}");
     assert!(quiet.iter().all(|l| !l.contains("p95_ms=")), "{lp}");
 }
+
+/// A dry run finds what the run would refuse when it starts its live
+/// outputs (it passed them, and the run then exited 2); `--quiet` keeps
+/// failed Influx writes to itself.
+#[test]
+fn a_dry_run_checks_the_live_outputs_and_quiet_keeps_influx_warnings_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Recorder::start(Behaviour::default());
+    util::ping_model(dir.path(), 5);
+    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let taken = taken.local_addr().expect("addr").to_string();
+    for (flag, value) in [
+        ("--influx-file", "no/such/dir/x.lp"),
+        ("--influx", "not a url"),
+        ("--prometheus-listen", taken.as_str()),
+    ] {
+        let out = util::reprise()
+            .args(["replay", "model.json", "--config", "run.toml", "--dry-run"])
+            .args([flag, value])
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(flag), "{}", text(&out.stderr));
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let nobody = format!(
+        "http://{}/api/v2/write?org=o&bucket=b",
+        closed.local_addr().expect("addr")
+    );
+    drop(closed);
+    let out = util::reprise()
+        .args(["replay", "model.json", "--config", "run.toml", "--quiet"])
+        .args(["--influx", &nobody])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}

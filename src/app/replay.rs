@@ -100,6 +100,7 @@ pub fn run_config(
         // A dry run checks a CI job before it runs: the output paths too,
         // without creating anything.
         cfg.outputs().check_shape()?;
+        cfg.live.check().map_err(UsageError)?;
         let mut text = dry_run(&plan, &cfg);
         if let Some(a) = &auth {
             text.push_str(&format!("\n{}\n", a.describe()));

@@ -531,6 +531,7 @@ impl RunConfig {
                 influx_url: a.influx.or(f.influx),
                 influx_token: std::env::var("INFLUX_TOKEN").ok().filter(|t| !t.is_empty()),
                 influx_file: a.influx_file.or(f.influx_file),
+                quiet: a.quiet,
             },
             auth_tls: None,
         };

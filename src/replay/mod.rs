@@ -243,8 +243,9 @@ pub fn run(
         for (_, t) in timeline.between(l.fed(), u64::MAX) {
             l.second(t);
         }
+        let quiet = l.quiet;
         let failures = l.finish(|| shutdown.triggered());
-        if failures > 0 {
+        if failures > 0 && !quiet {
             crate::say!("warning: {failures} writes to --influx failed");
         }
     }

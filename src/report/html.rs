@@ -146,6 +146,7 @@ fn render(r: &Results, s: &Summary) -> String {
     let failed_thresholds = s.thresholds.iter().filter(|v| !v.ok).count();
     let verdict = match (s.thresholds.is_empty(), failed_thresholds) {
         (true, _) => "no thresholds".to_string(),
+        (false, 0) if s.thresholds.len() == 1 => "the threshold held".to_string(),
         (false, 0) => format!("all {} thresholds held", s.thresholds.len()),
         (false, n) => format!("{n} of {} thresholds failed", s.thresholds.len()),
     };

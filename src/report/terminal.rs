@@ -79,7 +79,7 @@ pub fn render(s: &Summary, top: usize) -> String {
     let _ = writeln!(o, "\nreprise replay · {} → {}", run.model, run.target);
     let _ = writeln!(
         o,
-        "  {} · {} planned, {} run · seed {}{} · {} workers{}",
+        "  {} · {} planned, {} run · seed {}{} · {} worker{}{}",
         run.profile,
         ms(run.planned.as_secs_f64() * 1000.0),
         ms(run.elapsed.as_secs_f64() * 1000.0),
@@ -88,6 +88,7 @@ pub fn render(s: &Summary, top: usize) -> String {
             .as_ref()
             .map_or(String::new(), |g| format!(" · segment {g}")),
         run.workers,
+        if run.workers == 1 { "" } else { "s" },
         if run.interrupted {
             " · INTERRUPTED (Ctrl-C or a stop signal): partial results"
         } else {
