@@ -265,7 +265,46 @@ fn render(r: &Results, s: &Summary) -> String {
             pct(c.error_rate.0),
             pct(c.error_rate.1)
         );
-        for d in c.metrics.iter().chain(&c.endpoints) {
+        let tenants = c.tenants.iter().map(|d| (format!("tenant {}", d.name), d));
+        let rows = c
+            .metrics
+            .iter()
+            .map(|d| (d.name.clone(), d))
+            .chain(tenants)
+            .chain(c.endpoints.iter().map(|d| (d.name.clone(), d)));
+        for (name, d) in rows {
+            if super::terminal::one_sided(d).is_some() {
+                // Only one run had it: its own values, not a change from 0.
+                let (new, n) = if d.count.0 == 0 {
+                    (true, d.count.1)
+                } else {
+                    (false, d.count.0)
+                };
+                let side = |p: (f64, f64)| {
+                    let v = if new { p.1 } else { p.0 };
+                    format!(
+                        "<td class=num data-v=\"0\">{} {}</td>",
+                        if new { "new:" } else { "gone, was" },
+                        esc(&crate::output::human_ms(v))
+                    )
+                };
+                let _ = write!(
+                    body,
+                    "<tr><td>{} ({} {} requests)</td>{}{}{}{}<td class=num data-v=\"0\"></td><td class=num data-v=\"0\">—</td></tr>",
+                    esc(&name),
+                    if new {
+                        "only this run:"
+                    } else {
+                        "only the baseline:"
+                    },
+                    n,
+                    side(d.p50),
+                    side(d.p95),
+                    side(d.p99),
+                    side(d.max)
+                );
+                continue;
+            }
             let cell = |p: (f64, f64)| {
                 let rel = if p.0 > 0.0 { (p.1 - p.0) / p.0 } else { 0.0 };
                 format!(
@@ -287,7 +326,7 @@ fn render(r: &Results, s: &Summary) -> String {
             let _ = write!(
                 body,
                 "<tr><td>{}</td>{}{}{}{}{err}<td class=num data-v=\"{}\">{:.3}</td></tr>",
-                esc(&d.name),
+                esc(&name),
                 cell(d.p50),
                 cell(d.p95),
                 cell(d.p99),

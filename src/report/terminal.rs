@@ -304,6 +304,25 @@ pub(crate) fn then_now(then: f64, now: f64) -> String {
     format!("{} → {}{rel}", ms(then), ms(now))
 }
 
+/// A tenant or endpoint only one of the two runs had: said so, not
+/// compared with a latency of 0 and a KS distance of 1.
+pub(crate) fn one_sided(d: &crate::threshold::DistChange) -> Option<String> {
+    match d.count {
+        (0, n) => Some(format!(
+            "new in this run ({} requests, p50 {}, p95 {}, p99 {})",
+            thousands(n),
+            ms(d.p50.1),
+            ms(d.p95.1),
+            ms(d.p99.1)
+        )),
+        (n, 0) => Some(format!(
+            "not in this run (the baseline had {} requests)",
+            thousands(n)
+        )),
+        _ => None,
+    }
+}
+
 fn comparison(o: &mut String, c: &crate::threshold::Comparison, top: usize) {
     let _ = writeln!(
         o,
@@ -318,11 +337,15 @@ fn comparison(o: &mut String, c: &crate::threshold::Comparison, top: usize) {
         pct(c.error_rate.0),
         pct(c.error_rate.1)
     );
-    let row = |o: &mut String, d: &crate::threshold::DistChange| {
+    let row = |o: &mut String, name: &str, d: &crate::threshold::DistChange| {
+        if let Some(side) = one_sided(d) {
+            let _ = writeln!(o, "    {name:<34} {side}");
+            return;
+        }
         let _ = writeln!(
             o,
             "    {:<34} p50 {:<28} p95 {:<28} p99 {:<28} KS {:.3}",
-            d.name,
+            name,
             then_now(d.p50.0, d.p50.1),
             then_now(d.p95.0, d.p95.1),
             then_now(d.p99.0, d.p99.1),
@@ -331,14 +354,17 @@ fn comparison(o: &mut String, c: &crate::threshold::Comparison, top: usize) {
     };
     for d in &c.metrics {
         if d.name == "http_req_duration" || d.name == "http_req_service_time" {
-            row(o, d);
+            row(o, &d.name, d);
         }
+    }
+    for d in &c.tenants {
+        row(o, &format!("tenant {}", d.name), d);
     }
     // The endpoints that moved most (by the distance between distributions).
     let mut moved: Vec<&crate::threshold::DistChange> = c.endpoints.iter().collect();
     moved.sort_by(|a, b| b.ks.total_cmp(&a.ks).then_with(|| a.name.cmp(&b.name)));
     for d in moved.into_iter().take(top) {
-        row(o, d);
+        row(o, &d.name, d);
     }
     let _ = writeln!(
         o,
@@ -420,6 +446,48 @@ fn table(o: &mut String, what: &str, groups: &[Group], top: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comparison_lists_tenants_and_says_what_only_one_run_had() {
+        let d = |name: &str, count: (u64, u64), p: (f64, f64)| crate::threshold::DistChange {
+            name: name.into(),
+            count,
+            p50: p,
+            p90: p,
+            p95: p,
+            p99: p,
+            max: p,
+            ks: 1.0,
+            error_rate: Some((0.0, 0.0)),
+        };
+        let c = crate::threshold::Comparison {
+            baseline: "base".into(),
+            baseline_start: "then".into(),
+            rate: (10.0, 10.0),
+            error_rate: (0.0, 0.0),
+            metrics: Vec::new(),
+            tenants: vec![d("acme", (50, 60), (20.0, 30.0))],
+            endpoints: vec![
+                d("POST /api/login", (0, 107), (0.0, 22.0)),
+                d("GET /old", (12, 0), (5.0, 0.0)),
+            ],
+        };
+        let mut o = String::new();
+        comparison(&mut o, &c, 10);
+        assert!(
+            o.contains("tenant acme") && o.contains("20ms → 30ms"),
+            "{o}"
+        );
+        assert!(
+            o.contains("POST /api/login") && o.contains("new in this run (107 requests, p50 22ms"),
+            "{o}"
+        );
+        assert!(
+            o.contains("not in this run (the baseline had 12 requests)"),
+            "{o}"
+        );
+        assert!(!o.contains("0µs →"), "no change from a latency of 0: {o}");
+    }
 
     #[test]
     fn sizes_and_shares() {
