@@ -303,6 +303,14 @@ pub struct DrillArgs {
 pub enum DrillKind {
     /// Baseline load, a spike of N× the baseline, the baseline again: how
     /// bad it gets and how long the target takes to recover.
+    // The drill sets the load itself: the replay flags that would set it
+    // are refused, so they are not offered.
+    #[command(
+        mut_arg("speed", |a| a.hide(true)),
+        mut_arg("rate", |a| a.hide(true)),
+        mut_arg("duration", |a| a.hide(true)),
+        mut_arg("looped", |a| a.hide(true))
+    )]
     Spike(Box<SpikeArgs>),
 }
 

@@ -433,3 +433,28 @@ fn a_closed_stderr_does_not_fail_an_import() {
     assert_eq!(status.code(), Some(0));
     assert!(reprise::model::Model::load(&out).is_ok());
 }
+
+/// The drill sets the load itself: its help does not offer the replay
+/// flags it refuses.
+#[test]
+fn the_drill_does_not_offer_the_flags_it_refuses() {
+    let out = reprise()
+        .args(["drill", "spike", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&out.stdout);
+    assert!(help.contains("--spike"), "{help}");
+    for flag in ["--speed", "--rate", "--duration", "--loop"] {
+        assert!(!help.contains(flag), "{flag} offered: {help}");
+    }
+    assert!(
+        text(
+            &reprise()
+                .args(["replay", "--help"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .contains("--speed")
+    );
+}
