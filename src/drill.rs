@@ -63,6 +63,20 @@ impl SpikeDrill {
         }
     }
 
+    /// The load in words (its profile's 1 ms steps left out).
+    pub fn describe(&self) -> String {
+        let d = crate::output::human_duration;
+        format!(
+            "spike drill ×{} for {}, ×{} for {}, ×{} observed for {}",
+            self.baseline,
+            d(self.baseline_for),
+            self.spike,
+            d(self.spike_for),
+            self.baseline,
+            d(self.observe)
+        )
+    }
+
     pub fn spike_start(&self) -> u64 {
         self.baseline_for.as_secs()
     }
@@ -313,6 +327,10 @@ mod tests {
 
     #[test]
     fn the_profile_steps() {
+        assert_eq!(
+            drill().describe(),
+            "spike drill ×1 for 30.0s, ×5 for 10.0s, ×1 observed for 1m 00s"
+        );
         let p = drill().profile();
         assert_eq!(p.length(), Duration::from_secs(100));
         assert_eq!(p.at(10.0), 1.0);

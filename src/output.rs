@@ -119,7 +119,12 @@ pub fn thousands(n: u64) -> String {
 /// A duration for people: `850ms`, `12.5s`, `4m 10s`, `3h 02m`, `2d 4h`.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    let s = d.as_secs();
+    // Whole seconds as shown: 59.999 s is "1m 00s", not "60.0s".
+    let s = if ms >= 1000.0 {
+        (d.as_secs_f64() * 10.0).round() as u64 / 10
+    } else {
+        d.as_secs()
+    };
     if ms < 1.0 {
         format!("{:.0}µs", ms * 1000.0)
     } else if ms < 1000.0 {
@@ -180,6 +185,8 @@ mod tests {
         assert_eq!(thousands(12), "12");
         assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
+        assert_eq!(human_duration(Duration::from_millis(59_999)), "1m 00s");
+        assert_eq!(human_duration(Duration::from_millis(59_940)), "59.9s");
         assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), " ▁▂▄█");
         let v: serde_json::Value =
             serde_json::from_str(r#"{"a":[1,2,3],"b":[["x",1],["y",2]],"c":{"d":[]}}"#).unwrap();

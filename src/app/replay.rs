@@ -116,7 +116,9 @@ pub fn run_config(
         command,
         model: cfg.model.display().to_string(),
         target: crate::model::redact::mask_url(&cfg.target.raw),
-        profile: describe(&cfg.plan),
+        profile: drill
+            .as_ref()
+            .map_or_else(|| describe(&cfg.plan), SpikeDrill::describe),
         seed: cfg.plan.seed,
         segment: cfg.plan.segment.map(|s| s.to_string()),
         ..RunMeta::default()
