@@ -463,13 +463,7 @@ impl Auth {
             // The refusal is a failure of its own, counted and shown (the
             // login that follows would hide a refresh set-up that never
             // works and doubles the IdP's traffic).
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            {
-                let mut t = self.tally();
-                if t.examples.len() < EXAMPLES {
-                    t.examples.push(refused.clone());
-                }
-            }
+            self.count_failure(refused.clone());
             result = self.exchange(h, &Grant::Login, background).await;
         }
         let now = Instant::now();
@@ -510,13 +504,7 @@ impl Auth {
                 let message: Arc<str> = message.into();
                 st.failed = Some((now + FAILURE_BACKOFF, message.clone()));
                 drop(st);
-                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                {
-                    let mut t = self.tally();
-                    if t.examples.len() < EXAMPLES {
-                        t.examples.push(message.to_string());
-                    }
-                }
+                let failures = self.count_failure(message.to_string());
                 let succeeded =
                     self.logins.load(Ordering::Relaxed) + self.refreshes.load(Ordering::Relaxed);
                 if succeeded == 0 && failures >= FATAL_AFTER {
@@ -529,6 +517,22 @@ impl Auth {
                 }
                 Err(message)
             }
+        }
+    }
+
+    /// A login or token request that gave no token: counted and kept as
+    /// an example; the failures so far.
+    fn count_failure(&self, message: String) -> u64 {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        self.example(message);
+        failures
+    }
+
+    /// Keeps `message` among the first few examples.
+    fn example(&self, message: String) {
+        let mut t = self.tally();
+        if t.examples.len() < EXAMPLES {
+            t.examples.push(message);
         }
     }
 
@@ -585,10 +589,7 @@ impl Auth {
                 self.auth.cut_short.fetch_add(1, Ordering::Relaxed);
                 self.auth.slot(self.h).state().failed =
                     Some((Instant::now() + FAILURE_BACKOFF, message.as_str().into()));
-                let mut t = self.auth.tally();
-                if t.examples.len() < EXAMPLES {
-                    t.examples.push(message);
-                }
+                self.auth.example(message);
             }
         }
         let mut waiting = Waiting {
@@ -835,6 +836,8 @@ mod tests {
         )
     }
 
+    const OAUTH2_PASSWORD: &str = "kind = \"oauth2_password\"\nurl = \"/token\"\nusername = \"u\"\npassword = \"pw-secret-1\"\nclient_id = \"app\"";
+
     const JSON_LOGIN: &str = "kind = \"json_login\"\nurl = \"/api/login\"\nusername = \"demo@x.test\"\npassword = \"pw-secret-1\"";
 
     fn paused() -> tokio::runtime::Runtime {
@@ -944,11 +947,7 @@ mod tests {
     fn the_refresh_token_grant_is_used_when_there_is_one() {
         paused().block_on(async {
             let fake = Fake::new(200, 60.0);
-            let auth = manager(
-                "kind = \"oauth2_password\"\nurl = \"/token\"\nusername = \"u\"\npassword = \"pw-secret-1\"\nclient_id = \"app\"",
-                fake.clone(),
-                Shutdown::new(),
-            );
+            let auth = manager(OAUTH2_PASSWORD, fake.clone(), Shutdown::new());
             let h = auth.handle(0, 1);
             auth.token(h).await.unwrap();
             tokio::time::sleep(Duration::from_secs(31)).await;
@@ -974,17 +973,17 @@ mod tests {
                 refuse_refresh: true,
                 ..Arc::into_inner(Fake::new(200, 60.0)).unwrap()
             });
-            let auth = manager(
-                "kind = \"oauth2_password\"\nurl = \"/token\"\nusername = \"u\"\npassword = \"pw-secret-1\"\nclient_id = \"app\"",
-                fake.clone(),
-                Shutdown::new(),
-            );
+            let auth = manager(OAUTH2_PASSWORD, fake.clone(), Shutdown::new());
             let h = auth.handle(0, 1);
             auth.token(h).await.unwrap();
             tokio::time::sleep(Duration::from_secs(31)).await;
             auth.token(h).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
-            assert_eq!(auth.token(h).await.unwrap().generation, 2, "the login got one");
+            assert_eq!(
+                auth.token(h).await.unwrap().generation,
+                2,
+                "the login got one"
+            );
             let bodies = fake.bodies.lock().unwrap().clone();
             assert_eq!(bodies.len(), 3, "login, refused refresh, login: {bodies:?}");
             let r = auth.report();
