@@ -49,21 +49,7 @@ impl LiveOptions {
             influx_url_ok(u)?;
         }
         if let Some(p) = &self.influx_file {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if p.is_dir() || !dir.is_dir() {
-                return Err(format!(
-                    "--influx-file {}: {}",
-                    p.display(),
-                    if p.is_dir() {
-                        "is a directory (it names a file)".to_string()
-                    } else {
-                        format!("the directory {} does not exist", dir.display())
-                    }
-                ));
-            }
+            crate::output::file_place("--influx-file", p, false)?;
         }
         if let Some(a) = self.prometheus {
             drop(

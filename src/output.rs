@@ -144,6 +144,34 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// The directory a file goes in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Whether `path`, given as `flag`, can name a file to write, found
+/// without writing it: not a directory, and in a directory that exists
+/// (or that `made` says will be made first).
+pub fn file_place(flag: &str, path: &Path, made: bool) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{flag} {}: is a directory (it names a file)",
+            path.display()
+        ));
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() && !made {
+        return Err(format!(
+            "{flag} {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Milliseconds for people.
 pub fn human_ms(ms: f64) -> String {
     human_duration(Duration::from_secs_f64(ms.max(0.0) / 1000.0))

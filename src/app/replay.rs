@@ -14,7 +14,7 @@ use crate::config::{RunConfig, UsageError};
 use crate::drill::SpikeDrill;
 use crate::metrics::{Results, RunMeta};
 use crate::model::Model;
-use crate::output::{human_duration, thousands};
+use crate::output::{human_duration, parent_dir, thousands};
 use crate::plan::{Mode, Plan, PlanConfig, TenantPlace, Unit};
 use crate::replay::{self, Interrupts, Progress, ReplayOptions, Shutdown};
 use crate::report::{self, Run};
@@ -192,13 +192,6 @@ pub fn run_config(
     finish(&results, &cfg.outputs(), cfg.quiet)
 }
 
-/// The directory a file goes in (`.` for a bare name).
-fn parent(path: &std::path::Path) -> &std::path::Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."))
-}
-
 /// Where a run's reports go: the run directory, and single files.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
@@ -233,7 +226,7 @@ impl Outputs {
             probe(dir, "--out", dir)?;
         }
         for (flag, path) in self.files() {
-            probe(parent(path), flag, path)?;
+            probe(parent_dir(path), flag, path)?;
         }
         Ok(())
     }
@@ -252,26 +245,14 @@ impl Outputs {
             )));
         }
         for (flag, path) in self.files() {
-            if path.is_dir() {
-                return Err(UsageError(format!(
-                    "{flag} {}: is a directory (it names a file)",
-                    path.display()
-                )));
-            }
             // The run directory (and what it needs above it) is made
             // before the files are written: a report inside it is fine.
             let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.into());
             let made = self
                 .dir
                 .as_deref()
-                .is_some_and(|d| abs(d).starts_with(abs(parent(path))));
-            if !parent(path).is_dir() && !made {
-                return Err(UsageError(format!(
-                    "{flag} {}: the directory {} does not exist",
-                    path.display(),
-                    parent(path).display()
-                )));
-            }
+                .is_some_and(|d| abs(d).starts_with(abs(parent_dir(path))));
+            crate::output::file_place(flag, path, made).map_err(UsageError)?;
         }
         Ok(())
     }

@@ -339,9 +339,6 @@ impl Secrets {
                 .any(|s| v == s || (s.len() >= MIN_SEARCHED && v.contains(s.as_str())))
                 || trimmed_is_jwt(v)
         };
-        if self.0.is_empty() {
-            return trimmed_is_jwt(v) || decoded(v).is_some_and(|d| trimmed_is_jwt(&d));
-        }
         hit(v) || decoded(v).is_some_and(|d| hit(&d))
     }
 }

@@ -161,9 +161,7 @@ impl EndpointB {
             ttfb_ms: self.ttfb.distribution(),
         }
     }
-}
 
-impl EndpointB {
     /// The most common query combinations, none when no request had a
     /// query (the request without one is a shape too when others had).
     fn query_shapes(&self) -> Vec<QueryShape> {
