@@ -13,6 +13,15 @@ fn profile(target: &str, secs: u32) -> String {
     )
 }
 
+/// A five-session ping model and a `run.toml` replaying it for 2 s
+/// against a recording server of its own, which is returned.
+fn short_run(dir: &std::path::Path) -> Recorder {
+    let server = Recorder::start(Behaviour::default());
+    util::ping_model(dir, 5);
+    std::fs::write(dir.join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    server
+}
+
 /// `GET path` over a plain TCP connection; the body.
 fn get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connects");
@@ -422,9 +431,7 @@ fn ctrl_c_during_the_prometheus_linger_ends_it_and_the_run_stands() {
 #[test]
 fn a_taken_prometheus_address_leaves_no_empty_run_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Recorder::start(Behaviour::default());
-    util::ping_model(dir.path(), 5);
-    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    let server = short_run(dir.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let addr = taken.local_addr().expect("addr").to_string();
     let out = util::reprise()
@@ -495,15 +502,13 @@ fn a_stalled_second_has_no_latency_rather_than_zero() {
 #[test]
 fn a_dry_run_checks_the_live_outputs_and_quiet_keeps_influx_warnings_in() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Recorder::start(Behaviour::default());
-    util::ping_model(dir.path(), 5);
-    std::fs::write(dir.path().join("run.toml"), profile(&server.url(), 2)).expect("writes");
+    let _server = short_run(dir.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-    let taken = taken.local_addr().expect("addr").to_string();
+    let addr = taken.local_addr().expect("addr").to_string();
     for (flag, value) in [
         ("--influx-file", "no/such/dir/x.lp"),
         ("--influx", "not a url"),
-        ("--prometheus-listen", taken.as_str()),
+        ("--prometheus-listen", addr.as_str()),
     ] {
         let out = util::reprise()
             .args(["replay", "model.json", "--config", "run.toml", "--dry-run"])
