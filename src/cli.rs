@@ -466,6 +466,8 @@ pub struct ImportArgs {
 
     /// Where fields are in JSON-lines logs that are not Caddy, Traefik or
     /// Envoy: `time=ts,method=req.method,uri=req.uri,status=code,duration=took:ms,client=ip,header.X-Tenant=tenant`.
+    /// `time=ts:end` when the time is written as the request ends (the
+    /// start is then that time less the duration).
     #[arg(long, value_name = "MAP", value_parser = parse_field_map)]
     pub json_fields: Option<FieldMap>,
 

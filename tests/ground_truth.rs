@@ -186,3 +186,40 @@ fn explicit_rules_and_session_keys() {
     let (by_ip, _, _) = import(dir.path(), &[har.to_str().unwrap(), "--session-key", "ip"]);
     assert!(by_ip.capture.sessions < model.capture.sessions);
 }
+
+/// Servers that log a request when it has answered (nginx, IIS,
+/// CloudFront, Caddy): its start is the logged time less its duration, so
+/// think times are measured from the end of one response to the start of
+/// the next, not between the two log times.
+#[test]
+fn think_times_from_logs_written_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    // One client: /a from 1000.0 to 1002.0, /b from 1003.0 to 1003.5, /c
+    // from 1004.0 to 1007.0. Thinks: 1.0 s and 0.5 s. Read as starts, the
+    // log times give 0 (clamped from -0.5) and 3.0 s.
+    std::fs::write(
+        &log,
+        "10.0.0.1 1002.000 \"GET /a HTTP/1.1\" 200 2.000\n\
+         10.0.0.1 1003.500 \"GET /b HTTP/1.1\" 200 0.500\n\
+         10.0.0.1 1007.000 \"GET /c HTTP/1.1\" 200 3.000\n",
+    )
+    .unwrap();
+    let (model, _, _) = import(
+        dir.path(),
+        &[
+            log.to_str().unwrap(),
+            "--log-format",
+            r#"$remote_addr $msec "$request" $status $request_time"#,
+        ],
+    );
+    let think = model.tenants[0].think_ms.as_ref().expect("think times");
+    assert_eq!(think.count, 2);
+    assert!((think.min - 500.0).abs() < 1.0, "{think:?}");
+    assert!((think.max - 1000.0).abs() < 1.0, "{think:?}");
+    assert_eq!(
+        model.capture.start.to_rfc3339(),
+        "1970-01-01T00:16:40Z",
+        "the session started when /a did"
+    );
+}

@@ -49,6 +49,13 @@ impl Timestamp {
         Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
     }
 
+    pub fn saturating_sub(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_micros().min(i64::MAX as u128) as i64),
+        )
+    }
+
     pub fn saturating_add(self, d: Duration) -> Timestamp {
         Timestamp(
             self.0

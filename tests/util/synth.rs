@@ -195,14 +195,15 @@ fn clf_time(t: Timestamp) -> String {
 }
 
 /// nginx combined plus `$request_time`; the tenant is the second path
-/// segment (`/t/acme/api/...`).
+/// segment (`/t/acme/api/...`). As nginx does, the time written is when the
+/// request ended.
 pub fn access_log(events: &[Event]) -> String {
     let mut out = String::new();
     for e in events {
         out.push_str(&format!(
             "{} - - [{}] \"{} /t/{}{} HTTP/1.1\" {} {} \"-\" \"{}\" {:.3}\n",
             e.client,
-            clf_time(e.time),
+            clf_time(e.time.saturating_add(e.duration)),
             e.method,
             e.tenant,
             e.path,

@@ -5,9 +5,12 @@
 //! may be an X-Forwarded-For chain with spaces, or quoted), what follows is
 //! `"request" status bytes ["referer" "user-agent"] [extras]`. Extras that
 //! carry timing are understood: `0.123` (nginx `$request_time`, seconds),
-//! `12ms` (Traefik), and a lone trailing integer (Apache `%D`, microseconds);
-//! a quoted address list right after the user agent (nginx's `main` format's
-//! `$http_x_forwarded_for`) names the originating client.
+//! `12ms` (Traefik), and a lone trailing integer (Apache `%D`, microseconds).
+//! nginx logs a request when it has answered, so with `$request_time` the
+//! start is the logged time less the duration; Apache's and Traefik's time
+//! is already the start. A quoted address list right after the user agent
+//! (nginx's `main` format's `$http_x_forwarded_for`) names the originating
+//! client.
 
 use std::time::Duration;
 
@@ -433,7 +436,17 @@ fn extras_into(extras: &[(&[u8], bool)], x: &mut Exchange) {
         [(only, false)] => parse_u64(only).map(Duration::from_micros),
         _ => None,
     };
-    x.duration = ms.or_else(secs).or_else(micros);
+    // nginx (`$request_time`) and gunicorn write the time a request ended;
+    // Apache's `%t` (with `%D`) and Traefik's are when it was received.
+    x.duration = ms;
+    if x.duration.is_none() {
+        x.duration = secs();
+        if x.duration.is_some() {
+            super::logged_at_end(x);
+        } else {
+            x.duration = micros();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +505,8 @@ mod tests {
         assert_eq!(x.host.as_deref(), Some("localhost"));
         assert_eq!(x.user.as_deref(), Some("jsmith"));
         assert_eq!(x.duration, Some(Duration::from_micros(116075)));
+        // Apache's %t is when the request was received.
+        assert_eq!(x.time.to_rfc3339(), "2023-07-26T07:01:26Z");
     }
 
     #[test]
@@ -500,10 +515,15 @@ mod tests {
             r#"1.2.3.4 - - [10/Oct/2023:08:32:31 +0000] "GET / HTTP/1.1" 200 10 "-" "UA" 0.250 0.240"#,
         );
         assert_eq!(x.duration, Some(Duration::from_millis(250)));
+        // nginx logs when it has answered: the request started 250 ms
+        // before the logged time.
+        assert_eq!(x.time.to_rfc3339(), "2023-10-10T08:32:30.750000Z");
         let x = p(
             r#"172.17.0.1 - - [08/Dec/2021:09:16:05 +0000] "GET /a HTTP/1.1" 200 414 "-" "-" 500 "test@docker" "http://172.17.0.3:80" 7ms"#,
         );
         assert_eq!(x.duration, Some(Duration::from_millis(7)));
+        // Traefik's time is when the request started.
+        assert_eq!(x.time.to_rfc3339(), "2021-12-08T09:16:05Z");
         let x = p(
             r#"10.0.0.9 - - [10/Oct/2023:08:32:31 +0000] "GET / HTTP/1.1" 200 10 "-" "UA" "203.0.113.7, 10.0.0.1""#,
         );

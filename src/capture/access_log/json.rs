@@ -18,6 +18,10 @@ use crate::model::Timestamp;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldMap {
     time: Vec<String>,
+    /// The time is when the request was logged, after it ended (Caddy's
+    /// `ts`; `time=PATH:end` in a mapping): the start is that less the
+    /// duration.
+    time_at_end: bool,
     method: Vec<String>,
     /// Path with query.
     uri: Vec<String>,
@@ -69,6 +73,7 @@ impl FieldMap {
     pub fn caddy() -> FieldMap {
         FieldMap {
             time: paths("ts"),
+            time_at_end: true,
             method: paths("request.method"),
             uri: paths("request.uri"),
             host: paths("request.host"),
@@ -140,7 +145,8 @@ impl FromStr for FieldMap {
     type Err = FieldMapError;
 
     /// `time=ts,method=req.method,uri=req.uri,status=code,duration=took:ms,
-    /// client=ip,header.X-Tenant=tenant` (alternatives with `|`).
+    /// client=ip,header.X-Tenant=tenant` (alternatives with `|`;
+    /// `time=ts:end` when the time is written as the request ends).
     fn from_str(s: &str) -> Result<FieldMap, FieldMapError> {
         let mut m = FieldMap::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -152,7 +158,15 @@ impl FromStr for FieldMap {
             }
             let p = paths(path);
             match key.trim() {
-                "time" => m.time = p,
+                "time" => {
+                    let (path, at_end) = match path.rsplit_once(':') {
+                        Some((p, "end")) => (p, true),
+                        Some((p, "start")) => (p, false),
+                        _ => (path, false),
+                    };
+                    m.time = paths(path);
+                    m.time_at_end = at_end;
+                }
                 "method" => m.method = p,
                 "uri" => m.uri = p,
                 "path" => m.uri = p,
@@ -343,6 +357,9 @@ fn exchange(m: &FieldMap, v: &Value) -> Result<Exchange, &'static str> {
     x.duration = first(v, &m.duration)
         .and_then(number)
         .and_then(|d| m.duration_unit.duration(d));
+    if m.time_at_end {
+        super::logged_at_end(&mut x);
+    }
     x.user = first(v, &m.user).and_then(string);
     x.response_bytes = first(v, &m.bytes)
         .and_then(number)
@@ -395,6 +412,8 @@ mod tests {
         assert_eq!(x.host.as_deref(), Some("h"));
         assert_eq!(x.header("user-agent"), Some("curl"));
         assert_eq!(x.duration, Some(Duration::from_millis(500)));
+        // Caddy's ts is when it logged the request, after answering.
+        assert_eq!(x.time.to_rfc3339(), "2023-09-04T15:19:51.250000Z");
     }
 
     #[test]
@@ -407,6 +426,7 @@ mod tests {
         assert_eq!(x.status, Some(404));
         assert_eq!(x.header("user-agent"), Some("Nikto"));
         assert_eq!(x.duration, Some(Duration::from_nanos(215563)));
+        assert_eq!(x.time.to_rfc3339(), "2021-12-08T14:02:43.464763Z");
     }
 
     #[test]
@@ -422,6 +442,14 @@ mod tests {
         assert_eq!(x.status, Some(204));
         assert_eq!(x.header("x-tenant"), Some("acme"));
         assert_eq!(x.duration, Some(Duration::from_millis(12)));
+        assert_eq!(x.time.to_rfc3339(), "2024-01-01T00:00:00Z");
+        // `:end`: the time was written as the request ended.
+        let m: FieldMap = "time=t:end,method=m,uri=u,duration=d:ms".parse().unwrap();
+        let x = one(
+            &mut JsonLines::new(Some(m)),
+            r#"{"t":"2024-01-01T00:00:00Z","m":"PUT","u":"/z","d":12}"#,
+        );
+        assert_eq!(x.time.to_rfc3339(), "2023-12-31T23:59:59.988000Z");
         assert!("method=m".parse::<FieldMap>().is_err());
         assert!(
             "time=t,uri=u,method=m,duration=d:fortnights"

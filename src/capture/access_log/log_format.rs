@@ -37,9 +37,13 @@ enum Field {
     RemoteAddr,
     ForwardedFor,
     RemoteUser,
+    /// nginx's `$time_local`, `$time_iso8601` and `$msec`: when the request
+    /// was logged, that is when it ended.
     TimeLocal,
     TimeIso,
     Msec,
+    /// Apache's `%t`: when the request was received.
+    Received,
     Request,
     Method,
     RequestUri,
@@ -88,7 +92,12 @@ impl LogFormat {
             message: message.to_string(),
             position: 0,
         };
-        if !has(&[Field::TimeLocal, Field::TimeIso, Field::Msec]) {
+        if !has(&[
+            Field::TimeLocal,
+            Field::TimeIso,
+            Field::Msec,
+            Field::Received,
+        ]) {
             return Err(err(
                 "no time field ($time_local, $time_iso8601, $msec or %t)",
             ));
@@ -159,6 +168,7 @@ impl LineParser for LogFormat {
 fn exchange(fields: &[(&Field, &[u8])]) -> Result<Exchange, &'static str> {
     let mut x = Exchange::default();
     let mut time = None;
+    let mut logged_at_end = false;
     let (mut request, mut method, mut uri, mut args) = (None, None, None, None);
     let mut forwarded = None;
     let mut cookies = Vec::new();
@@ -168,10 +178,18 @@ fn exchange(fields: &[(&Field, &[u8])]) -> Result<Exchange, &'static str> {
             Field::RemoteAddr => x.client = first_client(v),
             Field::ForwardedFor => forwarded = first_client(v),
             Field::RemoteUser => x.user = Some(text(v)),
-            Field::TimeLocal => time = Timestamp::parse_clf(v),
-            Field::TimeIso => time = Timestamp::parse_iso8601(&text(v)),
+            Field::TimeLocal => {
+                time = Timestamp::parse_clf(v);
+                logged_at_end = true;
+            }
+            Field::Received => time = Timestamp::parse_clf(v),
+            Field::TimeIso => {
+                time = Timestamp::parse_iso8601(&text(v));
+                logged_at_end = true;
+            }
             Field::Msec => {
-                time = parse_secs(v).map(|d| Timestamp::from_micros(d.as_micros() as i64))
+                time = parse_secs(v).map(|d| Timestamp::from_micros(d.as_micros() as i64));
+                logged_at_end = true;
             }
             Field::Request => request = Some(v),
             Field::Method => method = Some(v),
@@ -190,6 +208,9 @@ fn exchange(fields: &[(&Field, &[u8])]) -> Result<Exchange, &'static str> {
         }
     }
     x.time = time.ok_or("bad timestamp")?;
+    if logged_at_end {
+        super::logged_at_end(&mut x);
+    }
     if let Some(f) = forwarded {
         x.client = Some(f);
     }
@@ -334,7 +355,7 @@ fn compile_apache(src: &str) -> Result<Vec<Segment>, LogFormatError> {
                     // %t is the bracketed CLF time.
                     lit.push(b'[');
                     flush(&mut lit, &mut segs);
-                    segs.push(Segment::Field(Field::TimeLocal));
+                    segs.push(Segment::Field(Field::Received));
                     lit.push(b']');
                     continue;
                 }
@@ -401,6 +422,8 @@ mod tests {
         assert_eq!(x.header("x-tenant-id"), Some("acme"));
         assert_eq!(x.header("cookie"), Some("sid=abc"));
         assert_eq!(x.duration, Some(Duration::from_millis(42)));
+        // nginx's time is when it logged the request, after answering.
+        assert_eq!(x.time.to_rfc3339(), "2024-01-02T03:04:04.958000Z");
     }
 
     #[test]
@@ -412,6 +435,8 @@ mod tests {
         assert_eq!(x.user.as_deref(), Some("bob"));
         assert_eq!(x.header("user-agent"), Some("curl"));
         assert_eq!(x.duration, Some(Duration::from_micros(1500)));
+        // Apache's %t is when the request was received.
+        assert_eq!(x.time.to_rfc3339(), "2000-10-10T20:55:36Z");
     }
 
     #[test]

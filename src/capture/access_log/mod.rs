@@ -466,6 +466,17 @@ pub(crate) fn parse_status(b: &[u8]) -> Result<Option<u16>, &'static str> {
     }
 }
 
+/// For a server that writes a request's time when it has answered (nginx's
+/// `$time_local`, IIS's and CloudFront's `time`, Caddy's `ts`): the time it
+/// started, where the line says how long it took. Taken as the start, the
+/// log time made think times short by the request's own duration (clamped
+/// at 0 after slow requests) and moved arrivals late.
+pub(crate) fn logged_at_end(x: &mut Exchange) {
+    if let Some(d) = x.duration {
+        x.time = x.time.saturating_sub(d);
+    }
+}
+
 /// Seconds with a fraction (`0.123`) as a duration; negative (`-1`, ALB's
 /// "no answer") and malformed values are `None`.
 pub(crate) fn parse_secs(b: &[u8]) -> Option<std::time::Duration> {

@@ -6,7 +6,8 @@
 //! CloudFront's documented field list. IIS writes spaces in values as `+`;
 //! CloudFront percent-encodes them. `time-taken` is milliseconds in IIS and
 //! seconds (with a fraction) in CloudFront: a value with a `.` is read as
-//! seconds.
+//! seconds. Both write the time a request ended (CloudFront documents it;
+//! IIS's entries show it), so the start is that time less `time-taken`.
 
 use std::time::Duration;
 
@@ -159,6 +160,8 @@ impl W3c {
             (Some(d), Some(t)) => Timestamp::parse_w3c(&d, &t).ok_or("bad timestamp")?,
             _ => return Err("no date/time"),
         };
+        // IIS and CloudFront write the time a request ended.
+        super::logged_at_end(&mut x);
         if !super::is_method(x.method.as_bytes()) {
             return Err("bad or missing method");
         }
@@ -251,6 +254,8 @@ mod tests {
         assert_eq!(x.user.as_deref(), Some("bob"));
         assert_eq!(x.header("user-agent"), Some("Mozilla/4.0 (compatible)"));
         assert_eq!(x.duration, Some(Duration::from_millis(15)));
+        // IIS writes the time the request ended.
+        assert_eq!(x.time.to_rfc3339(), "2019-03-06T18:43:16.985000Z");
     }
 
     #[test]
@@ -266,6 +271,8 @@ mod tests {
         assert_eq!(x.host.as_deref(), Some("hub-cdn.crowdsec.net"));
         assert_eq!(x.query.as_deref(), Some("query_param=42"));
         assert_eq!(x.duration, Some(Duration::from_millis(113)));
+        // CloudFront's time is when it finished responding.
+        assert_eq!(x.time.to_rfc3339(), "2024-03-12T15:22:27.887000Z");
         assert_eq!(
             x.response_type.as_deref(),
             Some("text/plain; charset=utf-8")
