@@ -46,13 +46,20 @@ pub fn parse_regression(input: &str) -> Result<Regression, String> {
     let (agg_text, limit) = rest.split_at(sign_at);
     let up = limit.starts_with('+');
     let limit = limit[1..].trim();
-    // Reuse the threshold parser for the aggregation and the unit.
-    let probe = format!("{agg_text}<{}", limit.trim_end_matches('%'));
+    let relative = limit.ends_with('%');
+    // Reuse the threshold parser for the aggregation and an absolute
+    // limit's unit. A relative limit is a share of the baseline's value,
+    // whatever the metric's range (`rate+50%` on a failure rate), so it is
+    // not checked as a value of the metric.
+    let probe = if relative {
+        format!("{agg_text}<0")
+    } else {
+        format!("{agg_text}<{limit}")
+    };
     let what = super::parse::parse_expression(&probe, metric, &tags).map_err(|e| err(e.message))?;
     if what.window.is_some() {
         return Err(err("regressions compare whole runs: no `over`".into()));
     }
-    let relative = limit.ends_with('%');
     let amount = if relative {
         limit
             .trim_end_matches('%')
@@ -355,6 +362,15 @@ mod tests {
         assert_eq!(g.source, "http_req_failed{tenant:acme}: rate+0.01");
         let g = parse_regression("http_reqs: rate-5%").unwrap();
         assert!(!g.up);
+        // Relative limits on rates are shares of the baseline's rate, not
+        // rates themselves: past 100% too.
+        let g = parse_regression("http_req_failed: rate+50%").unwrap();
+        assert!(g.up && g.relative && (g.amount - 0.5).abs() < 1e-12);
+        let g = parse_regression("checks: rate-10%").unwrap();
+        assert!(!g.up && g.relative && (g.amount - 0.1).abs() < 1e-12);
+        assert!(parse_regression("http_req_failed: rate+200%").is_ok());
+        // An absolute rise of a rate is still a rate.
+        assert!(parse_regression("http_req_failed: rate+2").is_err());
         let g = parse_regression("http_req_duration: p(99)+50ms").unwrap();
         assert_eq!(g.amount, 50.0);
         assert!(parse_regression("http_req_duration p(95)+10%").is_err());
