@@ -550,10 +550,7 @@ fn logins_still_waiting_when_the_run_ends_are_counted_and_fail_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     util::ping_model(dir.path(), 30);
     let target = Recorder::start(Behaviour::default());
-    let login = Recorder::start(Behaviour {
-        stall: Some((Duration::ZERO, Duration::from_secs(60))),
-        ..Behaviour::default()
-    });
+    let login = Recorder::stalling(Duration::ZERO, Duration::from_secs(60));
     let toml = format!(
         r#"target = "{}"
 allow_hosts = ["127.0.0.1"]

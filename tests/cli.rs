@@ -458,3 +458,60 @@ fn the_drill_does_not_offer_the_flags_it_refuses() {
         .contains("--speed")
     );
 }
+
+/// The ```toml blocks of a document, with the line each starts on.
+fn toml_blocks(doc: &str) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(crate::util::repo(doc)).expect("reads the doc");
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match (&mut open, line.trim_start()) {
+            (None, l) if l.starts_with("```toml") => open = Some((i + 2, String::new())),
+            (Some(_), l) if l.starts_with("```") => blocks.extend(open.take()),
+            (Some((_, b)), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// Every run config the replay and threshold guides show is accepted as it
+/// stands (the demo shop has the tenant and endpoint they name): a user
+/// who copies one gets a plan, not exit 2.
+#[test]
+fn the_documented_run_configs_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::demo_model(dir.path());
+    let model = dir.path().join("model.json");
+    let mut seen = 0;
+    for doc in ["docs/replay.md", "docs/thresholds.md"] {
+        for (line, block) in toml_blocks(doc) {
+            let config = dir.path().join("run.toml");
+            std::fs::write(&config, &block).unwrap();
+            let out = crate::util::reprise()
+                .current_dir(dir.path())
+                .args(["replay", model.to_str().unwrap(), "--config"])
+                .arg(&config)
+                .args([
+                    "--target",
+                    "http://127.0.0.1:9",
+                    "--allow-host",
+                    "127.0.0.1",
+                ])
+                .arg("--dry-run")
+                .output()
+                .expect("runs");
+            assert!(
+                out.status.success(),
+                "{doc}:{line}: the example is refused ({:?}):\n{block}\n{}",
+                out.status.code(),
+                crate::util::text(&out.stderr)
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "found {seen} examples");
+}

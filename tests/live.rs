@@ -454,10 +454,7 @@ fn a_stalled_second_has_no_latency_rather_than_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     util::ping_model(dir.path(), 60);
     // Answers for the first second, then holds everything for 20 s.
-    let target = Recorder::start(Behaviour {
-        stall: Some((Duration::from_millis(900), Duration::from_secs(20))),
-        ..Default::default()
-    });
+    let target = Recorder::stalling(Duration::from_millis(900), Duration::from_secs(20));
     std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 4)).expect("writes");
     let out = util::reprise()
         .args(["replay", "model.json", "--config", "run.toml", "--quiet"])

@@ -716,10 +716,7 @@ fn a_stall_shows_in_latency_from_due_and_in_service_time() {
     // holds everything arriving between 3 s and 4 s until 4 s.
     let dir = tempfile::tempdir().expect("tempdir");
     util::ping_model(dir.path(), 600);
-    let server = Recorder::start(Behaviour {
-        stall: Some((Duration::from_secs(3), Duration::from_secs(4))),
-        ..Behaviour::default()
-    });
+    let server = Recorder::stalling(Duration::from_secs(3), Duration::from_secs(4));
     let toml = format!(
         "target = \"{}\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 200\nstages = [{{ duration = \"10s\", target = 200 }}]\n",
         server.url()
@@ -1263,10 +1260,7 @@ fn sessions_queued_behind_max_inflight_are_late_and_the_stop_sends_none() {
     let dir = tempfile::tempdir().expect("tempdir");
     util::ping_model(dir.path(), 60);
     // Every request is held for a minute: nothing is ever answered.
-    let server = Recorder::start(Behaviour {
-        stall: Some((Duration::ZERO, Duration::from_secs(60))),
-        ..Behaviour::default()
-    });
+    let server = Recorder::stalling(Duration::ZERO, Duration::from_secs(60));
     let toml = format!(
         "target = \"{}\"\ngrace = \"1s\"\nmax_inflight = 1\n[profile]\nunit = \"sessions_per_sec\"\nstart = 20\nstages = [{{ duration = \"2s\", target = 20 }}]\n",
         server.url()
@@ -1455,10 +1449,7 @@ fn form_bodies_from_har_params_are_sent_as_their_content_type_says() {
 fn sessions_waiting_on_a_stalled_target_are_not_late() {
     let dir = tempfile::tempdir().expect("tempdir");
     util::ping_model(dir.path(), 60);
-    let server = Recorder::start(Behaviour {
-        stall: Some((Duration::ZERO, Duration::from_secs(30))),
-        ..Default::default()
-    });
+    let server = Recorder::stalling(Duration::ZERO, Duration::from_secs(30));
     let out = util::reprise()
         .arg("replay")
         .arg(dir.path().join("model.json"))

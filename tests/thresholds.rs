@@ -107,6 +107,48 @@ fn a_slow_target_breaks_its_thresholds_and_the_exit_code_is_99() {
     assert!(verdicts(&summary).iter().all(|(_, ok)| *ok));
 }
 
+/// A threshold on one stage of the profile judges that stage's seconds
+/// alone: a stall in the second stage fails it, and leaves the first, and
+/// a stage-less threshold over the whole run, to their own values.
+#[test]
+fn a_threshold_on_a_stage_judges_that_stage_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    // Requests arriving 2.5–3.5 s after the first are held until 3.5 s.
+    let server = Recorder::stalling(Duration::from_millis(2500), Duration::from_millis(3500));
+    let config = format!(
+        "target = \"{}\"\ngrace = \"3s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 40\nstages = [{{ duration = \"2s\", target = 40 }}, {{ duration = \"3s\", target = 40 }}]\n",
+        server.url()
+    );
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &config,
+        &[
+            "--threshold",
+            "http_req_duration{stage:1}: p(99)<300",
+            "--threshold",
+            "http_req_duration{stage:2}: p(99)<300",
+            "--threshold",
+            "http_reqs{stage:1}: count>60",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stderr}");
+    assert_eq!(
+        verdicts(&summary),
+        vec![
+            ("http_req_duration{stage:1}: p(99)<300".to_string(), true),
+            ("http_req_duration{stage:2}: p(99)<300".to_string(), false),
+            ("http_reqs{stage:1}: count>60".to_string(), true),
+        ]
+    );
+    let p99 = summary["thresholds"][1]["observed"]
+        .as_f64()
+        .expect("observed");
+    assert!(p99 > 500.0, "the stall shows in stage 2: {p99}");
+}
+
 #[test]
 fn thresholds_that_could_never_be_judged_are_refused_before_anything_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -128,6 +170,10 @@ fn thresholds_that_could_never_be_judged_are_refused_before_anything_is_sent() {
         ("http_req_duration: p(95)<100 over 1.5s", "whole number"),
         ("recovery_time: value<1m", "only in `reprise drill`"),
         ("checks{check:nope}: rate>0.9", "check:nope matches nothing"),
+        (
+            "http_req_duration{stage:2}: p(95)<100",
+            "stage:2 matches nothing in this run: its profile has 1 stage",
+        ),
     ] {
         let (out, _) = replay(
             dir.path(),

@@ -72,6 +72,7 @@ pub fn run_config(
         tenants: &tenants,
         checks: &checks.names,
         drill: drill.is_some(),
+        stages: plan.stage_starts().len() + 1,
     };
     threshold::validate(&cfg.thresholds, &known).map_err(UsageError)?;
     threshold::validate_regressions(&cfg.max_regressions, &known).map_err(UsageError)?;

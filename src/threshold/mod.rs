@@ -92,6 +92,8 @@ pub struct Known<'a> {
     pub tenants: &'a [String],
     pub checks: &'a [String],
     pub drill: bool,
+    /// Stages of the run's profile (1 for a run without one).
+    pub stages: usize,
 }
 
 /// Checks that every threshold can be judged in this run.
@@ -130,6 +132,15 @@ fn judgeable(t: &Threshold, known: &Known<'_>) -> Result<(), String> {
                 .any(|e| e.split(' ').next() == Some(value.as_str())),
             "status" => Class::ALL.iter().any(|c| c.name() == value),
             "check" => known.checks.iter().any(|c| c == value),
+            "stage" if known.drill => {
+                return Err(
+                    "a drill's phases are not stages to select: its verdict is recovery_time"
+                        .into(),
+                );
+            }
+            "stage" => value
+                .parse::<usize>()
+                .is_ok_and(|n| (1..=known.stages).contains(&n)),
             _ => false,
         };
         if !found {
@@ -140,6 +151,13 @@ fn judgeable(t: &Threshold, known: &Known<'_>) -> Result<(), String> {
                 "check" => known.checks.iter().map(String::as_str).collect(),
                 _ => Vec::new(),
             };
+            if tag == "stage" {
+                return Err(format!(
+                    "stage:{value} matches nothing in this run: its profile has {} stage{} (1 is the first)",
+                    known.stages,
+                    if known.stages == 1 { "" } else { "s" }
+                ));
+            }
             let list = if some.is_empty() {
                 String::new()
             } else {
@@ -191,6 +209,9 @@ fn unit(t: &Threshold) -> &'static str {
 
 /// The value of `t` over the whole run.
 fn observe(t: &Threshold, r: &Results) -> Option<f64> {
+    if let Some((_, stage)) = t.tags.iter().find(|(tag, _)| tag == "stage") {
+        return observe_stage(t, r, stage.parse().ok()?);
+    }
     let secs = r.meta.elapsed.as_secs_f64();
     let name = t.metric.name;
     if !t.tags.is_empty() && name != "checks" {
@@ -261,6 +282,27 @@ fn observe(t: &Threshold, r: &Results) -> Option<f64> {
             .find(|(n, _)| *n == name)
             .and_then(|(_, h)| trend(h, t.agg)),
     }
+}
+
+/// The value of `t` over one stage of the profile (1 is the first): the
+/// seconds that began in it, merged. A rate is per second of the stage
+/// the run covered.
+fn observe_stage(t: &Threshold, r: &Results, stage: usize) -> Option<f64> {
+    let elapsed = r.meta.elapsed.as_secs_f64();
+    let from = match stage {
+        0 => return None,
+        1 => 0.0,
+        n => *r.stages.get(n - 2)?,
+    };
+    let to = r.stages.get(stage - 1).copied().unwrap_or(f64::INFINITY);
+    let mut merged: Option<Tick> = None;
+    for (s, tick) in r.timeline.seconds() {
+        if (from..to).contains(&(s as f64)) {
+            merged.get_or_insert_with(|| Tick::new(s)).merge(tick);
+        }
+    }
+    let covered = (to.min(elapsed) - from).max(1.0);
+    observe_tick(t, &merged?, covered)
 }
 
 /// The value of an untagged per-second metric over merged ticks.
@@ -730,6 +772,58 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_is_judged_on_its_own_seconds() {
+        // Stages: 0–20 s at 100 ms, 20–40 s at 900 ms with 10% failing
+        // (the spike), 40–60 s at 100 ms again.
+        let spike = |s: u64| (20..40).contains(&s);
+        let mut r = run(
+            60,
+            |s| if spike(s) { 900.0 } else { 100.0 },
+            |s| if spike(s) { 10 } else { 0 },
+        );
+        r.stages = vec![20.0, 40.0];
+        let v = judge(
+            &[
+                "http_req_duration{stage:1}: p(99)<500",
+                "http_req_duration{stage:2}: p(99)<500",
+                "http_req_duration{stage:3}: p(99)<500",
+                "http_req_failed{stage:2}: rate<0.05",
+                "http_req_failed{stage:3}: rate<0.05",
+                "http_reqs{stage:2}: rate>99",
+                "http_reqs{stage:2}: count==2000",
+                "dropped_sessions{stage:2}: count==0",
+            ],
+            &r,
+        );
+        let ok: Vec<bool> = v.iter().map(|v| v.ok).collect();
+        assert_eq!(
+            ok,
+            [true, false, true, false, true, true, true, true],
+            "{v:?}"
+        );
+        assert!((v[1].observed.unwrap() - 900.0).abs() < 5.0, "{:?}", v[1]);
+        assert!((v[3].observed.unwrap() - 0.1).abs() < 1e-9, "{:?}", v[3]);
+        assert!((v[5].observed.unwrap() - 100.0).abs() < 1e-9, "{:?}", v[5]);
+        // The whole run holds the spike too, diluted.
+        assert!(judge(&["http_req_failed: rate<0.05"], &r)[0].ok);
+        // A stage past the run's end has nothing to judge.
+        r.stages = vec![20.0, 40.0, 60.0];
+        assert_eq!(
+            judge(&["http_reqs{stage:4}: count>0"], &r)[0].observed,
+            None
+        );
+        for bad in [
+            "http_req_duration{stage:0}: p(99)<500",
+            "http_req_duration{stage:two}: p(99)<500",
+            "http_req_duration{stage:2,tenant:acme}: p(99)<500",
+            "http_req_duration{stage:2}: p(99)<500 over 10s",
+            "session_duration{stage:2}: p(99)<500",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn selectors_must_match_the_run() {
         let endpoints = vec!["GET /api/products/{id}".to_string()];
         let tenants = vec!["acme".to_string()];
@@ -739,6 +833,7 @@ mod tests {
             tenants: &tenants,
             checks: &checks,
             drill: false,
+            stages: 3,
         };
         let ok = parse("http_req_duration{endpoint:GET /api/products/{id},tenant:acme,method:GET,status:2xx}: p(99)<800").unwrap();
         validate(&ok, &known).unwrap();
@@ -755,6 +850,10 @@ mod tests {
             ("http_req_failed{status:6xx}: rate<0.1", "status:6xx"),
             ("checks{check:body ok}: rate>0.9", "check:body ok"),
             ("recovery_time: value<2m", "only in `reprise drill`"),
+            (
+                "http_req_duration{stage:4}: p(99)<800",
+                "stage:4 matches nothing in this run: its profile has 3 stages",
+            ),
         ] {
             let e = validate(&parse(bad).unwrap(), &known).unwrap_err();
             assert!(e.contains(expect), "{bad}: {e}");

@@ -33,7 +33,10 @@ pub struct MetricDef {
     pub drill: bool,
 }
 
-const HTTP_TAGS: &[&str] = &["endpoint", "tenant", "method", "status"];
+/// `stage` selects the seconds of one stage of the profile; the others
+/// select requests.
+const HTTP_TAGS: &[&str] = &["endpoint", "tenant", "method", "status", "stage"];
+const STAGE: &[&str] = &["stage"];
 
 const fn m(
     name: &'static str,
@@ -54,7 +57,7 @@ const fn m(
 pub static METRICS: &[MetricDef] = &[
     m("http_req_duration", Kind::Trend, HTTP_TAGS, true),
     m("http_req_service_time", Kind::Trend, HTTP_TAGS, true),
-    m("generator_lag", Kind::Trend, &[], true),
+    m("generator_lag", Kind::Trend, STAGE, true),
     m("http_req_waiting", Kind::Trend, &[], false),
     m("http_req_receiving", Kind::Trend, &[], false),
     m("http_req_connecting", Kind::Trend, &[], false),
@@ -63,9 +66,9 @@ pub static METRICS: &[MetricDef] = &[
     m("auth_req_duration", Kind::Trend, &[], false),
     m("http_reqs", Kind::Counter, HTTP_TAGS, true),
     m("http_req_failed", Kind::Rate, HTTP_TAGS, true),
-    m("checks", Kind::Rate, &["check"], true),
-    m("sessions_dropped", Kind::Counter, &[], true),
-    m("sessions_late", Kind::Counter, &[], true),
+    m("checks", Kind::Rate, &["check", "stage"], true),
+    m("sessions_dropped", Kind::Counter, STAGE, true),
+    m("sessions_late", Kind::Counter, STAGE, true),
     m("auth_failures", Kind::Counter, &[], false),
     m("auth_retries", Kind::Counter, &[], false),
     m("token_refreshes", Kind::Counter, &[], false),
@@ -79,6 +82,12 @@ pub static METRICS: &[MetricDef] = &[
 ];
 
 pub fn metric(name: &str) -> Option<&'static MetricDef> {
+    // The spec's name for sessions that could not start.
+    let name = if name == "dropped_sessions" {
+        "sessions_dropped"
+    } else {
+        name
+    };
     METRICS.iter().find(|m| m.name == name)
 }
 
@@ -348,7 +357,19 @@ fn selector(c: &mut Cursor<'_>, colon_follows: bool) -> Result<Selector, ParseEr
             if value.is_empty() {
                 return Err(c.err(at, format!("tag `{tag}` has no value")));
             }
+            if tag == "stage" && !value.parse::<usize>().is_ok_and(|n| n >= 1) {
+                return Err(c.err(
+                    at,
+                    format!("stage `{value}` is not a stage number (1 is the first)"),
+                ));
+            }
             tags.push((tag.to_string(), value.to_string()));
+        }
+        if tags.len() > 1 && tags.iter().any(|(t, _)| t == "stage") {
+            return Err(c.err(
+                open,
+                "a stage is judged on the run's per-second measurements, which have no other tags",
+            ));
         }
         c.pos += end + 1;
     } else if !colon_follows && !c.rest().trim().is_empty() {
@@ -699,7 +720,9 @@ mod tests {
         let (_, m) = col("http_req_duration: p(95)<500 over 1.5s");
         assert!(m.contains("whole number"), "{m}");
         let (_, m) = col("generator_lag{tenant:a}: p(95)<5");
-        assert!(m.contains("generator_lag has no tags"), "{m}");
+        assert!(m.contains("generator_lag has tags stage"), "{m}");
+        let (_, m) = col("session_duration{tenant:a}: p(95)<5");
+        assert!(m.contains("session_duration has no tags"), "{m}");
         let (_, m) = col("http_req_duration: p(0)<5");
         assert!(m.contains("between 0 and 100"), "{m}");
         let e = parse("http_req_durtion: p(95)<500")

@@ -85,6 +85,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A server that holds requests arriving between `from` and `to`
+    /// (offsets from the first request) until `to`.
+    pub fn stalling(from: Duration, to: Duration) -> Recorder {
+        Recorder::start(Behaviour {
+            stall: Some((from, to)),
+            ..Behaviour::default()
+        })
+    }
+
     pub fn start(behaviour: Behaviour) -> Recorder {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
