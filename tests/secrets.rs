@@ -272,3 +272,66 @@ fn passwords_in_target_and_watch_urls_are_sent_as_basic_auth_and_never_shown() {
     );
     assert_clean("the run's output", &all, &secrets);
 }
+
+/// A config file with a mistake on a line that holds a credential: the
+/// error names the file, line, column and key, and never the value (toml's
+/// own message quotes the whole line, serde's the value).
+#[test]
+fn config_file_errors_do_not_print_the_secret_on_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::ping_model(dir.path(), 5);
+    let model = dir.path().join("model.json");
+    let auth =
+        "target = \"http://127.0.0.1:9\"\n[auth]\nkind = \"json_login\"\nurl = \"/api/login\"\n";
+    for (config, secret, place) in [
+        (
+            "target = \"http://ci:TargetPw_1234@127.0.0.1:9\n".to_string(),
+            "TargetPw_1234",
+            "run.toml:1:",
+        ),
+        (
+            format!("{auth}username = \"alice\"\npassword = \"S3cretPassw0rd\n"),
+            "S3cretPassw0rd",
+            "run.toml:6:27: invalid basic string",
+        ),
+        (
+            format!("{auth}client_secret = \"CliSecret123\" x\n"),
+            "CliSecret123",
+            "run.toml:5:",
+        ),
+        (
+            format!("{auth}password = 87654321\n"),
+            "87654321",
+            "run.toml:5:12: invalid type: integer `***`, expected a string (in `password = …`)",
+        ),
+        (
+            format!(
+                "{auth}users = [{{ tenant = \"acme\", username = \"u\", password = 12345678 }}]\n"
+            ),
+            "12345678",
+            "(in `users = …`)",
+        ),
+        (
+            "[watch]\ndb = 7\n[auth]\nkind = \"json_login\"\nurl = \"https://u:Watch_pw_99@idp/x\" y\n"
+                .to_string(),
+            "Watch_pw_99",
+            "run.toml:5:",
+        ),
+    ] {
+        let file = dir.path().join("run.toml");
+        std::fs::write(&file, &config).unwrap();
+        let out = crate::util::reprise()
+            .args(["replay", model.to_str().unwrap(), "--config"])
+            .arg(&file)
+            .arg("--dry-run")
+            .output()
+            .expect("runs");
+        let stderr = crate::util::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {stderr}");
+        assert!(
+            !stderr.contains(secret),
+            "{config}: the secret is shown: {stderr}"
+        );
+        assert!(stderr.contains(place), "{config}: {stderr}");
+    }
+}

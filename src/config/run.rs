@@ -161,11 +161,89 @@ pub(crate) mod opt_duration {
     }
 }
 
+/// Whether a config line may carry a credential: a key named like one
+/// (`password`, `client_secret`, a `X-Api-Key` header), or a URL, which can
+/// hold a password or a token. Other values (`kind = "kerberos"`) stay in
+/// the message, where they say what is wrong.
+fn may_hold_secret(line: &str) -> bool {
+    let keys = line.split('=').rev().skip(1).map(|before| {
+        before
+            .trim_end()
+            .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '['))
+            .next()
+            .unwrap_or_default()
+            .trim_matches(['"', '\''])
+    });
+    line.contains("://")
+        || line.contains('@')
+        || keys.into_iter().any(crate::model::redact::is_secret_name)
+}
+
+/// A config file's TOML error as `file:line:col: message (in `key = …`)`.
+/// toml's own rendering quotes the whole line, and serde's type errors
+/// quote the value: on a `password = …` or a `target` holding one, that is
+/// the secret, printed for anyone reading CI logs. The value the error
+/// points at is masked; keys and the expected type still say what is wrong.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return format!("{}: {message}", path.display());
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let col = text[line_start..start].chars().count() + 1;
+    let line = &text[line_start..line_end];
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    if let Some(eq) = line.find('=')
+        && start >= line_start + eq
+        && may_hold_secret(line)
+    {
+        // The span is (in) a value: whatever the message quotes of it goes,
+        // in backticks (`integer `123``) or in quotes (`string "abc"`).
+        let value = &text[start..span.end.clamp(start, line_end)];
+        let bare = value.trim().trim_matches(['"', '\'']);
+        if bare.chars().any(char::is_alphanumeric) {
+            message = message.replace(bare, "***");
+        }
+        let mut masked = String::with_capacity(message.len());
+        let mut rest = message.as_str();
+        while let Some(open) = rest.find('`') {
+            let Some(close) = rest[open + 1..].find('`') else {
+                break;
+            };
+            let quoted = &rest[open + 1..open + 1 + close];
+            masked.push_str(&rest[..open]);
+            let secret_like = quoted.chars().any(char::is_alphanumeric)
+                && (value.contains(quoted) || line[eq..].contains(quoted));
+            if secret_like {
+                masked.push_str("`***`");
+            } else {
+                masked.push_str(&rest[open..open + close + 2]);
+            }
+            rest = &rest[open + close + 2..];
+        }
+        masked.push_str(rest);
+        message = masked;
+    }
+    match key {
+        Some(k) => format!(
+            "{}:{line_no}:{col}: {message} (in `{k} = …`)",
+            path.display()
+        ),
+        None => format!("{}:{line_no}:{col}: {message}", path.display()),
+    }
+}
+
 impl RunFile {
     pub fn load(path: &Path) -> Result<RunFile, UsageError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| UsageError(toml_error(path, &text, &e)))
     }
 
     /// Values the file's syntax allows but a run cannot take, named by key
