@@ -710,6 +710,49 @@ fn a_replay_reproduces_the_models_mix_tenants_and_ids() {
     assert_eq!(summary["requests"]["failed"], 0);
 }
 
+/// A plan far faster than one generator can even go through (30 million
+/// sessions a second): the run still sends, ends at its length plus grace,
+/// and every planned session is accounted for, started or dropped.
+#[test]
+fn a_plan_beyond_the_generator_ends_on_time_and_counts_what_it_missed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::ping_model(dir.path(), 60);
+    let server = Recorder::start(Behaviour::default());
+    let toml = format!(
+        "target = \"{}\"\ngrace = \"500ms\"\nthreads = 1\n[profile]\nunit = \"sessions_per_sec\"\nstart = 30000000\nstages = [{{ duration = \"1s\", target = 30000000 }}]\n",
+        server.url()
+    );
+    let (out, summary) = replay(
+        dir.path(),
+        &dir.path().join("model.json"),
+        &toml,
+        &["--quiet"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let elapsed = summary["run"]["elapsed_ms"].as_f64().expect("elapsed");
+    assert!(
+        elapsed < 3_000.0,
+        "the run ended at 1 s + 0.5 s grace: {elapsed} ms"
+    );
+    let sessions = &summary["sessions"];
+    let n = |k: &str| sessions[k].as_u64().expect("count");
+    assert!(!server.seen().is_empty(), "sessions got to send");
+    let histograms = util::read_json(&dir.path().join("out/histograms.json"));
+    let planned: u64 = histograms["planned_sessions"]
+        .as_array()
+        .expect("planned series")
+        .iter()
+        .map(|v| v.as_u64().expect("count"))
+        .sum();
+    assert!(planned > 25_000_000, "{planned}");
+    assert_eq!(
+        n("started") + n("dropped") + n("empty"),
+        planned,
+        "every planned session started or dropped: {sessions}"
+    );
+    assert!(n("dropped") > n("started"), "{sessions}");
+}
+
 #[test]
 fn a_stall_shows_in_latency_from_due_and_in_service_time() {
     // One request per session, 200 sessions a second for 10 s; the server

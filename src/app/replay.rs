@@ -170,6 +170,17 @@ pub fn run_config(
         cfg.quiet,
     );
     results.check_names = checks.names.clone();
+    // Arrivals due before the run ended that the schedule never reached (a
+    // plan faster than the generator can even count, cut off at its end)
+    // did not start: they are dropped, not missing. Whole seconds only, so
+    // a stop in the middle of a second drops nothing that was not due.
+    let due: u64 = planned_sessions
+        .iter()
+        .take(results.meta.elapsed.as_secs() as usize)
+        .sum();
+    let c = &mut results.counts;
+    c.sessions_dropped +=
+        due.saturating_sub(c.sessions_started + c.sessions_dropped + c.sessions_empty);
     results.planned_sessions = planned_sessions;
     results.stages = stages;
     if let Some(w) = watching {

@@ -256,7 +256,8 @@ pub struct Counts {
     pub sessions_completed: u64,
     /// Started later than `--late-after` behind schedule.
     pub sessions_late: u64,
-    /// Not started: too many sessions open (`--max-sessions`).
+    /// Not started: too many sessions open (`--max-sessions`), or never
+    /// reached by a schedule that fell behind the plan.
     pub sessions_dropped: u64,
     /// Cut short by the end of the run or Ctrl-C.
     pub sessions_interrupted: u64,
