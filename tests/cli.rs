@@ -515,3 +515,85 @@ fn the_documented_run_configs_are_accepted() {
     }
     assert!(seen >= 6, "found {seen} examples");
 }
+
+/// A hand-edited model that replay could not use — durations no clock
+/// holds, a method or path that would break the request line, a shape or
+/// value past the importer's caps — is refused when it is read, naming the
+/// file: exit 2, never a panic (exit 101) or a run that cannot end.
+#[test]
+fn a_hand_edited_model_out_of_bounds_is_refused_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::demo_model(dir.path());
+    let good: serde_json::Value = crate::util::read_json(&dir.path().join("model.json"));
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 8] = [
+        (
+            "span",
+            |m| m["capture"]["span_ms"] = 1e30.into(),
+            "from 0 to 1e12",
+        ),
+        (
+            "gap",
+            |m| m["settings"]["session_gap_ms"] = 1e30.into(),
+            "from 0 to 1e12",
+        ),
+        (
+            "latency",
+            |m| m["endpoints"][0]["latency_ms"]["mean"] = 1e30.into(),
+            "is not a duration in milliseconds",
+        ),
+        (
+            "think",
+            |m| m["tenants"][0]["think_ms"]["p50"] = (-1e12).into(),
+            "think_ms",
+        ),
+        (
+            "method",
+            |m| m["endpoints"][0]["method"] = "GET /smuggled HTTP/1.1\r\nX: y\r\n\r\nGET".into(),
+            "not an HTTP method",
+        ),
+        (
+            "path",
+            |m| m["endpoints"][0]["path"] = "/api\r\nX-Injected: yes".into(),
+            "no spaces or control characters",
+        ),
+        (
+            "shape",
+            |m| m["tenants"][0]["shapes"][0]["steps"] = vec![0; 5000].into(),
+            "a shape of 5000 steps",
+        ),
+        (
+            "value",
+            |m| {
+                m["tenants"][0]["pools"]["products.id"]["values"][0][0] = "9".repeat(100_000).into()
+            },
+            "values hold at most",
+        ),
+    ];
+    for (name, edit, expect) in cases {
+        let mut m = good.clone();
+        edit(&mut m);
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, m.to_string()).unwrap();
+        for args in [
+            vec!["inspect", file.to_str().unwrap()],
+            vec![
+                "replay",
+                file.to_str().unwrap(),
+                "--target",
+                "http://127.0.0.1:9",
+                "--allow-host",
+                "127.0.0.1",
+                "--dry-run",
+            ],
+        ] {
+            let out = crate::util::reprise().args(&args).output().expect("runs");
+            let stderr = crate::util::text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{name}.json")) && stderr.contains(expect),
+                "{name} {args:?}: {stderr}"
+            );
+        }
+    }
+}

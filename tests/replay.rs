@@ -371,6 +371,9 @@ struct Mock {
     start: tokio::time::Instant,
     in_flight: Rc<Cell<usize>>,
     most_in_flight: Rc<Cell<usize>>,
+    /// Every request whose number (from 1) is a multiple of this panics: a
+    /// bug in a session.
+    panic_every: Option<usize>,
 }
 
 impl Mock {
@@ -381,6 +384,7 @@ impl Mock {
             start,
             in_flight: Rc::default(),
             most_in_flight: Rc::default(),
+            panic_every: None,
         }
     }
 }
@@ -391,6 +395,12 @@ impl Transport for Mock {
         self.sent
             .borrow_mut()
             .push((now - self.start, req.path_and_query.to_string()));
+        if self
+            .panic_every
+            .is_some_and(|n| self.sent.borrow().len().is_multiple_of(n))
+        {
+            panic!("a bug in a session (test)");
+        }
         self.in_flight.set(self.in_flight.get() + 1);
         self.most_in_flight
             .set(self.most_in_flight.get().max(self.in_flight.get()));
@@ -432,36 +442,72 @@ fn options(max_inflight: usize) -> ReplayOptions {
     }
 }
 
-/// Runs `p` on one worker with the mock transport under paused time.
-fn run_paused(
-    p: Plan,
-    delay: Duration,
-    max_inflight: usize,
-) -> (reprise::replay::WorkerReport, Mock) {
+/// The only worker of a run of `p` starting at `start`.
+fn one_worker(p: Plan, start: tokio::time::Instant, max_inflight: usize) -> Setup {
+    Setup {
+        id: 0,
+        workers: 1,
+        plan: Arc::new(p),
+        opts: options(max_inflight),
+        shutdown: Shutdown::new(),
+        start,
+        limits: Limits::new(max_inflight, 1_000_000),
+        auth: None,
+    }
+}
+
+/// Runs `f` on a single-threaded runtime with paused time, given the
+/// instant it started.
+fn paused<T>(f: impl AsyncFnOnce(tokio::time::Instant) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let start = tokio::time::Instant::now();
+    local.block_on(&rt, async move { f(tokio::time::Instant::now()).await })
+}
+
+/// Runs `p` on one worker with the mock transport under paused time.
+fn run_paused(
+    p: Plan,
+    delay: Duration,
+    max_inflight: usize,
+) -> (reprise::replay::WorkerReport, Mock) {
+    paused(async move |start| {
         let mock = Mock::new(delay, start);
-        let setup = Setup {
-            id: 0,
-            workers: 1,
-            plan: Arc::new(p),
-            opts: options(max_inflight),
-            shutdown: Shutdown::new(),
-            start,
-            limits: Limits::new(max_inflight, 1_000_000),
-            auth: None,
-        };
-        let report = Worker::new(setup, mock.clone(), TokioClock)
+        let report = Worker::new(one_worker(p, start, max_inflight), mock.clone(), TokioClock)
             .run(|_| {})
             .await;
         (report, mock)
     })
+}
+
+/// A session that panics (a bug) is counted out as it unwinds: the worker
+/// still ends its run when the plan and the grace period are over, where it
+/// used to wait on the dead session for ever.
+#[test]
+fn a_panicking_session_does_not_keep_the_run_open() {
+    let p = plan(PlanConfig {
+        mode: Mode::Speed(120.0),
+        ..PlanConfig::default()
+    });
+    let sessions = p.arrivals().count();
+    let (report, sent) = paused(async move |start| {
+        let mut mock = Mock::new(Duration::from_millis(5), start);
+        mock.panic_every = Some(10);
+        let run = Worker::new(one_worker(p, start, 10_000), mock.clone(), TokioClock).run(|_| {});
+        let report = tokio::time::timeout(Duration::from_secs(24 * 3600), run)
+            .await
+            .expect("the run ended despite the panics");
+        let sent = mock.sent.borrow().len();
+        (report, sent)
+    });
+    let c = &report.recorder.counts;
+    assert!(sent >= 20, "{sent}");
+    // The panicked sessions neither completed nor were interrupted; all
+    // others ran to their end.
+    assert_eq!(c.sessions_completed + (sent / 10) as u64, sessions as u64);
 }
 
 #[test]
@@ -708,6 +754,46 @@ fn a_replay_reproduces_the_models_mix_tenants_and_ids() {
     );
     assert_eq!(summary["sessions"]["dropped"], 0);
     assert_eq!(summary["requests"]["failed"], 0);
+}
+
+/// A recorded value that cannot stand on a request line as it is (a CR LF
+/// in a hand-edited pool) is escaped on the wire: it cannot start a header
+/// or a second request.
+#[test]
+fn pool_values_cannot_break_the_request_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    util::demo_model(dir.path());
+    let path = dir.path().join("model.json");
+    let mut m = util::read_json(&path);
+    for t in m["tenants"].as_array_mut().expect("tenants") {
+        if let Some(values) = t["pools"]["products.id"]["values"].as_array_mut() {
+            for v in values {
+                v[0] = "7\r\nX-Injected: yes".into();
+            }
+        }
+    }
+    std::fs::write(&path, m.to_string()).expect("writes");
+    let server = Recorder::start(Behaviour::default());
+    let toml = format!(
+        "target = \"{}\"\nallow_hosts = [\"127.0.0.1\"]\nthink_scale = 0.01\ngrace = \"1s\"\n[profile]\nunit = \"sessions_per_sec\"\nstart = 40\nstages = [{{ duration = \"2s\", target = 40 }}]\n",
+        server.url()
+    );
+    let (out, _) = replay(dir.path(), &path, &toml, &["--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = server.seen();
+    let items: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.target.starts_with("/api/products/7"))
+        .collect();
+    assert!(!items.is_empty(), "product reads were sent");
+    for s in &items {
+        assert_eq!(s.target, "/api/products/7%0D%0AX-Injected:%20yes");
+    }
+    assert!(
+        seen.iter()
+            .all(|s| s.headers.iter().all(|(k, _)| k != "x-injected")),
+        "no header was injected"
+    );
 }
 
 /// A plan far faster than one generator can even go through (30 million

@@ -651,13 +651,9 @@ pub mod ms {
 /// Milliseconds (as [`ser_ms`] writes them) → a duration.
 pub fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(d)?;
-    if ms.is_finite() && ms >= 0.0 {
-        Ok(Duration::from_secs_f64(ms / 1000.0))
-    } else {
-        Err(serde::de::Error::custom(
-            "a duration in milliseconds, zero or more",
-        ))
-    }
+    crate::model::time::millis(ms).ok_or_else(|| {
+        serde::de::Error::custom("a duration in milliseconds, from 0 to 1e12 (31 years)")
+    })
 }
 
 /// Everything a run measured.

@@ -298,6 +298,30 @@ pub enum ModelError {
     Inconsistent { path: String, message: String },
 }
 
+/// The most tenants a model holds (the importer's cap).
+const MAX_TENANTS: usize = 1000;
+/// The longest shape a model holds (the importer keeps 100 steps).
+const MAX_SHAPE_STEPS: usize = 1000;
+/// The longest path or pool value (the importer keeps far shorter ones).
+const MAX_VALUE_LEN: usize = 16 * 1024;
+
+/// A byte of an HTTP token (RFC 9110 `tchar`): what a method is made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A recorded distribution of durations: every figure a number of
+/// milliseconds a clock can hold.
+fn check_distribution(d: &Distribution) -> Result<(), String> {
+    let figures = [
+        d.min, d.p10, d.p25, d.p50, d.p75, d.p90, d.p95, d.p99, d.max, d.mean,
+    ];
+    match figures.iter().find(|v| time::millis(**v).is_none()) {
+        Some(v) => Err(format!("{v} is not a duration in milliseconds (0 to 1e12)")),
+        None => Ok(()),
+    }
+}
+
 impl Model {
     /// Reads and checks a model file.
     pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
@@ -341,6 +365,10 @@ impl Model {
     }
 
     /// Cross-references hold: every endpoint index points at an endpoint.
+    /// And what a hand-edited model could hold that replay cannot use: a
+    /// method or path that cannot go on a request line as it is, durations
+    /// no clock holds, shapes, values and tenants past the importer's caps
+    /// (which bound replay's memory).
     fn check(&self) -> Result<(), String> {
         let n = self.endpoints.len();
         let bad = |i: usize| i >= n;
@@ -362,7 +390,68 @@ impl Model {
                 ));
             }
         }
+        if self.tenants.len() > MAX_TENANTS {
+            return Err(format!(
+                "{} tenants, more than the {MAX_TENANTS} a model holds",
+                self.tenants.len()
+            ));
+        }
+        for t in &self.tenants {
+            let what = |m: String| format!("tenant {}: {m}", t.name);
+            if let Some(d) = &t.think_ms {
+                check_distribution(d).map_err(|m| what(format!("think_ms: {m}")))?;
+            }
+            for tr in &t.transitions {
+                if let Some(d) = &tr.think_ms {
+                    check_distribution(d)
+                        .map_err(|m| what(format!("a transition's think_ms: {m}")))?;
+                }
+            }
+            if let Some(s) = t.shapes.iter().find(|s| s.steps.len() > MAX_SHAPE_STEPS) {
+                return Err(what(format!(
+                    "a shape of {} steps; shapes hold at most {MAX_SHAPE_STEPS}",
+                    s.steps.len()
+                )));
+            }
+            for (name, pool) in &t.pools {
+                if let Some((v, _)) = pool.values.iter().find(|(v, _)| v.len() > MAX_VALUE_LEN) {
+                    return Err(what(format!(
+                        "pool {name} has a value of {} bytes; values hold at most {MAX_VALUE_LEN}",
+                        v.len()
+                    )));
+                }
+            }
+        }
         for e in &self.endpoints {
+            let what = |m: &str| format!("endpoint {:?} {:?}: {m}", e.method, e.path);
+            if e.method.is_empty() || !e.method.bytes().all(is_token_byte) {
+                return Err(what(
+                    "the method is not an HTTP method (letters, no spaces)",
+                ));
+            }
+            if !e.path.starts_with('/') || e.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(what(
+                    "the path must start with `/` and hold no spaces or control characters",
+                ));
+            }
+            if e.path.len() > MAX_VALUE_LEN {
+                return Err(what(&format!(
+                    "the path is longer than {MAX_VALUE_LEN} bytes"
+                )));
+            }
+            if let Some(q) = e
+                .query
+                .iter()
+                .find(|q| q.name.bytes().any(|b| b <= b' ' || b == 0x7f))
+            {
+                return Err(what(&format!(
+                    "query parameter {:?} holds spaces or control characters",
+                    q.name
+                )));
+            }
+            for d in [&e.latency_ms, &e.ttfb_ms].into_iter().flatten() {
+                check_distribution(d).map_err(|m| what(&m))?;
+            }
             let unknown = e
                 .query_shapes
                 .iter()

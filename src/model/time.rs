@@ -327,6 +327,15 @@ fn month_from_abbrev(m: &[u8]) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
+/// The longest duration a file may hold, in milliseconds: about 31 years.
+/// Past it a value is a mistake (and `Duration` cannot hold 1e30 s).
+pub const MAX_MS: f64 = 1e12;
+
+/// Milliseconds from a file as a duration: a number from 0 to [`MAX_MS`].
+pub fn millis(ms: f64) -> Option<Duration> {
+    (ms.is_finite() && (0.0..=MAX_MS).contains(&ms)).then(|| Duration::from_secs_f64(ms / 1000.0))
+}
+
 /// Serde helpers for `Duration` fields written as milliseconds.
 pub mod as_millis {
     use super::*;
@@ -337,12 +346,11 @@ pub mod as_millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        if !(ms.is_finite() && ms >= 0.0) {
-            return Err(serde::de::Error::custom(
-                "a duration must be a non-negative number of milliseconds",
-            ));
-        }
-        Ok(Duration::from_secs_f64(ms / 1000.0))
+        millis(ms).ok_or_else(|| {
+            serde::de::Error::custom(
+                "a duration must be a number of milliseconds from 0 to 1e12 (31 years)",
+            )
+        })
     }
 }
 

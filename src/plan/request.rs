@@ -132,6 +132,24 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A recorded value (percent-encoded as it was recorded) onto the end of a
+/// path: as it is, but for what cannot stand on a request line at all —
+/// spaces and control characters (a CR LF in a hand-edited pool would
+/// start a header, or a second request, on the wire).
+fn push_recorded(out: &mut String, v: &str) {
+    if !v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        if c <= ' ' || c == '\x7f' {
+            let _ = write!(out, "%{:02X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 /// `encode` onto the end of `out`.
 fn push_encoded(out: &mut String, s: &str) {
     out.extend(percent_encoding::utf8_percent_encode(
@@ -172,7 +190,7 @@ impl Plan {
                         SlotKind::Tenant => push_encoded(&mut path, tenant),
                         SlotKind::Secret => path.push_str(&made_up(&SlotKind::Token, rng)),
                         kind => match tp.pools.draw(&slot.pool, rng) {
-                            Some(v) => path.push_str(v),
+                            Some(v) => push_recorded(&mut path, v),
                             None => path.push_str(&made_up(kind, rng)),
                         },
                     }
@@ -186,7 +204,9 @@ impl Plan {
         let mut param = |path: &mut String, name: &str, value: &str| {
             path.push(if first { '?' } else { '&' });
             first = false;
-            let _ = write!(path, "{name}={value}");
+            path.push_str(name);
+            path.push('=');
+            push_recorded(path, value);
         };
         let mut emit =
             |path: &mut String, q: &crate::model::QueryParam, rng: &mut SmallRng| match q.kind {

@@ -221,6 +221,7 @@ async fn session<T: Transport + 'static, C: Clock>(
     arrival: Arrival,
     due: Instant,
 ) {
+    let open = OpenSession { inner: &inner };
     let plan = &inner.plan;
     let sp = plan.session(&arrival);
     let mut rng = rng_for(plan.cfg.seed ^ REQUEST_STREAM, arrival.index);
@@ -367,9 +368,23 @@ async fn session<T: Transport + 'static, C: Clock>(
         rec.session_ended(last_end.saturating_duration_since(due), completed);
     }
     drop(rec);
-    inner.active.set(inner.active.get() - 1);
-    inner.limits.close_session();
+    drop(open);
     let _ = &inner.shutdown;
+}
+
+/// A session counted open until it is dropped: at its end, or when a bug
+/// panics it (tokio catches the panic in the task). Counted out by hand, a
+/// panicked session stayed open for ever and the worker waited on it past
+/// the grace period and every stop signal.
+struct OpenSession<'a, T, C> {
+    inner: &'a Inner<T, C>,
+}
+
+impl<T, C> Drop for OpenSession<'_, T, C> {
+    fn drop(&mut self) {
+        self.inner.active.set(self.inner.active.get() - 1);
+        self.inner.limits.close_session();
+    }
 }
 
 /// Sends one request; `None` when the run stopped while it was in flight.
