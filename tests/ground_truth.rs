@@ -195,14 +195,14 @@ fn explicit_rules_and_session_keys() {
 fn think_times_from_logs_written_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    // One client: /a from 1000.0 to 1002.0, /b from 1003.0 to 1003.5, /c
-    // from 1004.0 to 1007.0. Thinks: 1.0 s and 0.5 s. Read as starts, the
-    // log times give 0 (clamped from -0.5) and 3.0 s.
+    // One client: /a from T to T+2, /b from T+3 to T+3.5, /c from T+4 to
+    // T+7 (T = 2026-01-10 10:00:00 UTC). Thinks: 1.0 s and 0.5 s. Read as
+    // starts, the log times give 0 (clamped from -0.5) and 3.0 s.
     std::fs::write(
         &log,
-        "10.0.0.1 1002.000 \"GET /a HTTP/1.1\" 200 2.000\n\
-         10.0.0.1 1003.500 \"GET /b HTTP/1.1\" 200 0.500\n\
-         10.0.0.1 1007.000 \"GET /c HTTP/1.1\" 200 3.000\n",
+        "10.0.0.1 1768039202.000 \"GET /a HTTP/1.1\" 200 2.000\n\
+         10.0.0.1 1768039203.500 \"GET /b HTTP/1.1\" 200 0.500\n\
+         10.0.0.1 1768039207.000 \"GET /c HTTP/1.1\" 200 3.000\n",
     )
     .unwrap();
     let (model, _, _) = import(
@@ -219,7 +219,7 @@ fn think_times_from_logs_written_at_the_end() {
     assert!((think.max - 1000.0).abs() < 1.0, "{think:?}");
     assert_eq!(
         model.capture.start.to_rfc3339(),
-        "1970-01-01T00:16:40Z",
+        "2026-01-10T10:00:00Z",
         "the session started when /a did"
     );
 }

@@ -188,7 +188,12 @@ fn exchange(fields: &[(&Field, &[u8])]) -> Result<Exchange, &'static str> {
                 logged_at_end = true;
             }
             Field::Msec => {
-                time = parse_secs(v).map(|d| Timestamp::from_micros(d.as_micros() as i64));
+                // Seconds since the epoch: not a duration (parse_secs
+                // stops at 1e7 s, which refused every real $msec).
+                time = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .and_then(Timestamp::from_secs_f64);
                 logged_at_end = true;
             }
             Field::Request => request = Some(v),
