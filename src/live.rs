@@ -467,7 +467,7 @@ async fn serve(
     (tenants, endpoints): (Vec<String>, Vec<String>),
     (influx, quiet): (Option<(String, Option<String>)>, bool),
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    stop: tokio::sync::oneshot::Receiver<()>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let names = Arc::new((tenants, endpoints));
     let server = async {
@@ -531,7 +531,13 @@ async fn serve(
             return;
         };
         let mut warned = false;
-        while let Some(body) = lines.recv().await {
+        while let Some(mut body) = lines.recv().await {
+            // Every second queued while the last write was out goes in
+            // this one: a slow or stalled InfluxDB costs one write per 5 s
+            // timeout, not a backlog that grows by a second every second.
+            while let Ok(more) = lines.try_recv() {
+                body.push_str(&more);
+            }
             let mut headers = vec![(
                 "content-type".to_string(),
                 "text/plain; charset=utf-8".to_string(),
@@ -564,11 +570,33 @@ async fn serve(
             }
         }
     };
+    let writer_then_stop = async {
+        tokio::pin!(writer);
+        tokio::select! {
+            _ = &mut writer => {
+                let _ = stop.await;
+            }
+            _ = &mut stop => {
+                // The run is over: the last write gets a moment, not the
+                // full timeout, so a stalled InfluxDB cannot hold back the
+                // results (or a pod's stop) by more than that.
+                if tokio::time::timeout(FINAL_WRITE, &mut writer).await.is_err() {
+                    state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .influx_failures += 1;
+                }
+            }
+        }
+    };
     tokio::select! {
         _ = server => {}
-        _ = async { tokio::join!(writer, async { let _ = stop.await; }) } => {}
+        _ = writer_then_stop => {}
     }
 }
+
+/// How long the Influx writer may go on after the run to send what is left.
+const FINAL_WRITE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -536,3 +536,63 @@ fn a_dry_run_checks_the_live_outputs_and_quiet_keeps_influx_warnings_in() {
         text(&out.stderr)
     );
 }
+
+/// An InfluxDB that accepts connections and never answers: the run goes
+/// on, ends on time, and its results are written a moment after it ends,
+/// not after one 5 s timeout per second of the run still queued.
+#[test]
+fn a_stalled_influx_holds_back_neither_the_run_nor_its_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = short_run(dir.path());
+    std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 4)).expect("writes");
+    let influx = Recorder::stalling(Duration::ZERO, Duration::from_secs(600));
+    let started = std::time::Instant::now();
+    let out = util::reprise()
+        .args([
+            "replay",
+            "model.json",
+            "--config",
+            "run.toml",
+            "--out",
+            "out",
+        ])
+        .args([
+            "--influx",
+            &format!("{}/api/v2/write?org=o&bucket=b", influx.url()),
+        ])
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("writes to --influx failed"), "{stderr}");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
+    let elapsed = summary["run"]["elapsed_ms"].as_f64().expect("elapsed");
+    assert!(elapsed < 6_000.0, "4 s and the grace: {elapsed} ms");
+    // 4 s run, 1 s grace, then at most one 5 s write timeout's worth of
+    // waiting; each queued second cost 5 s before (about 30 s in all).
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+/// The Prometheus linger after the run is not run time: rates are per
+/// second of the run.
+#[test]
+fn the_prometheus_linger_is_not_counted_as_run_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Recorder::start(Behaviour::default());
+    let started = std::time::Instant::now();
+    let (mut child, _stderr) =
+        with_prometheus(dir.path(), &server, 2, &["--prometheus-linger", "3s"]);
+    assert!(child.wait().expect("ends").success());
+    assert!(started.elapsed() >= Duration::from_secs(5), "it lingered");
+    let summary: serde_json::Value = util::read_json(&dir.path().join("out/summary.json"));
+    let elapsed = summary["run"]["elapsed_ms"].as_f64().expect("elapsed");
+    assert!(
+        elapsed < 3_500.0,
+        "2 s and the grace, no linger: {elapsed} ms"
+    );
+    let rate = summary["requests"]["per_sec"].as_f64().expect("rate");
+    assert!(rate > 25.0, "40 sessions/s for 2 s, per second run: {rate}");
+}

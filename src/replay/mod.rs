@@ -238,6 +238,9 @@ pub fn run(
     // live outputs linger: a Ctrl-C that only cuts the linger short leaves
     // a complete run.
     let stopped = (shutdown.triggered(), shutdown.aborted());
+    // The run's length, before the live outputs linger: rates are per
+    // second run, and the linger is not run time.
+    let elapsed = start.elapsed();
     if let Some(mut l) = live {
         // The seconds not yet fed (the last ones).
         for (_, t) in timeline.between(l.fed(), u64::MAX) {
@@ -261,7 +264,7 @@ pub fn run(
     results.timeline = timeline;
     results.meta.workers = workers;
     results.meta.planned = plan.length();
-    results.meta.elapsed = start.elapsed();
+    results.meta.elapsed = elapsed;
     if let Some((reason, code)) = stopped.1 {
         results.meta.aborted = Some(reason);
         results.meta.abort_code = code;
