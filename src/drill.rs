@@ -162,11 +162,8 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
 fn de_opt_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let ms = Option::<f64>::deserialize(d)?;
     ms.map(|ms| {
-        if ms.is_finite() && ms >= 0.0 {
-            Ok(Duration::from_secs_f64(ms / 1000.0))
-        } else {
-            Err(serde::de::Error::custom("a duration in milliseconds"))
-        }
+        crate::model::time::millis(ms)
+            .ok_or_else(|| serde::de::Error::custom("a duration in milliseconds, from 0 to 1e12"))
     })
     .transpose()
 }

@@ -780,17 +780,22 @@ mod tests {
         let mut r = Results::default();
         r.meta.interrupted = true;
         r.meta.elapsed = Duration::from_secs(4);
-        judge(&mut r, &[], Some(&d));
+        let user = threshold::parse("recovery_time: value<5s").unwrap();
+        judge(&mut r, &user, Some(&d));
         let verdict = &r.drill.as_ref().unwrap().verdict;
         assert!(
             verdict.starts_with("not judged: the drill stopped at 4"),
             "{verdict}"
         );
         assert_eq!(r.thresholds[0].note.as_deref(), Some(verdict.as_str()));
+        // The user's recovery_time threshold says the same, not "did not
+        // recover".
+        assert_eq!(r.thresholds[1].note.as_deref(), Some(verdict.as_str()));
         // Run to its end, the same timeline did not recover.
         let mut r = Results::default();
         r.meta.elapsed = Duration::from_secs(20);
-        judge(&mut r, &[], Some(&d));
+        judge(&mut r, &user, Some(&d));
+        assert_eq!(r.thresholds[1].note.as_deref(), Some("did not recover"));
         assert!(!r.drill.unwrap().verdict.starts_with("not judged"));
     }
 

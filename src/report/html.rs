@@ -91,11 +91,15 @@ fn series(r: &Results) -> Value {
     })
 }
 
-/// Vertical markers: stage boundaries, the spike, the recovery point.
+/// Vertical markers: stage boundaries, the spike, the recovery point. A
+/// drill's stages are its own 1 ms steps around the spike: its spike
+/// markers say it, where stage labels would print over them.
 fn markers(r: &Results) -> Value {
     let mut m = Vec::new();
-    for (i, at) in r.stages.iter().enumerate() {
-        m.push(json!({"at": at, "label": format!("stage {}", i + 2), "kind": "stage"}));
+    if r.drill.is_none() {
+        for (i, at) in r.stages.iter().enumerate() {
+            m.push(json!({"at": at, "label": format!("stage {}", i + 2), "kind": "stage"}));
+        }
     }
     if let Some(d) = &r.drill {
         m.push(json!({"at": d.spike_start_s, "label": "spike", "kind": "spike"}));
@@ -525,3 +529,38 @@ Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),functio
 document.body.setAttribute('data-rendered',String(made));
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_drill_is_marked_by_its_spike_not_its_steps() {
+        let mut r = Results {
+            stages: vec![10.0, 10.001, 20.0, 20.001],
+            ..Results::default()
+        };
+        let labels = |r: &Results| -> Vec<String> {
+            markers(r)
+                .as_array()
+                .expect("markers")
+                .iter()
+                .map(|m| m["label"].as_str().expect("label").to_string())
+                .collect()
+        };
+        assert_eq!(labels(&r), ["stage 2", "stage 3", "stage 4", "stage 5"]);
+        let d = crate::drill::SpikeDrill {
+            baseline: 1.0,
+            spike: 5.0,
+            baseline_for: Duration::from_secs(10),
+            spike_for: Duration::from_secs(10),
+            observe: Duration::from_secs(20),
+            tolerance: 0.2,
+            sustain: Duration::from_secs(2),
+            window: Duration::from_secs(2),
+        };
+        r.drill = Some(crate::drill::analyse(&d, &r.timeline));
+        assert_eq!(labels(&r), ["spike", "spike end"]);
+    }
+}

@@ -265,7 +265,7 @@ fn observe(t: &Threshold, r: &Results) -> Option<f64> {
             }
             None => ratio(c.checks_passed, c.checks_passed + c.checks_failed),
         },
-        "sessions_dropped" => counter(c.sessions_dropped, t.agg, secs),
+        "sessions_dropped" | "dropped_sessions" => counter(c.sessions_dropped, t.agg, secs),
         "sessions_late" => counter(c.sessions_late, t.agg, secs),
         "auth_failures" => counter(auth.map_or(0, |a| a.failures), t.agg, secs),
         "auth_retries" => counter(auth.map_or(0, |a| a.retries), t.agg, secs),
@@ -315,7 +315,7 @@ fn observe_tick(t: &Threshold, tick: &Tick, secs: f64) -> Option<f64> {
         "http_reqs" => counter(c.requests, t.agg, secs),
         "http_req_failed" => ratio(c.failed, c.requests),
         "checks" => ratio(c.checks_passed, c.checks_passed + c.checks_failed),
-        "sessions_dropped" => counter(c.sessions_dropped, t.agg, secs),
+        "sessions_dropped" | "dropped_sessions" => counter(c.sessions_dropped, t.agg, secs),
         "sessions_late" => counter(c.sessions_late, t.agg, secs),
         _ => None,
     }
@@ -442,8 +442,15 @@ pub fn evaluate(ts: &[Threshold], r: &Results) -> Vec<Verdict> {
                 windows: windows_info,
                 abort_on_fail: t.abort_on_fail,
                 agg: t.agg.to_string(),
-                note: (t.metric.name == "recovery_time" && observed.is_none())
-                    .then(|| "did not recover".to_string()),
+                note: (t.metric.name == "recovery_time" && observed.is_none()).then(|| {
+                    // A drill stopped early cannot tell (its own verdict
+                    // says "not judged"); one that ran out did not recover.
+                    r.drill
+                        .as_ref()
+                        .map(|d| d.verdict.clone())
+                        .filter(|v| v.starts_with("not judged"))
+                        .unwrap_or_else(|| "did not recover".to_string())
+                }),
             }
         })
         .collect()
@@ -804,6 +811,8 @@ mod tests {
         assert!((v[1].observed.unwrap() - 900.0).abs() < 5.0, "{:?}", v[1]);
         assert!((v[3].observed.unwrap() - 0.1).abs() < 1e-9, "{:?}", v[3]);
         assert!((v[5].observed.unwrap() - 100.0).abs() < 1e-9, "{:?}", v[5]);
+        // The spec's name is kept as written.
+        assert_eq!(v[7].threshold, "dropped_sessions{stage:2}: count==0");
         // The whole run holds the spike too, diluted.
         assert!(judge(&["http_req_failed: rate<0.05"], &r)[0].ok);
         // A stage past the run's end has nothing to judge.
