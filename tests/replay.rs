@@ -40,6 +40,24 @@ fn plan(cfg: PlanConfig) -> Plan {
     Plan::new(synth_model().1.clone(), cfg).expect("a plan")
 }
 
+/// A plan of more sessions than one run can draw (every arrival is drawn
+/// before and during the run) is refused, not left to hang; a big one is
+/// not.
+#[test]
+fn a_plan_of_more_than_a_billion_sessions_is_refused() {
+    let cfg = |level: f64| PlanConfig {
+        mode: flat(Unit::SessionsPerSec, level, 100),
+        ..PlanConfig::default()
+    };
+    let e = Plan::new(synth_model().1.clone(), cfg(1e8)).expect_err("refused");
+    assert!(
+        e.0.contains("the plan starts about 10,000,000,000 sessions"),
+        "{}",
+        e.0
+    );
+    assert!(Plan::new(synth_model().1.clone(), cfg(1e6)).is_ok());
+}
+
 /// A profile holding `level` for `seconds`.
 fn flat(unit: Unit, level: f64, seconds: u64) -> Mode {
     Mode::Stages(Profile {

@@ -249,6 +249,10 @@ pub mod limits {
 #[error("{0}")]
 pub struct PlanError(pub String);
 
+/// The most sessions one run's plan may start (about a day at 10,000 a
+/// second).
+const MAX_SESSIONS: f64 = 1e9;
+
 /// One tenant's part of a plan.
 #[derive(Debug)]
 pub struct TenantPlan {
@@ -401,7 +405,7 @@ impl Plan {
             Mode::Stages(p) => cfg.duration.map_or(p.length(), |d| d.min(p.length())),
         };
         let mean_session = mean_session(&model, &included, cfg.think_scale);
-        Ok(Plan {
+        let plan = Plan {
             model,
             cfg,
             tenants,
@@ -409,7 +413,22 @@ impl Plan {
             bucket,
             buckets,
             mean_session,
-        })
+        };
+        // Every arrival is drawn in turn (the plan's sessions per second
+        // are counted before the run), so a plan of more than a billion
+        // sessions could not even start: refused, not left to hang.
+        let len = plan.length.as_secs_f64();
+        let total: f64 = (0..plan.tenants.len())
+            .map(|t| plan.integral(t, 0.0, len))
+            .sum();
+        if !(total <= MAX_SESSIONS) {
+            return Err(PlanError(format!(
+                "the plan starts about {} sessions, more than one run can ({}): lower the rate, or shorten the run",
+                crate::output::thousands(total.min(1e30) as u64),
+                crate::output::thousands(MAX_SESSIONS as u64)
+            )));
+        }
+        Ok(plan)
     }
 
     /// How long the run lasts.
