@@ -421,7 +421,7 @@ impl Plan {
         let total: f64 = (0..plan.tenants.len())
             .map(|t| plan.integral(t, 0.0, len))
             .sum();
-        if !(total <= MAX_SESSIONS) {
+        if total.is_nan() || total > MAX_SESSIONS {
             return Err(PlanError(format!(
                 "the plan starts about {} sessions, more than one run can ({}): lower the rate, or shorten the run",
                 crate::output::thousands(total.min(1e30) as u64),
