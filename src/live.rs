@@ -63,9 +63,15 @@ impl LiveOptions {
 
 /// An `--influx` URL that parses (named masked when it does not).
 fn influx_url_ok(u: &str) -> Result<(), String> {
-    url::Url::parse(u)
-        .map(drop)
-        .map_err(|e| format!("--influx {}: {e}", crate::model::redact::mask_url(u)))
+    let shown = || crate::model::redact::mask_url(u);
+    let url = url::Url::parse(u).map_err(|e| format!("--influx {}: {e}", shown()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "--influx {}: InfluxDB's write API is http:// or https://",
+            shown()
+        ));
+    }
+    Ok(())
 }
 
 /// Series kept apart before the rest become `other`.

@@ -505,6 +505,7 @@ fn a_dry_run_checks_the_live_outputs_and_quiet_keeps_influx_warnings_in() {
     for (flag, value) in [
         ("--influx-file", "no/such/dir/x.lp"),
         ("--influx", "not a url"),
+        ("--influx", "ftp://influx:8086/api/v2/write"),
         ("--prometheus-listen", addr.as_str()),
     ] {
         let out = util::reprise()

@@ -542,6 +542,10 @@ fn expression(
     if def.kind == Kind::Rate && !(0.0..=1.0).contains(&bound) {
         return Err(c.err(num_at, "a rate is between 0 and 1 (or 0% and 100%)"));
     }
+    if bound < 0.0 {
+        // `p(95)<-5` can never hold and `count>-1` always does: a typo.
+        return Err(c.err(num_at, "no metric is negative: the bound is 0 or more"));
+    }
     // ` over 1m`
     let save = c.pos;
     c.skip_ws();
@@ -705,6 +709,9 @@ mod tests {
         assert!(m.contains("takes rate"), "{m}");
         let (_, m) = col("http_req_failed: rate<5");
         assert!(m.contains("between 0 and 1"), "{m}");
+        let (c, m) = col("http_req_duration: p(95)<-5");
+        assert_eq!(c, 26);
+        assert!(m.contains("no metric is negative"), "{m}");
         let (_, m) = col("http_req_duration p(95)<500");
         assert!(m.contains("expected `:`"), "{m}");
         let (_, m) = col("http_req_duration{tenant:acme: p(95)<500");
