@@ -127,6 +127,10 @@ fn replay_settings_out_of_range_exit_2_naming_the_flag_or_the_key() {
         ("timeout = \"0s\"", "`timeout` must be longer than zero"),
         ("tenants = { acme = 1e300 }", "`tenants.acme`: out of range"),
         (
+            "tenant_header = \"bad header\"",
+            "`tenant_header`: `bad header: x`: `bad header` is not a header name",
+        ),
+        (
             "[profile]\nstart = -2\nstages = [{ duration = \"1m\", target = 1 }]",
             "`profile.start`: out of range",
         ),

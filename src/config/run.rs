@@ -500,10 +500,14 @@ impl RunConfig {
         if client.timeout.is_zero() || client.connect_timeout.is_zero() {
             return bad("--timeout and --connect-timeout must be longer than zero".into());
         }
+        let from_flag = a.tenant_header.is_some();
         let tenant_header = match a.tenant_header.or(f.tenant_header) {
             Some(h) => Some(
                 crate::cli::parse_header(&format!("{h}: x"))
-                    .map_err(|e| UsageError(format!("--tenant-header: {e}")))?
+                    .map_err(|e| match from_flag {
+                        true => UsageError(format!("--tenant-header: {e}")),
+                        false => in_file(format!("`tenant_header`: {e}")),
+                    })?
                     .0,
             ),
             None => None,
