@@ -141,28 +141,36 @@ fn speed_lays_out(speed: f64) {
     }
 }
 
-/// `--speed` at its limit, looped for a day: the forecast (what --dry-run
-/// prints) counts each pass over the recording once, without listing the
-/// edge of every compressed bucket (which ran out of memory).
+/// `--speed` at its limit, looped: the forecast (what --dry-run prints)
+/// counts each pass over the recording once, without listing the edge of
+/// every compressed bucket (which ran out of memory), up to the half a
+/// billion sessions of this run; looped for a day it would be more
+/// sessions than a run can start, and is refused.
 #[test]
 fn a_fast_looped_forecast_counts_every_pass_over_the_recording() {
     let model = &synth_model().1;
     let span = model.tenants[0].arrivals.bucket().as_secs_f64()
         * model.tenants[0].arrivals.counts.len() as f64;
     let speed = 1e6;
-    let day = Duration::from_secs(86_400);
-    let p = plan(PlanConfig {
+    let looped = |duration: Duration| PlanConfig {
         mode: Mode::Speed(speed),
         looped: true,
-        duration: Some(day),
+        duration: Some(duration),
         ..PlanConfig::default()
-    });
+    };
+    let day = Duration::from_secs(86_400);
+    assert!(Plan::new(model.clone(), looped(day)).is_err());
+    // Whole passes adding up to about 500 million sessions, in one window.
+    let pass = span / speed;
+    let passes = (5e8 / model.capture.sessions as f64).floor();
+    let run = Duration::from_secs_f64(pass * passes);
+    let p = plan(looped(run));
     let forecast: f64 = p
-        .expected(Duration::from_secs(7_200))
+        .expected(run + Duration::from_secs(1))
         .iter()
         .flat_map(|(_, rows)| rows.iter().map(|r| r.0))
         .sum();
-    let passes = secs(day) / (span / speed);
+    assert!(passes > 10_000.0, "{passes} passes");
     let truth = passes * model.capture.sessions as f64;
     assert!(
         (forecast / truth - 1.0).abs() < 1e-6,
