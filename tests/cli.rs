@@ -600,4 +600,16 @@ fn a_hand_edited_model_out_of_bounds_is_refused_when_read() {
             );
         }
     }
+    // What the importer itself writes stays accepted: `OPTIONS *` (Apache's
+    // internal pings), and a 20 KB query value.
+    let mut m = good.clone();
+    m["endpoints"][0]["path"] = "*".into();
+    m["tenants"][0]["pools"]["products.id"]["values"][0][0] = "q".repeat(20_000).into();
+    let file = dir.path().join("importable.json");
+    std::fs::write(&file, m.to_string()).unwrap();
+    let out = crate::util::reprise()
+        .args(["inspect", file.to_str().unwrap()])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", crate::util::text(&out.stderr));
 }

@@ -298,12 +298,12 @@ pub enum ModelError {
     Inconsistent { path: String, message: String },
 }
 
-/// The most tenants a model holds (the importer's cap).
-const MAX_TENANTS: usize = 1000;
+/// The most tenants a model holds: the importer's 1,000, and `other`.
+const MAX_TENANTS: usize = 1001;
 /// The longest shape a model holds (the importer keeps 100 steps).
 const MAX_SHAPE_STEPS: usize = 1000;
-/// The longest path or pool value (the importer keeps far shorter ones).
-const MAX_VALUE_LEN: usize = 16 * 1024;
+/// The longest path or pool value (the importer keeps no longer value).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// A byte of an HTTP token (RFC 9110 `tchar`): what a method is made of.
 fn is_token_byte(b: u8) -> bool {
@@ -429,9 +429,11 @@ impl Model {
                     "the method is not an HTTP method (letters, no spaces)",
                 ));
             }
-            if !e.path.starts_with('/') || e.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            // `*` is the whole server (`OPTIONS *`, Apache's own pings).
+            let path_ok = e.path == "*" || e.path.starts_with('/');
+            if !path_ok || e.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
                 return Err(what(
-                    "the path must start with `/` and hold no spaces or control characters",
+                    "the path must start with `/` (or be `*`) and hold no spaces or control characters",
                 ));
             }
             if e.path.len() > MAX_VALUE_LEN {

@@ -162,6 +162,13 @@ impl FromStr for FieldMap {
                     let (path, at_end) = match path.rsplit_once(':') {
                         Some((p, "end")) => (p, true),
                         Some((p, "start")) => (p, false),
+                        Some((_, s))
+                            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic()) =>
+                        {
+                            return Err(FieldMapError(format!(
+                                "`time={path}`: `:{s}` is not `:end` or `:start`"
+                            )));
+                        }
                         _ => (path, false),
                     };
                     m.time = paths(path);
@@ -450,6 +457,7 @@ mod tests {
             r#"{"t":"2024-01-01T00:00:00Z","m":"PUT","u":"/z","d":12}"#,
         );
         assert_eq!(x.time.to_rfc3339(), "2023-12-31T23:59:59.988000Z");
+        assert!("time=t:ned,method=m,uri=u".parse::<FieldMap>().is_err());
         assert!("method=m".parse::<FieldMap>().is_err());
         assert!(
             "time=t,uri=u,method=m,duration=d:fortnights"

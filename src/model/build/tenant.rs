@@ -174,7 +174,12 @@ impl TenantB {
         secrets: &Secrets,
         cap: usize,
     ) {
-        if matches!(kind, SlotKind::Tenant | SlotKind::Secret) || secrets.taints(value) {
+        // A value past what a model may hold (a 100 KB GraphQL query) is
+        // not replayable as a pool draw anyway.
+        if matches!(kind, SlotKind::Tenant | SlotKind::Secret)
+            || value.len() > crate::model::MAX_VALUE_LEN
+            || secrets.taints(value)
+        {
             return;
         }
         let entry = match self.pools.get_mut(pool) {
