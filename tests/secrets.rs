@@ -312,6 +312,22 @@ fn config_file_errors_do_not_print_the_secret_on_the_line() {
             "(in `users = …`)",
         ),
         (
+            "target = \"http://127.0.0.1:9\"\nheaders = \"Authorization: Bearer PLANTEDhdr\"\n"
+                .to_string(),
+            "PLANTEDhdr",
+            "run.toml:2:11: invalid type: string \"***\", expected a map (in `headers = …`)",
+        ),
+        (
+            format!("{auth}users = [\"alice:PLANTEDpw\"]\n"),
+            "PLANTEDpw",
+            "(in `users = …`)",
+        ),
+        (
+            format!("{auth}body = \"\"\"\n{{\"password\":\"PLANTEDbody\",\"x\":\"a=b\\q\"}}\n\"\"\"\n"),
+            "PLANTEDbody",
+            "run.toml:6:",
+        ),
+        (
             "[watch]\ndb = 7\n[auth]\nkind = \"json_login\"\nurl = \"https://u:Watch_pw_99@idp/x\" y\n"
                 .to_string(),
             "Watch_pw_99",

@@ -161,29 +161,60 @@ pub(crate) mod opt_duration {
     }
 }
 
-/// Whether a config line may carry a credential: a key named like one
-/// (`password`, `client_secret`, a `X-Api-Key` header), or a URL, which can
-/// hold a password or a token. Other values (`kind = "kerberos"`) stay in
-/// the message, where they say what is wrong.
-fn may_hold_secret(line: &str) -> bool {
-    let keys = line.split('=').rev().skip(1).map(|before| {
-        before
-            .trim_end()
-            .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '['))
-            .next()
-            .unwrap_or_default()
-            .trim_matches(['"', '\''])
-    });
-    line.contains("://")
-        || line.contains('@')
-        || keys.into_iter().any(crate::model::redact::is_secret_name)
+/// Keys whose values never hold a credential and say what is wrong when
+/// an error quotes them (`kind = "kerberos"`: unknown variant `kerberos`).
+/// Any other value an error quotes is masked: a header, a user, a URL, a
+/// body can each hold a secret, whatever their key is called.
+const PLAIN_KEYS: &[&str] = &[
+    "kind",
+    "unit",
+    "sessions",
+    "speed",
+    "rate",
+    "think_scale",
+    "duration",
+    "loop",
+    "seed",
+    "max_inflight",
+    "max_sessions",
+    "late_after",
+    "grace",
+    "timeout",
+    "connect_timeout",
+    "http2",
+    "insecure",
+    "threads",
+    "status_check",
+    "prometheus_linger",
+    "watch_every",
+    "start",
+    "target",
+    "stages",
+    "methods",
+    "segment",
+    "only_tenants",
+];
+
+/// The key a line begins with (`password = …`, `"X-Api-Key" = …`), if it
+/// begins with one: a line inside a multi-line string or array does not.
+fn line_key(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = key.trim_matches(['"', '\'']);
+    let is_key = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    is_key.then_some(bare)
 }
 
 /// A config file's TOML error as `file:line:col: message (in `key = …`)`.
 /// toml's own rendering quotes the whole line, and serde's type errors
 /// quote the value: on a `password = …` or a `target` holding one, that is
-/// the secret, printed for anyone reading CI logs. The value the error
-/// points at is masked; keys and the expected type still say what is wrong.
+/// the secret, printed for anyone reading CI logs. What the message quotes
+/// of the value it points at is masked, unless the key is one whose values
+/// are plain settings; the key and the expected type still say what is
+/// wrong.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let mut message = e.message().trim().to_string();
     let Some(span) = e.span() else {
@@ -195,40 +226,21 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let line_no = text[..start].matches('\n').count() + 1;
     let col = text[line_start..start].chars().count() + 1;
     let line = &text[line_start..line_end];
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim())
-        .filter(|k| !k.is_empty() && !k.starts_with('['));
-    if let Some(eq) = line.find('=')
-        && start >= line_start + eq
-        && may_hold_secret(line)
-    {
-        // The span is (in) a value: whatever the message quotes of it goes,
-        // in backticks (`integer `123``) or in quotes (`string "abc"`).
-        let value = &text[start..span.end.clamp(start, line_end)];
+    let key = line_key(line);
+    // The span is on the key itself (`unknown field `targt``): nothing of a
+    // value is quoted.
+    let on_key = key.is_some() && line.find('=').is_some_and(|eq| start < line_start + eq);
+    let plain = key.is_some_and(|k| PLAIN_KEYS.contains(&k)) && !line.contains('@');
+    if !on_key && !plain {
+        // Whatever the message quotes goes, in backticks (`integer `123``)
+        // or in quotes (`string "abc"`), but for punctuation (`expected `"``).
+        let value = &text[start..span.end.clamp(start, line_end.max(start))];
         let bare = value.trim().trim_matches(['"', '\'']);
         if bare.chars().any(char::is_alphanumeric) {
             message = message.replace(bare, "***");
         }
-        let mut masked = String::with_capacity(message.len());
-        let mut rest = message.as_str();
-        while let Some(open) = rest.find('`') {
-            let Some(close) = rest[open + 1..].find('`') else {
-                break;
-            };
-            let quoted = &rest[open + 1..open + 1 + close];
-            masked.push_str(&rest[..open]);
-            let secret_like = quoted.chars().any(char::is_alphanumeric)
-                && (value.contains(quoted) || line[eq..].contains(quoted));
-            if secret_like {
-                masked.push_str("`***`");
-            } else {
-                masked.push_str(&rest[open..open + close + 2]);
-            }
-            rest = &rest[open + close + 2..];
-        }
-        masked.push_str(rest);
-        message = masked;
+        message = mask_quoted(&message, '`');
+        message = mask_quoted(&message, '"');
     }
     match key {
         Some(k) => format!(
@@ -237,6 +249,30 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
         ),
         None => format!("{}:{line_no}:{col}: {message}", path.display()),
     }
+}
+
+/// `message` with what it quotes between `q`s masked, unless it is only
+/// punctuation (`expected `"``, `expected newline, `#``).
+fn mask_quoted(message: &str, q: char) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(q) {
+        let Some(close) = rest[open + 1..].find(q) else {
+            break;
+        };
+        let quoted = &rest[open + 1..open + 1 + close];
+        out.push_str(&rest[..open]);
+        out.push(q);
+        out.push_str(if quoted.chars().any(char::is_alphanumeric) {
+            "***"
+        } else {
+            quoted
+        });
+        out.push(q);
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl RunFile {
