@@ -640,13 +640,19 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
         said.contains("--max-regression `http_req_duration{endpoint:GET /nowhere}"),
         "{said}"
     );
-    let nothing = crate::util::reprise()
-        .args(["report", "now", "--baseline", "base", "--max-regression"])
-        .arg("http_req_duration{tenant:nobody}: p(95)+10%")
-        .current_dir(dir.path())
-        .output()
-        .expect("runs");
-    assert_eq!(nothing.status.code(), Some(2));
+    for limit in [
+        "http_req_duration{tenant:nobody}: p(95)+10%",
+        // Both runs have one stage: a second one is in neither.
+        "http_req_duration{stage:2}: p(95)+10%",
+    ] {
+        let nothing = crate::util::reprise()
+            .args(["report", "now", "--baseline", "base", "--max-regression"])
+            .arg(limit)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert_eq!(nothing.status.code(), Some(2), "{limit}");
+    }
     assert!(server.seen().is_empty());
 }
 

@@ -343,7 +343,8 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
             tenants: &tenants,
             checks: &checks,
             drill: results.drill.is_some() || then.drill.is_some(),
-            stages: results.stages.len().max(then.stages.len()) + 1,
+            // A regression compares a stage both runs have.
+            stages: results.stages.len().min(then.stages.len()) + 1,
         };
         crate::threshold::validate_regressions(&a.max_regressions, &known).map_err(UsageError)?;
         replay::against_baseline(

@@ -75,13 +75,20 @@ pub fn run_config(
         stages: plan.stage_starts().len() + 1,
     };
     threshold::validate(&cfg.thresholds, &known).map_err(UsageError)?;
-    threshold::validate_regressions(&cfg.max_regressions, &known).map_err(UsageError)?;
     // A baseline that cannot be read is a mistake to report now, not after
     // the run.
     let baseline = match &cfg.baseline {
         Some(dir) => Some((report::load(dir)?, dir.display().to_string())),
         None => None,
     };
+    // A regression compares a stage both runs have.
+    let both = threshold::Known {
+        stages: baseline
+            .as_ref()
+            .map_or(known.stages, |(b, _)| known.stages.min(b.stages.len() + 1)),
+        ..known
+    };
+    threshold::validate_regressions(&cfg.max_regressions, &both).map_err(UsageError)?;
     let shutdown = Shutdown::new();
     let auth = match cfg.auth.clone() {
         Some(a) => Some(Arc::new(Auth::new(

@@ -301,7 +301,10 @@ fn observe_stage(t: &Threshold, r: &Results, stage: usize) -> Option<f64> {
             merged.get_or_insert_with(|| Tick::new(s)).merge(tick);
         }
     }
-    let covered = (to.min(elapsed) - from).max(1.0);
+    // The seconds merged are those that began in the stage: a rate is per
+    // second of them the run covered (a stage from 1.5 s to 3 s holds the
+    // second that begins at 2 s: one second of data, not 1.5).
+    let covered = (to.ceil().min(elapsed) - from.ceil()).max(1.0);
     observe_tick(t, &merged?, covered)
 }
 
@@ -815,6 +818,11 @@ mod tests {
         assert_eq!(v[7].threshold, "dropped_sessions{stage:2}: count==0");
         // The whole run holds the spike too, diluted.
         assert!(judge(&["http_req_failed: rate<0.05"], &r)[0].ok);
+        // Stage edges inside a second: the seconds that began in a stage,
+        // and a rate per second of them (200 requests in seconds 0 and 1).
+        r.stages = vec![1.5, 40.0];
+        let v = judge(&["http_reqs{stage:1}: rate==100"], &r);
+        assert!(v[0].ok, "{v:?}");
         // A stage past the run's end has nothing to judge.
         r.stages = vec![20.0, 40.0, 60.0];
         assert_eq!(
