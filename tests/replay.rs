@@ -863,6 +863,24 @@ fn a_plan_beyond_the_generator_ends_on_time_and_counts_what_it_missed() {
         "every planned session started or dropped: {sessions}"
     );
     assert!(n("dropped") > n("started"), "{sessions}");
+    // The timeline has them too: its seconds add up to the total.
+    let csv = std::fs::read_to_string(dir.path().join("out/timeline.csv")).expect("timeline");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "sessions_dropped")
+        .expect("column");
+    let per_second: u64 = lines
+        .map(|l| {
+            l.split(',')
+                .nth(col)
+                .expect("cell")
+                .parse::<u64>()
+                .expect("count")
+        })
+        .sum();
+    assert_eq!(per_second, n("dropped"));
 }
 
 #[test]

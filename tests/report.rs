@@ -75,6 +75,7 @@ fn results() -> Results {
         interrupted: false,
         aborted: None,
         abort_code: 0,
+        schedule_cut: false,
     };
     r.check_names = vec!["status as recorded".into(), "has items".into()];
     r.checks = vec![(980, 20), (300, 0)];

@@ -177,17 +177,21 @@ pub fn run_config(
         cfg.quiet,
     );
     results.check_names = checks.names.clone();
-    // Arrivals due before the run ended that the schedule never reached (a
-    // plan faster than the generator can even count, cut off at its end)
-    // did not start: they are dropped, not missing. Whole seconds only, so
-    // a stop in the middle of a second drops nothing that was not due.
-    let due: u64 = planned_sessions
-        .iter()
-        .take(results.meta.elapsed.as_secs() as usize)
-        .sum();
-    let c = &mut results.counts;
-    c.sessions_dropped +=
-        due.saturating_sub(c.sessions_started + c.sessions_dropped + c.sessions_empty);
+    if results.meta.schedule_cut {
+        // Every arrival of the plan was due by the run's end; those the
+        // schedule never reached did not start: dropped, not missing, and
+        // in the timeline at the run's last second, where they were given
+        // up on.
+        let planned: u64 = planned_sessions.iter().sum();
+        let c = &results.counts;
+        let missed =
+            planned.saturating_sub(c.sessions_started + c.sessions_dropped + c.sessions_empty);
+        results.counts.sessions_dropped += missed;
+        let last = results.timeline.seconds().last().map_or(0, |(s, _)| s);
+        let mut tick = crate::metrics::Tick::new(last);
+        tick.counts.sessions_dropped = missed;
+        results.timeline.add(tick);
+    }
     results.planned_sessions = planned_sessions;
     results.stages = stages;
     if let Some(w) = watching {
@@ -386,6 +390,7 @@ pub fn execute(
     meta.interrupted = results.meta.interrupted;
     meta.aborted = results.meta.aborted.take();
     meta.abort_code = results.meta.abort_code;
+    meta.schedule_cut = results.meta.schedule_cut;
     results.meta = meta;
     results
 }

@@ -626,6 +626,10 @@ pub struct RunMeta {
     /// The exit code the abort calls for.
     #[serde(skip)]
     pub abort_code: u8,
+    /// The schedule stopped at the run's end with arrivals it never
+    /// reached: they are counted as dropped from the plan's totals.
+    #[serde(skip)]
+    pub schedule_cut: bool,
 }
 
 /// `mine[i] += theirs[i]`, growing `mine` as needed.

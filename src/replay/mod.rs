@@ -265,6 +265,7 @@ pub fn run(
     results.meta.workers = workers;
     results.meta.planned = plan.length();
     results.meta.elapsed = elapsed;
+    results.meta.schedule_cut = limits.schedule_cut();
     if let Some((reason, code)) = stopped.1 {
         results.meta.aborted = Some(reason);
         results.meta.abort_code = code;

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -67,6 +67,8 @@ pub struct Limits {
     max_inflight: usize,
     open: Arc<AtomicU64>,
     max_sessions: u64,
+    /// A worker's schedule stopped at the run's end with arrivals left.
+    cut: Arc<AtomicBool>,
 }
 
 impl Limits {
@@ -75,7 +77,14 @@ impl Limits {
             max_inflight: max_inflight.max(1),
             open: Arc::new(AtomicU64::new(0)),
             max_sessions: max_sessions.max(1) as u64,
+            cut: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether a worker's schedule ran out of time with arrivals it never
+    /// reached (a plan faster than the generator can go through).
+    pub fn schedule_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     /// Takes a session slot if one is free.
@@ -178,22 +187,26 @@ const YIELD_EVERY: usize = 64;
 async fn schedule<T: Transport + 'static, C: Clock>(inner: &Rc<Inner<T, C>>) {
     let segment = inner.plan.cfg.segment;
     // Past this the run is over, whatever arrivals are left: a plan the
-    // generator cannot keep up with must still end on time (what it did
-    // not start shows against the plan's sessions per second).
+    // generator cannot keep up with must still end on time.
     let deadline = inner.start + inner.plan.length() + inner.opts.grace;
+    let mine = |a: &Arrival| {
+        segment.is_none_or(|s| s.owns(a.index)) && owner(a.index, inner.workers) == inner.id
+    };
     for (n, arrival) in inner.plan.arrivals().enumerate() {
         if inner.stop.is_stopped() {
             return;
         }
         if n % YIELD_EVERY == YIELD_EVERY - 1 {
             if inner.clock.now() >= deadline {
+                // Every arrival left was due and never started: the run
+                // counts them as dropped from the plan's totals (drawing
+                // them all here would take as long again).
+                inner.limits.cut.store(true, Ordering::Relaxed);
                 return;
             }
             tokio::task::yield_now().await;
         }
-        if segment.is_some_and(|s| !s.owns(arrival.index))
-            || owner(arrival.index, inner.workers) != inner.id
-        {
+        if !mine(&arrival) {
             continue;
         }
         let due = inner.start + arrival.due;
