@@ -157,9 +157,10 @@ pub struct ReplayArgs {
     pub tenant_header: Option<String>,
 
     /// Add or override a header on every request: `'X-Env: staging'`
-    /// (repeatable).
-    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    /// (repeatable). (Parsed with the config, so that an error never
+    /// repeats a credential the value holds, as clap's own message would.)
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
 
     /// Run share I of N (for N processes that together replay the whole):
     /// `--segment 2/4`. All N need the same model, options and --seed.
@@ -604,14 +605,17 @@ fn parse_tenant_mult(s: &str) -> Result<(String, f64), String> {
 pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
-        .ok_or_else(|| format!("`{s}`: expected 'NAME: VALUE'"))?;
+        // The whole text could be a credential (`Bearer …` with the name
+        // left out): it is not repeated.
+        .ok_or_else(|| "expected 'NAME: VALUE'".to_string())?;
     let name = name.trim().to_ascii_lowercase();
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
     {
-        return Err(format!("`{s}`: `{name}` is not a header name"));
+        // Named, not its value: the value is often a credential.
+        return Err(format!("`{name}` is not a header name"));
     }
     let value = value.trim().to_string();
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
@@ -621,7 +625,7 @@ pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
         ));
     }
     if name == "host" && value.parse::<hyper::http::uri::Authority>().is_err() {
-        return Err(format!("`{s}`: a Host header is a host[:port]"));
+        return Err(format!("`host: {value}`: a Host header is a host[:port]"));
     }
     Ok((name, value))
 }

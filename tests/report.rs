@@ -653,6 +653,11 @@ fn a_run_compared_with_its_baseline_fails_on_a_regression() {
             .output()
             .expect("runs");
         assert_eq!(nothing.status.code(), Some(2), "{limit}");
+        let said = crate::util::text(&nothing.stderr);
+        assert!(
+            !limit.contains("stage") || said.contains("is not in both runs"),
+            "{said}"
+        );
     }
     assert!(server.seen().is_empty());
 }

@@ -315,7 +315,7 @@ fn config_file_errors_do_not_print_the_secret_on_the_line() {
             "target = \"http://127.0.0.1:9\"\nheaders = \"Authorization: Bearer PLANTEDhdr\"\n"
                 .to_string(),
             "PLANTEDhdr",
-            "run.toml:2:11: invalid type: string \"***\", expected a map (in `headers = …`)",
+            "run.toml:2:11: invalid type: string `***`, expected a map (in `headers = …`)",
         ),
         (
             format!("{auth}users = [\"alice:PLANTEDpw\"]\n"),
@@ -326,6 +326,37 @@ fn config_file_errors_do_not_print_the_secret_on_the_line() {
             format!("{auth}body = \"\"\"\n{{\"password\":\"PLANTEDbody\",\"x\":\"a=b\\q\"}}\n\"\"\"\n"),
             "PLANTEDbody",
             "run.toml:6:",
+        ),
+        (
+            "target = \"http://127.0.0.1:9\"\nheaders = 'Authorization: Digest username=\"a\", response=\"PLANTEDdigest\", nonce=\"n\"'\n"
+                .to_string(),
+            "PLANTEDdigest",
+            "run.toml:2:",
+        ),
+        (
+            format!("{auth}users = '[{{\"username\":\"a\",\"password\":\"PLANTEDjson\"}}]'\n"),
+            "PLANTEDjson",
+            "run.toml:5:",
+        ),
+        // Checks after parsing: a header name, an auth URL, a template.
+        (
+            "target = \"http://127.0.0.1:9\"\nheaders = { \"Bad Name\" = \"Bearer PLANTEDbadname\" }\n"
+                .to_string(),
+            "PLANTEDbadname",
+            "`bad name` is not a header name",
+        ),
+        (
+            "target = \"http://127.0.0.1:9\"\n[auth]\nkind = \"json_login\"\nurl = \"ftp://u:PLANTEDurlpw@127.0.0.1:9/login\"\nusername = \"u\"\npassword = \"p\"\n"
+                .to_string(),
+            "PLANTEDurlpw",
+            "a path starting with / or an http(s) URL",
+        ),
+        (
+            format!(
+                "{auth}username = \"u\"\npassword = \"p\"\nbody = '{{\"user\": \"{{username}}\", \"pin\": \"PLANTEDpin\", \"x\": \"{{nope}}\"}}'\n"
+            ),
+            "PLANTEDpin",
+            "`{nope}` in a template is not a credential field",
         ),
         (
             "[watch]\ndb = 7\n[auth]\nkind = \"json_login\"\nurl = \"https://u:Watch_pw_99@idp/x\" y\n"
@@ -350,4 +381,22 @@ fn config_file_errors_do_not_print_the_secret_on_the_line() {
         );
         assert!(stderr.contains(place), "{config}: {stderr}");
     }
+    // The flag's own error does not repeat the value either.
+    let out = crate::util::reprise()
+        .args([
+            "replay",
+            model.to_str().unwrap(),
+            "--target",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--header", "Bad Name: Bearer PLANTEDflag", "--dry-run"])
+        .output()
+        .expect("runs");
+    let stderr = crate::util::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("PLANTEDflag"), "{stderr}");
+    assert!(
+        stderr.contains("--header: `bad name` is not a header name"),
+        "{stderr}"
+    );
 }

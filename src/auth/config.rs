@@ -271,7 +271,9 @@ impl AuthConfig {
         if let Apply::Header(_, t) = &apply
             && !t.contains("{token}")
         {
-            return Err(err(format!("template `{t}` has no {{token}}")));
+            // Named by what is missing, not quoted: a header template can
+            // hold a fixed credential.
+            return Err(err("the header template has no {token}".to_string()));
         }
         if kind == AuthKind::ApiKey
             && (f.url.is_some() || f.body.is_some() || f.refresh_token_pointer.is_some())
@@ -296,7 +298,8 @@ impl AuthConfig {
             if !url.starts_with('/') && !url.starts_with("http://") && !url.starts_with("https://")
             {
                 return Err(err(format!(
-                    "url `{url}`: a path starting with / or an http(s) URL"
+                    "url `{}`: a path starting with / or an http(s) URL",
+                    crate::model::redact::mask_url(&url)
                 )));
             }
             let oauth = matches!(
@@ -574,8 +577,10 @@ fn check_template(t: &str, id: &Identity) -> Result<(), String> {
         if id.get(name).is_none() && name != "tenant" {
             let mut known: Vec<&str> = id.fields.keys().map(String::as_str).collect();
             known.push("tenant");
+            // The template is not quoted: a body can hold a password
+            // written in it.
             return Err(format!(
-                "`{{{name}}}` in `{t}` is not a credential field (these are: {})",
+                "`{{{name}}}` in a template is not a credential field (these are: {})",
                 known.join(", ")
             ));
         }

@@ -193,6 +193,18 @@ const PLAIN_KEYS: &[&str] = &[
     "methods",
     "segment",
     "only_tenants",
+    "expiry",
+    "client_auth",
+    "retry_on",
+    "method",
+    "content_type",
+    "scope",
+    "token_pointer",
+    "refresh_token_pointer",
+    "expires_in_pointer",
+    "ttl",
+    "refresh_skew",
+    "skip_login_requests",
 ];
 
 /// The key a line begins with (`password = …`, `"X-Api-Key" = …`), if it
@@ -230,17 +242,19 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     // The span is on the key itself (`unknown field `targt``): nothing of a
     // value is quoted.
     let on_key = key.is_some() && line.find('=').is_some_and(|eq| start < line_start + eq);
-    let plain = key.is_some_and(|k| PLAIN_KEYS.contains(&k)) && !line.contains('@');
+    // The key the value belongs to: the nearest `key =` before the span on
+    // its line (an inline table's `duration = "1q"` too).
+    let before = &text[line_start..start];
+    let nearest = before.rfind('=').and_then(|eq| {
+        before[..eq]
+            .trim_end()
+            .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '['))
+            .next()
+            .map(|k| k.trim_matches(['"', '\'']))
+    });
+    let plain = nearest.is_some_and(|k| PLAIN_KEYS.contains(&k)) && !line.contains('@');
     if !on_key && !plain {
-        // Whatever the message quotes goes, in backticks (`integer `123``)
-        // or in quotes (`string "abc"`), but for punctuation (`expected `"``).
-        let value = &text[start..span.end.clamp(start, line_end.max(start))];
-        let bare = value.trim().trim_matches(['"', '\'']);
-        if bare.chars().any(char::is_alphanumeric) {
-            message = message.replace(bare, "***");
-        }
-        message = mask_quoted(&message, '`');
-        message = mask_quoted(&message, '"');
+        message = mask_value(&message);
     }
     match key {
         Some(k) => format!(
@@ -251,28 +265,23 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// `message` with what it quotes between `q`s masked, unless it is only
-/// punctuation (`expected `"``, `expected newline, `#``).
-fn mask_quoted(message: &str, q: char) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find(q) {
-        let Some(close) = rest[open + 1..].find(q) else {
-            break;
-        };
-        let quoted = &rest[open + 1..open + 1 + close];
-        out.push_str(&rest[..open]);
-        out.push(q);
-        out.push_str(if quoted.chars().any(char::is_alphanumeric) {
-            "***"
-        } else {
-            quoted
-        });
-        out.push(q);
-        rest = &rest[open + close + 2..];
+/// `message` with the value it quotes masked: serde and toml quote it
+/// first (`invalid type: string "…", expected a map`, `unknown variant
+/// `…`, expected one of …`), and it may hold escaped quotes of its own, so
+/// everything from the first quote to the `, expected` that follows it
+/// goes. What is expected is reprise's own words and stays. A message
+/// quoting only punctuation (`expected `"``) is left as it is.
+fn mask_value(message: &str) -> String {
+    let Some(open) = message.find(['`', '"']) else {
+        return message.to_string();
+    };
+    let quoted = &message[open..];
+    let tail = quoted.find(", expected").map_or("", |i| &quoted[i..]);
+    let value = &quoted[..quoted.len() - tail.len()];
+    if !value.chars().any(char::is_alphanumeric) {
+        return message.to_string();
     }
-    out.push_str(rest);
-    out
+    format!("{}`***`{tail}", &message[..open])
 }
 
 impl RunFile {
@@ -467,7 +476,11 @@ impl RunConfig {
             );
         }
         // Flags come last, so they replace file headers of the same name.
-        headers.extend(a.headers);
+        for h in &a.headers {
+            headers.push(
+                crate::cli::parse_header(h).map_err(|e| UsageError(format!("--header: {e}")))?,
+            );
+        }
         let mut target = target;
         target.host_header = headers
             .iter()
@@ -757,7 +770,7 @@ mod tests {
         );
         let mut a = args(Some("http://flag.example"));
         a.rate = Some(5.0);
-        a.headers = vec![("x-env".into(), "ci".into())];
+        a.headers = vec!["X-Env: ci".into()];
         a.tenant_mult = vec![("acme".into(), 4.0)];
         let c = RunConfig::resolve(a, f).unwrap();
         assert_eq!(c.target.origin("x").host, "flag.example");

@@ -423,7 +423,14 @@ impl Model {
             }
         }
         for e in &self.endpoints {
-            let what = |m: &str| format!("endpoint {:?} {:?}: {m}", e.method, e.path);
+            // Named by its start: a path can be long, and the error is read.
+            let shown: String = e.path.chars().take(80).collect();
+            let cut = if shown.len() < e.path.len() {
+                "…"
+            } else {
+                ""
+            };
+            let what = |m: &str| format!("endpoint {:?} {shown:?}{cut}: {m}", e.method);
             if e.method.is_empty() || !e.method.bytes().all(is_token_byte) {
                 return Err(what(
                     "the method is not an HTTP method (letters, no spaces)",

@@ -108,7 +108,15 @@ pub fn validate(ts: &[Threshold], known: &Known<'_>) -> Result<(), String> {
 /// has: a limit on nothing would be judged only after the whole load.
 pub fn validate_regressions(gs: &[Regression], known: &Known<'_>) -> Result<(), String> {
     for g in gs {
-        judgeable(&g.what, known).map_err(|m| format!("--max-regression `{}`: {m}", g.source))?;
+        judgeable(&g.what, known).map_err(|m| {
+            // A regression needs the stage in both runs: `known` has the
+            // fewer stages, which may be the baseline's.
+            let m = m.replace(
+                "matches nothing in this run: its profile has",
+                "is not in both runs: the shorter profile has",
+            );
+            format!("--max-regression `{}`: {m}", g.source)
+        })?;
     }
     Ok(())
 }

@@ -114,6 +114,11 @@ pub fn filter_reason(opts: &ModelOptions, x: &Exchange) -> Option<&'static str> 
     if x.method == "CONNECT" {
         return Some("CONNECT tunnel");
     }
+    if x.path.len() > crate::model::MAX_VALUE_LEN {
+        // A model holds no longer path (replay could not send it either:
+        // servers refuse request lines far shorter).
+        return Some("path longer than 64 KiB");
+    }
     if !opts.methods.is_empty() && !opts.methods.contains(&x.method) {
         return Some("method not selected");
     }
