@@ -163,7 +163,7 @@ fn de_opt_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     let ms = Option::<f64>::deserialize(d)?;
     ms.map(|ms| {
         crate::model::time::millis(ms)
-            .ok_or_else(|| serde::de::Error::custom("a duration in milliseconds, from 0 to 1e12"))
+            .ok_or_else(|| serde::de::Error::custom("a duration in milliseconds, from 0 to 1e15"))
     })
     .transpose()
 }

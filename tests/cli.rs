@@ -534,12 +534,12 @@ fn a_hand_edited_model_out_of_bounds_is_refused_when_read() {
         (
             "span",
             |m| m["capture"]["span_ms"] = 1e30.into(),
-            "from 0 to 1e12",
+            "from 0 to 1e15",
         ),
         (
             "gap",
             |m| m["settings"]["session_gap_ms"] = 1e30.into(),
-            "from 0 to 1e12",
+            "from 0 to 1e15",
         ),
         (
             "latency",

@@ -655,9 +655,8 @@ pub mod ms {
 /// Milliseconds (as [`ser_ms`] writes them) → a duration.
 pub fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(d)?;
-    crate::model::time::millis(ms).ok_or_else(|| {
-        serde::de::Error::custom("a duration in milliseconds, from 0 to 1e12 (31 years)")
-    })
+    crate::model::time::millis(ms)
+        .ok_or_else(|| serde::de::Error::custom("a duration in milliseconds, from 0 to 1e15"))
 }
 
 /// Everything a run measured.

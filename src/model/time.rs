@@ -327,9 +327,10 @@ fn month_from_abbrev(m: &[u8]) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
-/// The longest duration a file may hold, in milliseconds: about 31 years.
-/// Past it a value is a mistake (and `Duration` cannot hold 1e30 s).
-pub const MAX_MS: f64 = 1e12;
+/// The longest duration a file may hold, in milliseconds: about 31,700
+/// years, the span of any two timestamps a capture can carry. Past it a
+/// value is a mistake (and `Duration` cannot hold 1e30 s).
+pub const MAX_MS: f64 = 1e15;
 
 /// Milliseconds from a file as a duration: a number from 0 to [`MAX_MS`].
 pub fn millis(ms: f64) -> Option<Duration> {
@@ -347,9 +348,7 @@ pub mod as_millis {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
         millis(ms).ok_or_else(|| {
-            serde::de::Error::custom(
-                "a duration must be a number of milliseconds from 0 to 1e12 (31 years)",
-            )
+            serde::de::Error::custom("a duration must be a number of milliseconds from 0 to 1e15")
         })
     }
 }

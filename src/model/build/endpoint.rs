@@ -69,10 +69,14 @@ impl EndpointB {
         if let Some(s) = x.status {
             *self.status.entry(s).or_default() += 1;
         }
-        if let Some(d) = x.duration {
+        // A duration no model holds (a damaged capture's clock jumping by
+        // decades) is no latency to keep: the model would not read back.
+        let kept =
+            |d: &std::time::Duration| d.as_secs_f64() * 1000.0 <= crate::model::MAX_RECORDED_MS;
+        if let Some(d) = x.duration.filter(kept) {
             self.latency.add(d);
         }
-        if let Some(d) = x.ttfb {
+        if let Some(d) = x.ttfb.filter(kept) {
             self.ttfb.add(d);
         }
         let key = {
