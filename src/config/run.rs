@@ -252,7 +252,10 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
             .next()
             .map(|k| k.trim_matches(['"', '\'']))
     });
-    let plain = nearest.is_some_and(|k| PLAIN_KEYS.contains(&k)) && !line.contains('@');
+    // A URL can carry a credential in its userinfo or its query, whatever
+    // its key (`target`).
+    let url = line.contains('@') || line.contains("://");
+    let plain = nearest.is_some_and(|k| PLAIN_KEYS.contains(&k)) && !url;
     if !on_key && !plain {
         message = mask_value(&message);
     }
