@@ -30,18 +30,8 @@ const PASSWORD: &str = "planted-Pa55word-7f3a";
 /// with one environment variable set; the output, everything it printed or
 /// wrote as one text (to search for secrets), and summary.json.
 fn run_in(dir: &Path, env: (&str, &str)) -> (std::process::Output, String, Value) {
-    let out = util::reprise()
+    let out = util::replay_in(dir)
         .env(env.0, env.1)
-        .args([
-            "replay",
-            "model.json",
-            "--config",
-            "run.toml",
-            "--out",
-            "out",
-        ])
-        .current_dir(dir)
-        .timeout(Duration::from_secs(120))
         .output()
         .expect("runs");
     let everything = format!(

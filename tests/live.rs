@@ -129,22 +129,13 @@ fn influx_line_protocol_to_a_receiver_and_a_file() {
     let influx = Recorder::start(Behaviour::default());
     std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 3)).expect("writes");
     let token = "influx-planted-t0ken";
-    let out = util::reprise()
+    let out = util::replay_in(dir.path())
         .env("INFLUX_TOKEN", token)
-        .args([
-            "replay",
-            "model.json",
-            "--config",
-            "run.toml",
-            "--out",
-            "out",
-        ])
         .args([
             "--influx",
             &format!("{}/api/v2/write?org=o&bucket=b&precision=s", influx.url()),
         ])
         .args(["--influx-file", "live.lp"])
-        .current_dir(dir.path())
         .timeout(Duration::from_secs(60))
         .output()
         .expect("runs");
@@ -544,25 +535,16 @@ fn a_dry_run_checks_the_live_outputs_and_quiet_keeps_influx_warnings_in() {
 #[test]
 fn a_stalled_influx_holds_back_neither_the_run_nor_its_results() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = short_run(dir.path());
+    let target = Recorder::start(Behaviour::default());
+    util::ping_model(dir.path(), 5);
     std::fs::write(dir.path().join("run.toml"), profile(&target.url(), 4)).expect("writes");
     let influx = Recorder::stalling(Duration::ZERO, Duration::from_secs(600));
     let started = std::time::Instant::now();
-    let out = util::reprise()
-        .args([
-            "replay",
-            "model.json",
-            "--config",
-            "run.toml",
-            "--out",
-            "out",
-        ])
+    let out = util::replay_in(dir.path())
         .args([
             "--influx",
             &format!("{}/api/v2/write?org=o&bucket=b", influx.url()),
         ])
-        .current_dir(dir.path())
-        .timeout(Duration::from_secs(120))
         .output()
         .expect("runs");
     let took = started.elapsed();

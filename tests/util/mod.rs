@@ -19,6 +19,23 @@ pub fn reprise() -> Command {
     c
 }
 
+/// `reprise replay model.json --config run.toml --out out` in `dir`, with a
+/// two-minute bound: the shape of most end-to-end runs.
+pub fn replay_in(dir: &Path) -> Command {
+    let mut c = reprise();
+    c.args([
+        "replay",
+        "model.json",
+        "--config",
+        "run.toml",
+        "--out",
+        "out",
+    ])
+    .current_dir(dir)
+    .timeout(std::time::Duration::from_secs(120));
+    c
+}
+
 /// The shared corpus of real captures (`../shared/corpus`). Tests that need
 /// it skip loudly without it, unless REPRISE_REQUIRE_CORPUS is set (CI).
 pub fn corpus() -> Option<PathBuf> {
