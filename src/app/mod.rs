@@ -345,6 +345,7 @@ fn report(a: crate::cli::ReportArgs) -> Result<u8> {
             drill: results.drill.is_some() || then.drill.is_some(),
             // A regression compares a stage both runs have.
             stages: results.stages.len().min(then.stages.len()) + 1,
+            comparing: true,
         };
         crate::threshold::validate_regressions(&a.max_regressions, &known).map_err(UsageError)?;
         replay::against_baseline(

@@ -73,6 +73,7 @@ pub fn run_config(
         checks: &checks.names,
         drill: drill.is_some(),
         stages: plan.stage_starts().len() + 1,
+        comparing: false,
     };
     threshold::validate(&cfg.thresholds, &known).map_err(UsageError)?;
     // A baseline that cannot be read is a mistake to report now, not after
@@ -86,6 +87,7 @@ pub fn run_config(
         stages: baseline
             .as_ref()
             .map_or(known.stages, |(b, _)| known.stages.min(b.stages.len() + 1)),
+        comparing: true,
         ..known
     };
     threshold::validate_regressions(&cfg.max_regressions, &both).map_err(UsageError)?;

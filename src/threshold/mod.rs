@@ -92,8 +92,11 @@ pub struct Known<'a> {
     pub tenants: &'a [String],
     pub checks: &'a [String],
     pub drill: bool,
-    /// Stages of the run's profile (1 for a run without one).
+    /// Stages of the run's profile (1 for a run without one); comparing two
+    /// runs, of the one with fewer.
     pub stages: usize,
+    /// Two runs are compared (`--max-regression`): a stage must be in both.
+    pub comparing: bool,
 }
 
 /// Checks that every threshold can be judged in this run.
@@ -108,15 +111,7 @@ pub fn validate(ts: &[Threshold], known: &Known<'_>) -> Result<(), String> {
 /// has: a limit on nothing would be judged only after the whole load.
 pub fn validate_regressions(gs: &[Regression], known: &Known<'_>) -> Result<(), String> {
     for g in gs {
-        judgeable(&g.what, known).map_err(|m| {
-            // A regression needs the stage in both runs: `known` has the
-            // fewer stages, which may be the baseline's.
-            let m = m.replace(
-                "matches nothing in this run: its profile has",
-                "is not in both runs: the shorter profile has",
-            );
-            format!("--max-regression `{}`: {m}", g.source)
-        })?;
+        judgeable(&g.what, known).map_err(|m| format!("--max-regression `{}`: {m}", g.source))?;
     }
     Ok(())
 }
@@ -160,8 +155,13 @@ fn judgeable(t: &Threshold, known: &Known<'_>) -> Result<(), String> {
                 _ => Vec::new(),
             };
             if tag == "stage" {
+                let whose = if known.comparing {
+                    "is not in both runs: the shorter profile has"
+                } else {
+                    "matches nothing in this run: its profile has"
+                };
                 return Err(format!(
-                    "stage:{value} matches nothing in this run: its profile has {} stage{} (1 is the first)",
+                    "stage:{value} {whose} {} stage{} (1 is the first)",
                     known.stages,
                     if known.stages == 1 { "" } else { "s" }
                 ));
@@ -859,6 +859,7 @@ mod tests {
             checks: &checks,
             drill: false,
             stages: 3,
+            comparing: false,
         };
         let ok = parse("http_req_duration{endpoint:GET /api/products/{id},tenant:acme,method:GET,status:2xx}: p(99)<800").unwrap();
         validate(&ok, &known).unwrap();
